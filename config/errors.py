@@ -1,0 +1,26 @@
+"""Error pages: JSON in the API's shape under /api/, a plain page elsewhere; never a stack trace."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+
+from config.api import error_body
+
+
+def _respond(request: HttpRequest, status: int, code: str, message: str) -> HttpResponse:
+    if request.path.startswith("/api/") or request.path.startswith("/webhooks/"):
+        return JsonResponse(error_body(code, message), status=status)
+    return render(request, "errors/error.html", {"status": status, "message": message}, status=status)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _respond(request, 404, "not_found", "This page does not exist.")
+
+
+def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _respond(request, 403, "forbidden", "You do not have access to this page.")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    return _respond(request, 500, "server_error", "Something went wrong on our side. We have been told.")

@@ -1,0 +1,22 @@
+"""/metrics: open on the public host (the platform's network), elsewhere only with METRICS_TOKEN."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.crypto import constant_time_compare
+from django_prometheus.exports import ExportToDjangoView
+from django_tenants.utils import get_public_schema_name
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    on_public_host = request.tenant.schema_name == get_public_schema_name()  # type: ignore[attr-defined]
+    token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    expected = settings.METRICS_TOKEN or ""
+    has_token = bool(expected) and constant_time_compare(token, expected)
+    if not (on_public_host or has_token):
+        return JsonResponse(
+            {"error": {"code": "forbidden", "message": "Metrics need the metrics token.", "details": {}}},
+            status=403,
+        )
+    return ExportToDjangoView(request)

@@ -1,0 +1,17 @@
+"""The public host: platform admin, webhook, /metrics (/healthz is answered by middleware on every host)."""
+
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import TemplateView
+
+from config.metrics import metrics_view
+
+urlpatterns = [
+    path("", TemplateView.as_view(template_name="public/home.html"), name="home"),
+    path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
+]
+
+handler404 = "config.errors.not_found"
+handler500 = "config.errors.server_error"
+handler403 = "config.errors.forbidden"

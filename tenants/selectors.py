@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from tenants.models import Tenant
+
+
+def active_tenant_schemas() -> list[str]:
+    return list(Tenant.objects.filter(is_active=True).values_list("schema_name", flat=True))
