@@ -61,6 +61,8 @@ class Contact(models.Model):
     name = models.CharField(max_length=200, blank=True)
     phone = models.CharField(max_length=20, unique=True, help_text="E.164")
     wa_id = models.CharField(max_length=32, blank=True, db_index=True)
+    # WhatsApp's business-scoped user id, when Meta sends one.
+    whatsapp_user_id = models.CharField(max_length=64, blank=True, db_index=True)
     email = models.EmailField(blank=True)
     tags = models.ManyToManyField(Tag, related_name="contacts", blank=True)
     last_inbound_at = models.DateTimeField(null=True, blank=True)

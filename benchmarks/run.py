@@ -1,0 +1,39 @@
+"""`make bench`: runs every benchmark module in turn; each prints its numbers and returns a dict.
+
+`make bench BENCH_ARGS="tenants"` runs one. Results are appended as JSON to .data/bench-results.jsonl;
+docs/benchmarks.md records them with the command.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+# In the order they run; a module may be absent while its issue is open.
+BENCHMARKS = ["tenants", "api", "whatsapp", "inbox"]
+
+
+def main(argv: list[str]) -> int:
+    names = argv or BENCHMARKS
+    out = Path(".data/bench-results.jsonl")
+    out.parent.mkdir(exist_ok=True)
+    for name in names:
+        try:
+            module = importlib.import_module(f"benchmarks.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"benchmarks.{name}":
+                print(f"[{name}] not present, skipped")
+                continue
+            raise
+        print(f"== {name}")
+        result = module.main()
+        with out.open("a") as handle:
+            handle.write(json.dumps({"benchmark": name, "at": time.time(), **result}) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
