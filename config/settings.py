@@ -267,3 +267,4 @@ PERIODIC_JOBS: dict[str, tuple[str, int]] = {
     "cleanup_sessions": ("tenants.actors.cleanup_expired_sessions", 3600),
 }
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+LOGOUT_REDIRECT_URL = "/login/"
