@@ -56,7 +56,7 @@ def stop_embedded(resources: list[object]) -> None:
             import pgserver
 
             with contextlib.suppress(Exception):
-                pgserver.pg_ctl(
+                pgserver.pg_ctl(  # type: ignore[attr-defined]
                     ["-w", "-m", "fast", "stop"],
                     pgdata=DATA_DIR / "pg",
                     user=getattr(resource, "system_user", None),
