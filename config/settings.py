@@ -51,7 +51,7 @@ SHARED_APPS = [
     "django.contrib.auth",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "django.contrib.admin",
+    "config.apps.AdminConfig",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "django_prometheus",
@@ -67,7 +67,7 @@ TENANT_APPS = [
     "django.contrib.auth",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "django.contrib.admin",
+    "config.apps.AdminConfig",
     "crm",
     "conversations",
     "whatsapp",
@@ -189,7 +189,12 @@ AUTH_PASSWORD_VALIDATORS = [
 PASSWORD_HASHERS = (
     ["django.contrib.auth.hashers.MD5PasswordHasher"]
     if TESTING
-    else ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    # Argon2id first (OWASP's first choice; ~0.1 s here against ~0.2 s for PBKDF2 at Django's default).
+    else [
+        "django.contrib.auth.hashers.Argon2PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.ScryptPasswordHasher",
+    ]
 )
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/inbox/"

@@ -22,8 +22,22 @@ class Tenant(TenantMixin):
 
     auto_create_schema = True
     auto_drop_schema = True
-    # The template holds only migrations, content types and permissions: copy them.
-    clone_mode = "DATA"
+
+    def create_schema(
+        self, check_if_exists: bool = False, sync_schema: bool = True, verbosity: int = 1
+    ) -> bool:
+        """Copy the migrated template schema (tenants.cloning) instead of django-tenants' slow clone."""
+        from django.conf import settings
+        from django_tenants.utils import schema_exists
+
+        from tenants.cloning import clone_template_schema
+        from tenants.db import connection
+
+        if check_if_exists and schema_exists(self.schema_name):
+            return False
+        clone_template_schema(template=settings.TENANT_BASE_SCHEMA, schema=self.schema_name)
+        connection.set_schema_to_public()
+        return True
 
     class Meta:
         ordering = ["name"]
