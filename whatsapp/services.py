@@ -470,7 +470,7 @@ def download_media(*, media_file_id: int) -> str:
         mime = info.mime_type or media.mime_type
         check_media(kind=media.kind, mime_type=mime, size=info.file_size or 0)
         content = client.download(url=info.url, max_bytes=MEDIA_LIMITS[media.kind])
-        if not _sha_matches(content, info.sha256 or media.sha256):
+        if not (_sha_matches(content, info.sha256) and _sha_matches(content, media.sha256)):
             raise GraphError(
                 code=None, title="Downloaded media does not match its sha256.", retry_class=RetryClass.RETRY
             )

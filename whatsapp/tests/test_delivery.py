@@ -274,3 +274,46 @@ def test_queued_messages_whose_job_was_lost_are_requeued(conversation_a, in_alph
     run_jobs()
     message.refresh_from_db()
     assert message.status == "sent"
+
+
+def test_interactive_reaction_and_read_receipts_reach_the_graph_api(
+    conversation_a, tenant_a, sandbox, public_client
+):
+    from conversations.services import mark_as_read, send_interactive_message, send_reaction
+    from whatsapp.tests.conftest import fixture
+
+    deliver(public_client, fixture("text"))
+    with schema_context(tenant_a.schema_name):
+        inbound = Message.objects.get(direction="in")
+        conversation = inbound.conversation
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            send_interactive_message(
+                conversation=conversation,
+                interactive={
+                    "type": "button",
+                    "body": {"text": "Which colour?"},
+                    "action": {"buttons": [{"type": "reply", "reply": {"id": "blue", "title": "Blue"}}]},
+                },
+            )
+            send_reaction(conversation=conversation, message=inbound, emoji="❤️")
+            mark_as_read(message=inbound)
+        run_jobs()
+        inbound.refresh_from_db()
+        assert inbound.reactions == {"business": "❤️"}
+        assert inbound.conversation.unread_count == 0
+    kinds = [s["body"]["type"] for s in sandbox.sent()]
+    assert kinds == ["interactive", "reaction"]
+    assert sandbox.sent()[1]["body"]["reaction"] == {"message_id": inbound.wamid, "emoji": "❤️"}
+    assert sandbox.state.read_receipts[0]["message_id"] == inbound.wamid
+
+
+def test_an_interactive_message_with_four_buttons_is_refused(conversation_a, in_alpha):
+    from conversations.services import send_interactive_message
+
+    buttons = [{"type": "reply", "reply": {"id": str(i), "title": f"B{i}"}} for i in range(4)]
+    with pytest.raises(MessageRejected) as rejected:
+        send_interactive_message(
+            conversation=conversation_a,
+            interactive={"type": "button", "body": {"text": "?"}, "action": {"buttons": buttons}},
+        )
+    assert rejected.value.code == "invalid_interactive"
