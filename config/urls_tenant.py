@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from config.metrics import metrics_view
@@ -24,6 +24,9 @@ urlpatterns = [
     ),
     path("metrics", metrics_view, name="metrics"),
 ]
+
+# Conversations and messages API (the WhatsApp channel's endpoints).
+urlpatterns += [path("api/v1/", include("conversations.api_urls"))]
 
 handler404 = "config.errors.not_found"
 handler500 = "config.errors.server_error"

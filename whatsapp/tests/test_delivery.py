@@ -13,7 +13,7 @@ from conversations.models import Message
 from conversations.services import MessageRejected, retry_message, send_text_message
 from whatsapp import delivery
 from whatsapp.models import WhatsAppChannel
-from whatsapp.tests.conftest import CUSTOMER, PNID_A, deliver, queued_jobs, run_jobs
+from whatsapp.testing import CUSTOMER, PNID_A, deliver, queued_jobs, run_jobs
 
 
 def _send(conversation, text="Hello there", **kwargs):
@@ -280,7 +280,7 @@ def test_interactive_reaction_and_read_receipts_reach_the_graph_api(
     conversation_a, tenant_a, sandbox, public_client
 ):
     from conversations.services import mark_as_read, send_interactive_message, send_reaction
-    from whatsapp.tests.conftest import fixture
+    from whatsapp.testing import fixture
 
     deliver(public_client, fixture("text"))
     with schema_context(tenant_a.schema_name):

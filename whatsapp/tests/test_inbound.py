@@ -12,7 +12,7 @@ from conversations.models import Conversation, Message
 from crm.models import Contact
 from whatsapp import payloads
 from whatsapp.models import MediaFile, PendingStatus
-from whatsapp.tests.conftest import CUSTOMER, PNID_A, PNID_B, deliver, fixture
+from whatsapp.testing import CUSTOMER, PNID_A, PNID_B, deliver, fixture
 
 EXPECTED = {
     "text": ("text", "Does it come in another color?"),
@@ -59,7 +59,7 @@ def test_each_inbound_type_is_stored_with_a_structured_payload_and_a_preview(
 
 def test_media_messages_get_a_download_job(public_client, channel_a, tenant_a):
     deliver_only = payloads.encode(fixture("image"))
-    from whatsapp.tests.conftest import post_webhook, run_jobs
+    from whatsapp.testing import post_webhook, run_jobs
 
     post_webhook(public_client, deliver_only)
     ran = run_jobs(only={"process_webhook_event"})

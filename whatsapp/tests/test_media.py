@@ -10,7 +10,7 @@ from django_tenants.utils import schema_context
 from conversations.services import send_media_message
 from whatsapp.models import MediaFile
 from whatsapp.services import MediaRejected, upload_media
-from whatsapp.tests.conftest import deliver, fixture, post_webhook, run_jobs
+from whatsapp.testing import deliver, fixture, post_webhook, run_jobs
 
 JPEG = b"\xff\xd8\xff\xe0" + b"fake jpeg body" * 100
 

@@ -11,7 +11,7 @@ from conversations.services import MessageRejected, send_template_message
 from crm.models import Contact
 from whatsapp.models import MessageTemplate
 from whatsapp.services import sync_templates
-from whatsapp.tests.conftest import WABA_A, run_jobs
+from whatsapp.testing import WABA_A, run_jobs
 
 ORDER_UPDATE = {
     "name": "order_update",

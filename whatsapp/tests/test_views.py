@@ -9,7 +9,7 @@ from django_tenants.utils import schema_context
 from conversations.models import Message
 from tenants.models import WebhookEvent
 from whatsapp import payloads
-from whatsapp.tests.conftest import CUSTOMER, PNID_A, fixture, post_webhook, queued_jobs, run_jobs
+from whatsapp.testing import CUSTOMER, PNID_A, fixture, post_webhook, queued_jobs, run_jobs
 
 
 def test_the_handshake_echoes_the_challenge_with_the_right_verify_token(public_client, settings):

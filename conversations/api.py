@@ -1,0 +1,442 @@
+"""API v1: conversations and their messages, sending of every WhatsApp type, retry, media upload.
+
+Thin: parse, call conversations.services / whatsapp.services, answer. Auth, permissions, pagination,
+filters and rate limits come from REST_FRAMEWORK's defaults (config/api.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.shortcuts import get_object_or_404
+from rest_framework import generics, serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.api import ApiError
+from config.idempotency import idempotent, scope_of
+from conversations import services
+from conversations.models import Conversation, Message
+from crm.models import Contact
+from whatsapp.models import MediaFile, MessageTemplate, WhatsAppChannel
+from whatsapp.services import MediaRejected, upload_media
+
+MESSAGE_TYPES = [
+    "text",
+    "image",
+    "video",
+    "audio",
+    "document",
+    "sticker",
+    "template",
+    "interactive",
+    "reaction",
+]
+
+
+# -- serializers ---------------------------------------------------------------------------------------
+
+
+class ContactBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Contact
+        fields = ["id", "name", "phone", "wa_id"]
+
+
+class ChannelBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WhatsAppChannel
+        fields = ["id", "name", "display_phone", "phone_number_id", "status", "status_reason"]
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    contact = ContactBriefSerializer(read_only=True)
+    channel = ChannelBriefSerializer(read_only=True)
+    last_message_preview = serializers.CharField(read_only=True, default="")
+    window_open = serializers.SerializerMethodField()
+    window_closes_at = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Conversation
+        fields = [
+            "id",
+            "status",
+            "contact",
+            "channel",
+            "assignee",
+            "team",
+            "unread_count",
+            "bot_active",
+            "last_message_at",
+            "last_inbound_at",
+            "last_message_preview",
+            "window_open",
+            "window_closes_at",
+            "snoozed_until",
+            "resolved_at",
+            "created_at",
+        ]
+
+    def get_window_open(self, obj: Conversation) -> bool:
+        return services.is_window_open(obj.contact)
+
+    def get_window_closes_at(self, obj: Conversation) -> Any:
+        return services.window_closes_at(obj.contact)
+
+
+class MediaSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MediaFile
+        fields = ["id", "kind", "media_id", "mime_type", "size", "filename", "status", "error", "url"]
+
+    def get_url(self, obj: MediaFile) -> str | None:
+        return obj.file.url if obj.file else None
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    media = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "conversation",
+            "direction",
+            "type",
+            "text",
+            "preview",
+            "payload",
+            "status",
+            "wamid",
+            "reply_to",
+            "sender",
+            "is_forwarded",
+            "reactions",
+            "error_code",
+            "error_title",
+            "error_details",
+            "timestamp",
+            "sent_at",
+            "delivered_at",
+            "read_at",
+            "media",
+        ]
+
+    def get_media(self, obj: Message) -> dict[str, Any] | None:
+        try:
+            media = obj.media  # type: ignore[attr-defined]
+        except MediaFile.DoesNotExist:
+            return None
+        return MediaSerializer(media).data
+
+
+class SendMessageSerializer(serializers.Serializer):
+    """One shape for every type: `type` plus that type's fields."""
+
+    type = serializers.ChoiceField(choices=[*MESSAGE_TYPES, "read"])
+    text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    reply_to = serializers.IntegerField(required=False)
+    media = serializers.IntegerField(required=False, help_text="id of an uploaded media file")
+    caption = serializers.CharField(required=False, allow_blank=True)
+    template = serializers.CharField(required=False, help_text="template name (or id)")
+    language = serializers.CharField(required=False)
+    parameters = serializers.JSONField(required=False)
+    interactive = serializers.JSONField(required=False)
+    message = serializers.IntegerField(required=False, help_text="target message (reaction, read)")
+    emoji = serializers.CharField(required=False, allow_blank=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        needs = {
+            "text": ["text"],
+            "template": ["template"],
+            "interactive": ["interactive"],
+            "reaction": ["message", "emoji"],
+            "read": ["message"],
+            **{kind: ["media"] for kind in services.MEDIA_KINDS},
+        }[attrs["type"]]
+        missing = {field: ["This field is required."] for field in needs if field not in attrs}
+        if missing:
+            raise serializers.ValidationError(missing)
+        return attrs
+
+
+class StartConversationSerializer(SendMessageSerializer):
+    contact = serializers.IntegerField()
+    channel = serializers.IntegerField(required=False, help_text="default: the tenant's first active number")
+
+
+# -- views ---------------------------------------------------------------------------------------------
+
+
+def _rejected(exc: services.MessageRejected | MediaRejected) -> ApiError:
+    details = getattr(exc, "details", {}) or {}
+    return ApiError(status_code=422, code=exc.code, message=exc.message, details=details)
+
+
+def _acting_user(request: Request) -> Any:
+    user = request.user
+    if not getattr(user, "is_authenticated", False) or getattr(user, "api_key", None) is not None:
+        return None
+    return user
+
+
+def send_from_request(*, conversation: Conversation, data: dict[str, Any], request: Request) -> Message:
+    """Dispatch a validated SendMessageSerializer payload to the matching service."""
+    sender = _acting_user(request)
+    header = request.headers.get("Idempotency-Key")
+    # The message-level key is scoped to the caller as well, like the response cache in config.idempotency.
+    key = ("api:" + scope_of(request, header).removeprefix("idem:")[:60]) if header else None
+    kind = data["type"]
+    messages = Message.objects.filter(conversation=conversation)
+    try:
+        if kind == "text":
+            reply_to = get_object_or_404(messages, pk=data["reply_to"]) if "reply_to" in data else None
+            return services.send_text_message(
+                conversation=conversation,
+                text=data["text"],
+                sender=sender,
+                idempotency_key=key,
+                reply_to=reply_to,
+            )
+        if kind in services.MEDIA_KINDS:
+            media = MediaFile.objects.filter(pk=data["media"], direction=MediaFile.Direction.OUTBOUND).first()
+            if media is None or media.kind != kind:
+                raise ApiError(
+                    status_code=422, code="invalid_media", message=f"No uploaded {kind} with that id."
+                )
+            reply_to = get_object_or_404(messages, pk=data["reply_to"]) if "reply_to" in data else None
+            return services.send_media_message(
+                conversation=conversation,
+                media=media,
+                caption=data.get("caption", ""),
+                sender=sender,
+                idempotency_key=key,
+                reply_to=reply_to,
+            )
+        if kind == "template":
+            name = str(data["template"])
+            template: MessageTemplate | str = (
+                get_object_or_404(MessageTemplate, pk=int(name)) if name.isdigit() else name
+            )
+            return services.send_template_message(
+                conversation=conversation,
+                template=template,
+                language=data.get("language"),
+                parameters=data.get("parameters"),
+                sender=sender,
+                idempotency_key=key,
+            )
+        if kind == "interactive":
+            if not isinstance(data["interactive"], dict):
+                raise ApiError(
+                    status_code=422, code="invalid_interactive", message="interactive must be an object."
+                )
+            return services.send_interactive_message(
+                conversation=conversation, interactive=data["interactive"], sender=sender, idempotency_key=key
+            )
+        target = get_object_or_404(messages, pk=data["message"])
+        if kind == "reaction":
+            return services.send_reaction(
+                conversation=conversation,
+                message=target,
+                emoji=data["emoji"],
+                sender=sender,
+                idempotency_key=key,
+            )
+        return services.mark_as_read(message=target, user=sender)
+    except (services.MessageRejected, MediaRejected) as exc:
+        raise _rejected(exc) from exc
+
+
+def conversations_queryset() -> QuerySet[Conversation]:
+    latest = Message.objects.filter(conversation=OuterRef("pk")).order_by("-timestamp", "-id")
+    return Conversation.objects.select_related("contact", "channel").annotate(
+        last_message_preview=Subquery(latest.values("preview")[:1])
+    )
+
+
+class ConversationListView(generics.ListAPIView):
+    """Conversations, most recent activity first. Filter with ?status=, ?channel=, ?assignee=, ?contact=."""
+
+    serializer_class = ConversationSerializer
+    filterset_fields = ["status", "channel", "assignee", "team", "contact"]
+    ordering_fields = ["last_message_at", "id", "created_at"]
+    ordering = ["-last_message_at", "-id"]
+
+    def get_queryset(self) -> QuerySet[Conversation]:
+        return conversations_queryset().order_by("-last_message_at", "-id")
+
+
+class ConversationDetailView(generics.RetrieveAPIView):
+    serializer_class = ConversationSerializer
+
+    def get_queryset(self) -> QuerySet[Conversation]:
+        return conversations_queryset()
+
+
+class ConversationMessagesView(generics.ListAPIView):
+    """GET: the conversation's messages, newest first. POST: send one (`type` + that type's fields);
+    honours Idempotency-Key. Outside the 24-hour window free-form types get 422 `outside_window`."""
+
+    serializer_class = MessageSerializer
+    ordering_fields = ["timestamp", "id"]
+    ordering = ["-timestamp", "-id"]
+
+    def get_conversation(self) -> Conversation:
+        return get_object_or_404(
+            Conversation.objects.select_related("contact", "channel"), pk=self.kwargs["pk"]
+        )
+
+    def get_queryset(self) -> QuerySet[Message]:
+        conversation = self.get_conversation()
+        return (
+            Message.objects.filter(conversation=conversation)
+            .select_related("media")
+            .order_by("-timestamp", "-id")
+        )
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+        return SendMessageSerializer if self.request.method == "POST" else MessageSerializer
+
+    @idempotent
+    def post(self, request: Request, pk: int) -> Response:
+        conversation = self.get_conversation()
+        form = SendMessageSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        message = send_from_request(conversation=conversation, data=form.validated_data, request=request)
+        code = status.HTTP_200_OK if form.validated_data["type"] == "read" else status.HTTP_201_CREATED
+        return Response(MessageSerializer(message).data, status=code)
+
+
+class StartConversationView(generics.GenericAPIView):
+    """Send to a contact: their open conversation on the number, or a new one (usually a template)."""
+
+    serializer_class = StartConversationSerializer
+
+    @idempotent
+    def post(self, request: Request) -> Response:
+        form = StartConversationSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        if data["type"] == "read":
+            raise ApiError(
+                status_code=422, code="invalid_type", message="Mark messages read on their conversation."
+            )
+        contact = get_object_or_404(Contact, pk=data["contact"])
+        channels = WhatsAppChannel.objects.filter(status=WhatsAppChannel.Status.ACTIVE)
+        channel = get_object_or_404(channels, pk=data["channel"]) if "channel" in data else channels.first()
+        if channel is None:
+            raise ApiError(status_code=422, code="no_channel", message="Connect a WhatsApp number first.")
+        with transaction.atomic():
+            conversation = (
+                Conversation.objects.select_related("contact", "channel")
+                .filter(contact=contact, channel=channel)
+                .exclude(status=Conversation.Status.RESOLVED)
+                .order_by("-id")
+                .first()
+            )
+            created = conversation is None
+            if conversation is None:
+                conversation = Conversation.objects.create(contact=contact, channel=channel)
+            message = send_from_request(conversation=conversation, data=data, request=request)
+            if created:
+                from conversations import events
+
+                events.conversation_updated(conversation, change="created")
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+class RetryMessageView(generics.GenericAPIView):
+    serializer_class = MessageSerializer
+    queryset = Message.objects.all()
+
+    @idempotent
+    def post(self, request: Request, pk: int) -> Response:
+        message = self.get_object()
+        try:
+            retried = services.retry_message(message=message, user=_acting_user(request))
+        except services.MessageRejected as exc:
+            raise _rejected(exc) from exc
+        return Response(MessageSerializer(retried).data, status=status.HTTP_200_OK)
+
+
+class MediaUploadSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    channel = serializers.IntegerField(required=False)
+    kind = serializers.ChoiceField(choices=list(services.MEDIA_KINDS), required=False)
+
+
+class MediaUploadView(generics.GenericAPIView):
+    """Upload a file for sending (checked against the Cloud API's type and size limits); answer its id."""
+
+    serializer_class = MediaUploadSerializer
+    parser_classes = [MultiPartParser, FormParser]
+
+    @idempotent
+    def post(self, request: Request) -> Response:
+        form = MediaUploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        channels = WhatsAppChannel.objects.all()
+        channel = get_object_or_404(channels, pk=data["channel"]) if "channel" in data else channels.first()
+        if channel is None:
+            raise ApiError(status_code=422, code="no_channel", message="Connect a WhatsApp number first.")
+        upload = data["file"]
+        try:
+            media = upload_media(
+                channel=channel,
+                content=upload.read(),
+                filename=upload.name or "",
+                mime_type=upload.content_type or "application/octet-stream",
+                kind=data.get("kind", ""),
+            )
+        except MediaRejected as exc:
+            raise _rejected(exc) from exc
+        return Response(MediaSerializer(media).data, status=status.HTTP_201_CREATED)
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    body_placeholders = serializers.SerializerMethodField()
+    header_format = serializers.SerializerMethodField()
+    button_placeholders = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MessageTemplate
+        fields = [
+            "id",
+            "waba_id",
+            "name",
+            "language",
+            "category",
+            "status",
+            "parameter_format",
+            "components",
+            "body_placeholders",
+            "header_format",
+            "button_placeholders",
+        ]
+
+    def get_body_placeholders(self, obj: MessageTemplate) -> list[str]:
+        return obj.body_placeholders()
+
+    def get_header_format(self, obj: MessageTemplate) -> str | None:
+        return obj.header_format()
+
+    def get_button_placeholders(self, obj: MessageTemplate) -> dict[int, list[str]]:
+        return obj.button_placeholders()
+
+
+class TemplateListView(generics.ListAPIView):
+    """The message templates of the tenant's numbers (?status=APPROVED for the sendable ones)."""
+
+    serializer_class = TemplateSerializer
+    filterset_fields = ["status", "language", "waba_id", "name"]
+    ordering = ["name", "language", "id"]
+
+    def get_queryset(self) -> QuerySet[MessageTemplate]:
+        return MessageTemplate.objects.order_by("name", "language", "id")

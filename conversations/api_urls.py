@@ -1,0 +1,19 @@
+"""API v1 routes of conversations and messages (mounted under /api/v1/ on tenant hosts)."""
+
+from django.urls import path
+
+from conversations import api
+
+urlpatterns = [
+    path("conversations/", api.ConversationListView.as_view(), name="api-conversations"),
+    path("conversations/<int:pk>/", api.ConversationDetailView.as_view(), name="api-conversation"),
+    path(
+        "conversations/<int:pk>/messages/",
+        api.ConversationMessagesView.as_view(),
+        name="api-conversation-messages",
+    ),
+    path("messages/", api.StartConversationView.as_view(), name="api-messages"),
+    path("messages/<int:pk>/retry/", api.RetryMessageView.as_view(), name="api-message-retry"),
+    path("whatsapp/media/", api.MediaUploadView.as_view(), name="api-whatsapp-media"),
+    path("whatsapp/templates/", api.TemplateListView.as_view(), name="api-whatsapp-templates"),
+]
