@@ -56,6 +56,9 @@ class NumberRoute(models.Model):
 
     phone_number_id = models.CharField(max_length=64, unique=True)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="number_routes")
+    # The number's app-secret override (Fernet, see whatsapp.crypto): webhook signatures are checked
+    # before the body is parsed, so the candidate secrets must be readable without the tenant schema.
+    app_secret_encrypted = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
