@@ -188,3 +188,32 @@ def test_replaying_an_event_from_the_platform_admin_duplicates_nothing(
     assert event.attempts == 2
     with schema_context(tenant_a.schema_name):
         assert Message.objects.count() == 1
+
+
+def test_a_number_added_in_the_tenant_admin_is_routed_and_its_token_never_shown(client_a, tenant_a, owner_a):
+    from conftest import login
+    from tenants.models import NumberRoute
+    from whatsapp.models import WhatsAppChannel
+
+    login(client_a, tenant_a, owner_a)
+    response = client_a.post(
+        "/admin/whatsapp/whatsappchannel/add/",
+        {
+            "name": "Support",
+            "phone_number_id": "106540352242999",
+            "waba_id": "102290129340398",
+            "display_phone": "+15550783882",
+            "throughput_cap": 80,
+            "status": "active",
+            "access_token": "EAAG-secret-token",
+        },
+    )
+    assert response.status_code == 302, response.content[:2000]
+    assert NumberRoute.objects.get(phone_number_id="106540352242999").tenant == tenant_a
+    with schema_context(tenant_a.schema_name):
+        channel = WhatsAppChannel.objects.get(phone_number_id="106540352242999")
+        assert channel.access_token == "EAAG-secret-token"
+        assert "EAAG-secret-token" not in channel.access_token_encrypted
+    page = client_a.get(f"/admin/whatsapp/whatsappchannel/{channel.pk}/change/")
+    assert page.status_code == 200
+    assert b"EAAG-secret-token" not in page.content

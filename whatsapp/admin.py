@@ -1,0 +1,113 @@
+"""Tenant admin: WhatsApp numbers (token write-only), their templates (sync action) and media."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from whatsapp.client import GraphError
+from whatsapp.models import MediaFile, MessageTemplate, WhatsAppChannel
+from whatsapp.services import ChannelError, connect_channel, sync_templates, update_channel_credentials
+
+
+class ChannelForm(forms.ModelForm):
+    # Write-only: never rendered back, never logged. Empty on edit keeps the stored token.
+    access_token = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text="A system-user access token. Leave empty to keep the stored one.",
+    )
+    app_secret = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text="Only if this number's Meta app differs from the platform's. Empty keeps the stored one.",
+    )
+
+    class Meta:
+        model = WhatsAppChannel
+        fields = ["name", "phone_number_id", "waba_id", "display_phone", "throughput_cap", "status"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.instance.pk is None and not data.get("access_token"):
+            self.add_error("access_token", "An access token is required for a new number.")
+        return data
+
+
+@admin.register(WhatsAppChannel)
+class WhatsAppChannelAdmin(admin.ModelAdmin):
+    form = ChannelForm
+    list_display = [
+        "__str__",
+        "name",
+        "phone_number_id",
+        "waba_id",
+        "status",
+        "status_reason",
+        "throughput_cap",
+    ]
+    list_filter = ["status"]
+    readonly_fields = ["status_reason", "templates_synced_at", "created_at"]
+    actions = ["sync_templates_action"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # The number's identity is its route to this tenant: change it by connecting a new number.
+        return [*self.readonly_fields, "phone_number_id"] if obj else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: WhatsAppChannel, form: Any, change: bool) -> None:
+        token = form.cleaned_data.get("access_token") or ""
+        secret = form.cleaned_data.get("app_secret") or ""
+        if change:
+            super().save_model(request, obj, form, change)
+            update_channel_credentials(channel=obj, access_token=token, app_secret=secret or None)
+            return
+        try:
+            channel = connect_channel(
+                tenant=request.tenant,  # type: ignore[attr-defined]
+                phone_number_id=obj.phone_number_id,
+                waba_id=obj.waba_id,
+                access_token=token,
+                display_phone=obj.display_phone,
+                app_secret=secret,
+                name=obj.name,
+                throughput_cap=obj.throughput_cap,
+            )
+        except ChannelError as exc:
+            messages.error(request, exc.message)
+            return
+        obj.pk = channel.pk
+
+    @admin.action(description="Sync message templates from Meta")
+    def sync_templates_action(self, request: HttpRequest, queryset: QuerySet[WhatsAppChannel]) -> None:
+        for channel in queryset:
+            try:
+                count = sync_templates(channel=channel)
+            except GraphError as exc:
+                messages.error(request, f"{channel}: {exc.code} {exc.title}")
+                continue
+            messages.success(request, f"{channel}: {count} templates synced.")
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "language", "category", "status", "waba_id", "synced_at"]
+    list_filter = ["status", "category", "language"]
+    search_fields = ["name"]
+    readonly_fields = [f.name for f in MessageTemplate._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(MediaFile)
+class MediaFileAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "direction", "status", "mime_type", "size", "created_at"]
+    list_filter = ["kind", "direction", "status"]
+    readonly_fields = [f.name for f in MediaFile._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
