@@ -57,6 +57,7 @@ SHARED_APPS = [
     "django_prometheus",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_filters",
     "channels",
 ]
@@ -240,17 +241,60 @@ WHATSAPP_VERIFY_TOKEN = secret(
 FIELD_ENCRYPTION_KEY = secret("FIELD_ENCRYPTION_KEY", "")
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "config.api_schema.ApiAutoSchema",
+    # API keys first: an anonymous request then gets 401 with `WWW-Authenticate: Bearer`, not 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "crm.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["crm.permissions.IsTenantMember"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "config.api.CursorPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_CLASSES": ["config.api.TenantRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+if DEBUG:
+    REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ]
 SPECTACULAR_SETTINGS = {
     "TITLE": "WhatsApp CRM API",
+    "DESCRIPTION": (
+        "The tenant's API, on the tenant's host (`https://<slug>.<domain>/api/v1/`). Authenticate with "
+        "`Authorization: Bearer <key>` (keys from Settings → API keys or `manage.py create_api_key`) or "
+        "a browser session. Lists are cursor-paginated (`?page_size=` up to 100; follow `next`). Every "
+        'error is `{"error": {"code", "message", "details"}}`; over the rate limit the answer is 429 '
+        "with Retry-After."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "API key"}}
+    },
+    "SECURITY": [{"bearerAuth": []}, {"cookieAuth": []}],
 }
+# django-ratelimit counts in the Redis cache; keys carry the tenant schema and the API key or user.
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
+# Tests share one owner per tenant across hundreds of requests a minute; the limit test sets its own.
+API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="100000/m" if TESTING else "600/m")
+LOGIN_FAILURE_LIMIT = env.str("LOGIN_FAILURE_LIMIT", default="5/15m")
+# Region for phone numbers typed without a country code (a tenant may set settings["phone_region"]).
+DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="")
 
 LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEVELOPMENT else "json")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
