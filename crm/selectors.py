@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -128,3 +129,22 @@ def role_of_user(user: Any) -> str | None:
     role = agent or (Agent.Role.OWNER if getattr(user, "is_superuser", False) else None)
     user._crm_role = role
     return role
+
+
+def export_rows(queryset: QuerySet[Contact], *, attribute_keys: list[str]) -> Iterator[list[Any]]:
+    """Rows in crm.services.EXPORT_COLUMNS order, read in chunks (tags prefetched per chunk)."""
+    rows = queryset.select_related("company", "owner").prefetch_related("tags").order_by("id")
+    for c in rows.iterator(chunk_size=2000):
+        yield [
+            c.phone,
+            c.name,
+            c.email,
+            c.company.name if c.company else "",
+            ", ".join(t.name for t in c.tags.all()),
+            c.marketing_consent,
+            "yes" if c.blocked else "no",
+            c.owner.email if c.owner else "",
+            c.created_at.isoformat(),
+            c.last_inbound_at.isoformat() if c.last_inbound_at else "",
+            *(c.attributes.get(key, "") for key in attribute_keys),
+        ]

@@ -845,6 +845,8 @@ def touch_api_key(*, api_key: ApiKey) -> None:
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 IMPORT_COLUMNS = ("phone", "name", "email", "company", "tags", "marketing_consent")
+# An export imports back as it is: the import reads these columns and the attribute keys after them.
+EXPORT_COLUMNS = (*IMPORT_COLUMNS, "blocked", "owner", "created_at", "last_inbound_at")
 
 
 @transaction.atomic
