@@ -125,6 +125,16 @@ class WebhookEventAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     list_select_related = ["tenant"]
     readonly_fields = [f.name for f in WebhookEvent._meta.fields]
+    actions = ["replay"]
+
+    @admin.action(description="Replay the selected events (idempotent: nothing is duplicated)")
+    def replay(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
+        from whatsapp.services import replay_webhook_event
+
+        events = list(queryset)
+        for event in events:
+            replay_webhook_event(event=event)
+        self.message_user(request, f"Queued {len(events)} event(s) for processing.")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
