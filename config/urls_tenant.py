@@ -33,6 +33,7 @@ api_v1 = [
     path("", include("crm.api_urls")),
 ]
 urlpatterns += [
+    path("", include("crm.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api-schema"),
     path(
