@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Upper
 from django.utils import timezone
 
 
@@ -95,7 +95,7 @@ class Company(models.Model):
                 Lower("domain"), name="company_domain_unique", condition=~models.Q(domain="")
             )
         ]
-        indexes = [GinIndex(fields=["name"], name="company_name_trgm", opclasses=["gin_trgm_ops"])]
+        indexes = [GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="company_name_upper_trgm")]
 
     def __str__(self) -> str:
         return self.name
@@ -170,9 +170,10 @@ class Contact(models.Model):
         ordering = ["name", "id"]
         indexes = [
             models.Index(fields=["name", "id"], name="contact_name_id_idx"),
-            GinIndex(fields=["name"], name="contact_name_trgm", opclasses=["gin_trgm_ops"]),
+            # Django's icontains is UPPER(col) LIKE UPPER(%s): the trigram indexes are on the same expression.
+            GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="contact_name_upper_trgm"),
+            GinIndex(OpClass(Upper("email"), name="gin_trgm_ops"), name="contact_email_upper_trgm"),
             GinIndex(fields=["phone"], name="contact_phone_trgm", opclasses=["gin_trgm_ops"]),
-            GinIndex(fields=["email"], name="contact_email_trgm", opclasses=["gin_trgm_ops"]),
             GinIndex(fields=["search_vector"], name="contact_search_fts"),
         ]
 

@@ -36,26 +36,27 @@ _PHONE_CHARS = re.compile(r"^[\d\s()+.\-/]+$")
 def contact_search_filter(query: str) -> Q:
     """One condition over name, email, phone and tags, each arm served by an index.
 
-    Fragments ("ohn") go through the trigram indexes, whole words in any order ("smith john") through
-    the full-text index, and a phone number typed in any format is normalised first: an exact hit on the
-    unique index, or a digit fragment on the phone's trigram index.
+    A query shaped like a phone number ("+1 (415) 555-2671", "0049 151...", "7946") searches phones only:
+    a complete number, normalised, is one hit on the unique index; anything else is a digit fragment on
+    the phone's trigram index (a national number without its trunk zero is a fragment of the E.164 form).
+    Anything else searches name and email fragments (trigram indexes on UPPER(...), what icontains
+    compares), whole words and prefixes in any order (full-text index) and tag names.
     """
     query = query.strip()[:200]
     if not query:
         return Q()
+    digits = re.sub(r"\D", "", query)
+    fragment = digits.lstrip("0")
+    if _PHONE_CHARS.match(query) and len(fragment) >= 3:
+        # A complete number is definitive; the fragment search is for partial or region-less numbers.
+        with contextlib.suppress(InvalidPhoneNumber):
+            return Q(phone=normalize_phone(query, default_region=default_phone_region()))
+        return Q(phone__contains=fragment)
     condition = Q(name__icontains=query) | Q(email__icontains=query)
     words = _WORD.findall(query.lower())
     if words:
         tsquery = " & ".join(f"{w}:*" for w in words)
         condition |= Q(search_vector=SearchQuery(tsquery, config="simple", search_type="raw"))
-    if _PHONE_CHARS.match(query):
-        digits = re.sub(r"\D", "", query)
-        with contextlib.suppress(InvalidPhoneNumber):
-            condition |= Q(phone=normalize_phone(query, default_region=default_phone_region()))
-        # A national number with its trunk zero ("020 7946 0958") is a fragment of the E.164 form.
-        fragment = digits.lstrip("0")
-        if len(fragment) >= 3:
-            condition |= Q(phone__contains=fragment)
     tag_ids = list(Tag.objects.filter(name__iexact=query).values_list("pk", flat=True)[:5])
     if tag_ids:
         through = Contact.tags.through
