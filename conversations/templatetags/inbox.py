@@ -128,3 +128,13 @@ def left_until(when: dt.datetime | None) -> str:
     if when is None:
         return ""
     return duration(when - timezone.now())
+
+
+@register.filter
+def sum_of(values: list[int]) -> int:
+    return sum(values)
+
+
+@register.filter
+def day_rows(report: Any) -> list[tuple[str, int, int]]:
+    return list(zip(report.days, report.opened, report.resolved, strict=True))
