@@ -227,3 +227,18 @@ async def test_viewing_a_conversation_the_agent_may_not_see_is_refused(committed
     await socket.send_json_to({"type": "view", "conversation": bobs.pk})
     assert await _events(socket) == [{"type": "error", "code": "not_found", "conversation": bobs.pk}]
     await socket.disconnect()
+
+
+@pytest.mark.django_db
+def test_group_names_carry_the_schema_and_stay_under_100_characters():
+    # (Also makes pytest-django set the test database up when this module runs alone.)
+    from conversations.groups import everything_group, team_group, unassigned_group, viewers_group
+
+    schema = "t" * 63
+    for name in (
+        everything_group(schema),
+        team_group(schema, 10**12),
+        unassigned_group(schema),
+        viewers_group(schema, 10**15),
+    ):
+        assert name.startswith(f"t.{schema}.") and len(name) < 100
