@@ -33,7 +33,7 @@ pytest: install
 	DJANGO_ENV=test $(PY) -m config.embedded -- $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install
-	DJANGO_ENV=test $(PY) -m config.embedded -- $(PY) -m benchmarks.run $(BENCH_ARGS)
+	DJANGO_ENV=development $(PY) -m config.embedded -- $(PY) -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

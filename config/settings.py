@@ -51,7 +51,7 @@ SHARED_APPS = [
     "django.contrib.auth",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "django.contrib.admin",
+    "config.apps.AdminConfig",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "django_prometheus",
@@ -67,7 +67,7 @@ TENANT_APPS = [
     "django.contrib.auth",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "django.contrib.admin",
+    "config.apps.AdminConfig",
     "crm",
     "conversations",
     "whatsapp",
@@ -189,7 +189,12 @@ AUTH_PASSWORD_VALIDATORS = [
 PASSWORD_HASHERS = (
     ["django.contrib.auth.hashers.MD5PasswordHasher"]
     if TESTING
-    else ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    # Argon2id first (OWASP's first choice; ~0.1 s here against ~0.2 s for PBKDF2 at Django's default).
+    else [
+        "django.contrib.auth.hashers.Argon2PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.ScryptPasswordHasher",
+    ]
 )
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/inbox/"
@@ -229,7 +234,10 @@ METRICS_TOKEN = secret("METRICS_TOKEN", "")
 PROMETHEUS_METRIC_NAMESPACE = "wacrm"
 
 # WhatsApp Cloud API. With no WHATSAPP_GRAPH_URL, development and tests talk to the bundled sandbox.
-WHATSAPP_GRAPH_URL = env.str("WHATSAPP_GRAPH_URL", default="https://graph.facebook.com/v21.0")
+WHATSAPP_GRAPH_URL = env.str(
+    "WHATSAPP_GRAPH_URL",
+    default="http://127.0.0.1:8001/v21.0" if (DEVELOPMENT or TESTING) else "https://graph.facebook.com/v21.0",
+)
 WHATSAPP_APP_SECRET = secret(
     "WHATSAPP_APP_SECRET", "" if not (DEVELOPMENT or TESTING) else "sandbox-app-secret"
 )
@@ -238,6 +246,17 @@ WHATSAPP_VERIFY_TOKEN = secret(
 )
 # Key for access tokens at rest (Fernet). Derived from SECRET_KEY when not given.
 FIELD_ENCRYPTION_KEY = secret("FIELD_ENCRYPTION_KEY", "")
+WHATSAPP_HTTP_TIMEOUT = env.float("WHATSAPP_HTTP_TIMEOUT", default=15.0)
+# Meta's payloads are at most 3 MB; anything larger is refused before it is read.
+WHATSAPP_WEBHOOK_MAX_BYTES = env.int("WHATSAPP_WEBHOOK_MAX_BYTES", default=3 * 1024 * 1024)
+# Pending webhook events older than this are picked up by the sweeper (workers or Redis were down).
+WHATSAPP_SWEEP_AFTER_SECONDS = env.int("WHATSAPP_SWEEP_AFTER_SECONDS", default=30)
+# Retryable send errors: exponential backoff with jitter, until the message is this old.
+WHATSAPP_SEND_MAX_AGE_SECONDS = env.int("WHATSAPP_SEND_MAX_AGE_SECONDS", default=6 * 3600)
+WHATSAPP_SEND_BACKOFF_SECONDS = env.float("WHATSAPP_SEND_BACKOFF_SECONDS", default=2.0)
+WHATSAPP_SEND_BACKOFF_MAX_SECONDS = env.float("WHATSAPP_SEND_BACKOFF_MAX_SECONDS", default=600.0)
+# Share of a number's throughput bulk traffic may use; the rest stays free for agent replies.
+WHATSAPP_BULK_SHARE = env.float("WHATSAPP_BULK_SHARE", default=0.8)
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -265,6 +284,9 @@ DRAMATIQ_QUEUES = ["inbound", "outbound", "media", "bulk", "default"]
 # Periodic jobs run by `manage.py run_scheduler`: name -> (actor path, every N seconds).
 PERIODIC_JOBS: dict[str, tuple[str, int]] = {
     "cleanup_sessions": ("tenants.actors.cleanup_expired_sessions", 3600),
+    "whatsapp_sweep_webhooks": ("whatsapp.actors.sweep_webhook_events", 30),
+    "whatsapp_requeue_sends": ("whatsapp.actors.requeue_stuck_sends", 60),
+    "whatsapp_sync_templates": ("whatsapp.actors.sync_all_templates", 6 * 3600),
 }
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 LOGOUT_REDIRECT_URL = "/login/"

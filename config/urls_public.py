@@ -5,11 +5,13 @@ from django.urls import path
 from django.views.generic import TemplateView
 
 from config.metrics import metrics_view
+from whatsapp.views import whatsapp_webhook
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="public/home.html"), name="home"),
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),
+    path("webhooks/whatsapp/", whatsapp_webhook, name="whatsapp-webhook"),
 ]
 
 handler404 = "config.errors.not_found"

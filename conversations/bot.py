@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from conversations.models import AutoReplyRule, BotSettings, BusinessHours, Message
 
@@ -101,16 +100,22 @@ def replies_for(*, message: Message, now: dt.datetime | None = None) -> list[tup
 def answer(*, message: Message) -> list[Any]:
     """Send the bot's replies. Idempotency keys derive from the inbound message, so a redelivered or
     retried inbound message never makes the bot say the same thing twice."""
-    send_text_message = import_string("conversations.services.send_text_message")
+    from conversations.services import MessageRejected, send_text_message
+
     sent = []
     for kind, text in replies_for(message=message):
-        sent.append(
-            send_text_message(
-                conversation=message.conversation,
-                text=text,
-                sender=None,
-                idempotency_key=f"bot:{message.pk}:{kind}",
+        try:
+            sent.append(
+                send_text_message(
+                    conversation=message.conversation,
+                    text=text,
+                    sender=None,
+                    idempotency_key=f"bot:{message.pk}:{kind}",
+                )
             )
-        )
+        except MessageRejected as exc:
+            # The bot must never break storing the customer's message; agents still see it.
+            log.warning("bot_reply_rejected", conversation=message.conversation_id, kind=kind, error=str(exc))
+            continue
         log.info("bot_replied", conversation=message.conversation_id, kind=kind)
     return sent

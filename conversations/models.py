@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.conf import settings
 from django.db import models
 
@@ -73,7 +75,8 @@ class Message(models.Model):
         UNSUPPORTED = "unsupported", "Unsupported"
 
     class Status(models.TextChoices):
-        # Ordered: a status only ever moves forward (failed is terminal).
+        # Outbound statuses only move forward by STATUS_RANK: read never goes back to delivered, and
+        # failed beats queued/sent but not delivered/read/played (Meta never fails a delivered message).
         QUEUED = "queued", "Queued"
         SENT = "sent", "Sent"
         DELIVERED = "delivered", "Delivered"
@@ -81,6 +84,16 @@ class Message(models.Model):
         PLAYED = "played", "Played"
         FAILED = "failed", "Failed"
         RECEIVED = "received", "Received"
+
+    STATUS_RANK: ClassVar[dict[str, int]] = {
+        "queued": 0,
+        "sent": 1,
+        "failed": 2,
+        "delivered": 3,
+        "read": 4,
+        "played": 5,
+        "received": 0,
+    }
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     direction = models.CharField(max_length=3, choices=Direction.choices)
@@ -106,6 +119,21 @@ class Message(models.Model):
     timestamp = models.DateTimeField(
         db_index=True, help_text="Meta's timestamp for inbound, creation for outbound"
     )
+    is_forwarded = models.BooleanField(default=False)
+    # Current reactions on this message by side ("contact", "business") -> emoji.
+    reactions = models.JSONField(default=dict, blank=True)
+    # A client-chosen key: the same key never creates a second message (double clicks, resends).
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    # Bulk traffic (campaigns) goes to its own queue and leaves headroom for agent replies.
+    bulk = models.BooleanField(default=False)
+    send_attempts = models.PositiveIntegerField(default=0)
+    # Set while a send is in flight: a job that finds it set (worker killed mid-send) never resends.
+    send_started_at = models.DateTimeField(null=True, blank=True)
+    # When a queued message's next send attempt is due (backoff); the requeue sweeper relies on it.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -114,6 +142,11 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.type} {self.pk}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Inbox models (the inbox's side) go below this line.
+# ---------------------------------------------------------------------------------------------------
 
 
 # --- Inbox models ---

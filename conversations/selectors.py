@@ -288,38 +288,6 @@ def conversation_for(viewer: Viewer, pk: int) -> Conversation | None:
     )
 
 
-def _reaction_target(message: Message) -> str | None:
-    payload = message.payload or {}
-    reaction = payload.get("reaction") if isinstance(payload.get("reaction"), dict) else payload
-    target = reaction.get("message_id") if isinstance(reaction, dict) else None
-    return str(target) if target else None
-
-
-def attach_reactions(conversation_id: int, messages: list[Message]) -> None:
-    """Reactions are messages of their own at Meta; the thread shows them on the message they react to."""
-    by_wamid = {m.wamid: m for m in messages if m.wamid}
-    for message in messages:
-        message.reaction_emojis = []  # type: ignore[attr-defined]
-    if not by_wamid:
-        return
-    wamids = list(by_wamid)
-    reactions = Message.objects.filter(conversation_id=conversation_id, type=Message.Type.REACTION).filter(
-        Q(payload__reaction__message_id__in=wamids) | Q(payload__message_id__in=wamids)
-    )
-    latest: dict[tuple[str, str], str] = {}
-    for reaction in reactions.order_by("timestamp", "id"):
-        target = _reaction_target(reaction)
-        payload = reaction.payload or {}
-        body = payload.get("reaction") if isinstance(payload.get("reaction"), dict) else payload
-        emoji = str(body.get("emoji") or "") if isinstance(body, dict) else ""
-        if target:
-            # A later reaction from the same side replaces the earlier one; an empty emoji removes it.
-            latest[(target, reaction.direction)] = emoji
-    for (target, _direction), emoji in latest.items():
-        if emoji and target in by_wamid:
-            by_wamid[target].reaction_emojis.append(emoji)  # type: ignore[attr-defined]
-
-
 def thread_messages(
     conversation: Conversation, *, before: int | None = None, after: int | None = None
 ) -> tuple[list[Message], bool]:
@@ -331,12 +299,10 @@ def thread_messages(
     qs = (
         Message.objects.filter(conversation=conversation)
         .exclude(type=Message.Type.REACTION)
-        .select_related("sender", "reply_to")
+        .select_related("sender", "reply_to", "media")
     )
     if after is not None:
-        rows = list(qs.filter(pk__gt=after).order_by("timestamp", "id")[:200])
-        attach_reactions(conversation.pk, rows)
-        return rows, False
+        return list(qs.filter(pk__gt=after).order_by("timestamp", "id")[:200]), False
     if before is not None:
         anchor = Message.objects.filter(conversation=conversation, pk=before).values("timestamp").first()
         if anchor is not None:
@@ -347,25 +313,41 @@ def thread_messages(
     more = len(rows) > THREAD_PAGE_SIZE
     rows = rows[:THREAD_PAGE_SIZE]
     rows.reverse()
-    attach_reactions(conversation.pk, rows)
     return rows, more
 
 
 def message_for(viewer: Viewer, pk: int) -> Message | None:
-    message = (
+    return (
         Message.objects.filter(pk=pk)
-        .select_related("sender", "reply_to", "conversation")
+        .select_related("sender", "reply_to", "conversation", "media")
         .filter(conversation__in=visible_conversations(viewer).values("pk"))
         .first()
     )
-    if message is not None:
-        attach_reactions(message.conversation_id, [message])
-    return message
+
+
+def message_by_key(key: str | None) -> Message | None:
+    return Message.objects.filter(idempotency_key=key).first() if key else None
+
+
+def approved_templates(conversation: Conversation) -> list[Any]:
+    """Approved templates of the conversation's WhatsApp Business Account."""
+    from whatsapp.models import MessageTemplate
+
+    if conversation.channel is None:
+        return []
+    return [
+        t
+        for t in MessageTemplate.objects.filter(waba_id=conversation.channel.waba_id).order_by(
+            "name", "language"
+        )
+        if t.is_approved
+    ]
 
 
 def window_closes_at(conversation: Conversation) -> dt.datetime | None:
     """End of the 24-hour customer-service window, or None when the contact never wrote."""
-    last = conversation.last_inbound_at or getattr(conversation.contact, "last_inbound_at", None)
+    # Meta counts the window per customer, so the contact's last message decides (any conversation).
+    last = getattr(conversation.contact, "last_inbound_at", None) or conversation.last_inbound_at
     return last + SERVICE_WINDOW if last else None
 
 

@@ -3,19 +3,607 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from conversations import events
 from conversations.models import Conversation, Message
 from conversations.selectors import Viewer, can_see, viewer_for
-from crm.models import Agent, Tag, Team
+from crm.models import Agent, Contact, Tag, Team
+from tenants.db import connection
+
+if TYPE_CHECKING:
+    from whatsapp.models import MediaFile, MessageTemplate, WhatsAppChannel
 
 # ---------------------------------------------------------------------------------------------------
 # Messages: inbound storage, outbound queueing and sending, statuses (the WhatsApp channel's side).
 # ---------------------------------------------------------------------------------------------------
+
+# Meta's customer-service window: free-form messages only within 24 h of the contact's last message.
+CUSTOMER_SERVICE_WINDOW = dt.timedelta(hours=24)
+TEXT_LIMIT = 4096
+MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
+
+
+class MessageRejected(Exception):
+    """A send the rules refuse. `code` is stable (the API answers 422 with it)."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+def window_closes_at(contact: Contact) -> dt.datetime | None:
+    if contact.last_inbound_at is None:
+        return None
+    return contact.last_inbound_at + CUSTOMER_SERVICE_WINDOW
+
+
+def is_window_open(contact: Contact, *, now: dt.datetime | None = None) -> bool:
+    closes = window_closes_at(contact)
+    return closes is not None and (now or timezone.now()) < closes
+
+
+def _check_channel(conversation: Conversation) -> WhatsAppChannel:
+    channel = conversation.channel
+    if channel is None:
+        raise MessageRejected("no_channel", "This conversation has no WhatsApp number to send from.")
+    if not channel.is_active:
+        raise MessageRejected(
+            "channel_inactive",
+            f"The WhatsApp number {channel} is {channel.get_status_display().lower()}"
+            + (f": {channel.status_reason}" if channel.status_reason else "."),
+            {"channel": channel.pk, "status": channel.status},
+        )
+    return channel
+
+
+def _check_window(conversation: Conversation) -> None:
+    if not is_window_open(conversation.contact):
+        raise MessageRejected(
+            "outside_window",
+            "The 24-hour customer-service window is closed: the contact has not written in the last 24 "
+            "hours. Send an approved template instead.",
+            {"last_inbound_at": conversation.contact.last_inbound_at},
+        )
+
+
+def enqueue_send(message: Message) -> None:
+    """On commit, hand the message to the send actor of its queue (agent replies never wait on bulk)."""
+    from whatsapp.actors import enqueue_delivery
+
+    # The schema is captured now: in a worker the on-commit hook may run after a schema_context exited.
+    message_id, bulk, schema = message.pk, message.bulk, connection.schema_name
+    transaction.on_commit(lambda: enqueue_delivery(message_id=message_id, bulk=bulk, schema=schema))
+
+
+def _queue_outbound(
+    *,
+    conversation: Conversation,
+    message_type: str,
+    payload: dict[str, Any],
+    text: str,
+    preview: str,
+    sender: Any,
+    idempotency_key: str | None,
+    reply_to: Message | None,
+    free_form: bool,
+    bulk: bool = False,
+) -> Message:
+    if idempotency_key:
+        existing = Message.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+    _check_channel(conversation)
+    if free_form:
+        _check_window(conversation)
+    if reply_to is not None and reply_to.conversation_id != conversation.pk:
+        raise MessageRejected("invalid_reply_to", "The quoted message belongs to another conversation.")
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                conversation=conversation,
+                direction=Message.Direction.OUTBOUND,
+                type=message_type,
+                text=text,
+                payload=payload,
+                preview=preview[:200],
+                status=Message.Status.QUEUED,
+                reply_to=reply_to,
+                sender=sender if getattr(sender, "pk", None) else None,
+                idempotency_key=idempotency_key or None,
+                bulk=bulk,
+                timestamp=now,
+            )
+    except IntegrityError:
+        # The same idempotency key raced in from another request: that one won.
+        existing = Message.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        return existing
+    conversation.last_message_at = now
+    if sender is not None and conversation.first_response_at is None:
+        conversation.first_response_at = now
+    conversation.save(update_fields=["last_message_at", "first_response_at", "updated_at"])
+    Contact.objects.filter(pk=conversation.contact_id).update(last_outbound_at=now)
+    events.message_created(message)
+    events.conversation_updated(conversation)
+    enqueue_send(message)
+    return message
+
+
+@transaction.atomic
+def send_text_message(
+    *,
+    conversation: Conversation,
+    text: str,
+    sender: Any = None,
+    idempotency_key: str | None = None,
+    reply_to: Message | None = None,
+    bulk: bool = False,
+) -> Message:
+    text = (text or "").strip()
+    if not text:
+        raise MessageRejected("empty_text", "The message text is empty.")
+    if len(text) > TEXT_LIMIT:
+        raise MessageRejected(
+            "text_too_long", f"A WhatsApp text is at most {TEXT_LIMIT} characters; this one has {len(text)}."
+        )
+    return _queue_outbound(
+        conversation=conversation,
+        message_type=Message.Type.TEXT,
+        payload={"text": {"body": text, "preview_url": "http" in text}},
+        text=text,
+        preview=text,
+        sender=sender,
+        idempotency_key=idempotency_key,
+        reply_to=reply_to,
+        free_form=True,
+        bulk=bulk,
+    )
+
+
+@transaction.atomic
+def send_media_message(
+    *,
+    conversation: Conversation,
+    media: MediaFile,
+    caption: str = "",
+    sender: Any = None,
+    idempotency_key: str | None = None,
+    reply_to: Message | None = None,
+    bulk: bool = False,
+) -> Message:
+    """Send an uploaded MediaFile (whatsapp.services.upload_media) by its Meta media id."""
+    if media.kind not in MEDIA_KINDS or not media.media_id or media.status != "ready":
+        raise MessageRejected("invalid_media", "The media is not an uploaded file ready to send.")
+    if conversation.channel_id != media.channel_id:
+        raise MessageRejected("invalid_media", "The media was uploaded for another WhatsApp number.")
+    body: dict[str, Any] = {"id": media.media_id}
+    caption = (caption or "").strip()
+    if caption:
+        if media.kind in ("audio", "sticker"):
+            raise MessageRejected("caption_not_allowed", f"A {media.kind} message cannot have a caption.")
+        if len(caption) > 1024:
+            raise MessageRejected("caption_too_long", "A caption is at most 1024 characters.")
+        body["caption"] = caption
+    if media.kind == "document" and media.filename:
+        body["filename"] = media.filename
+    label = {"image": "📷 Photo", "video": "🎥 Video", "audio": "🎵 Audio", "sticker": "Sticker"}.get(
+        media.kind, f"📄 {media.filename or 'Document'}"
+    )
+    message = _queue_outbound(
+        conversation=conversation,
+        message_type=media.kind,
+        payload={media.kind: body, "media_file": media.pk},
+        text=caption,
+        preview=f"{label}: {caption}" if caption else label,
+        sender=sender,
+        idempotency_key=idempotency_key,
+        reply_to=reply_to,
+        free_form=True,
+        bulk=bulk,
+    )
+    if media.message_id is None:
+        type(media).objects.filter(pk=media.pk, message__isnull=True).update(message=message)
+    return message
+
+
+def _template_components(template: MessageTemplate, parameters: Any) -> tuple[list[dict[str, Any]], str]:
+    """Check the parameters against the template's placeholders; build Meta's components and a preview."""
+    if isinstance(parameters, list | tuple):
+        parameters = {"body": list(parameters)}
+    parameters = dict(parameters or {})
+    named = template.parameter_format.upper() == "NAMED"
+    components: list[dict[str, Any]] = []
+    problems: dict[str, str] = {}
+
+    def text_params(values: Any, placeholders: list[str], where: str) -> list[dict[str, Any]]:
+        if named:
+            values = values if isinstance(values, dict) else {}
+            missing = [p for p in placeholders if p not in values]
+            extra = [k for k in values if k not in placeholders]
+            if missing or extra:
+                problems[where] = f"expects {placeholders}; missing {missing}, unexpected {extra}"
+            return [
+                {"type": "text", "parameter_name": p, "text": str(values.get(p, ""))} for p in placeholders
+            ]
+        values = (
+            list(values) if isinstance(values, list | tuple) else ([] if values in (None, "") else [values])
+        )
+        if len(values) != len(placeholders):
+            problems[where] = f"takes {len(placeholders)} parameter(s); {len(values)} given"
+        return [{"type": "text", "text": str(v)} for v in values]
+
+    header_format = template.header_format()
+    header_value = parameters.get("header")
+    if header_format in ("IMAGE", "VIDEO", "DOCUMENT"):
+        kind = header_format.lower()
+        if not isinstance(header_value, dict) or not (header_value.get("id") or header_value.get("link")):
+            problems["header"] = f"needs a {kind} ({{'id': media id}} or {{'link': url}})"
+        else:
+            media = {k: v for k, v in header_value.items() if k in ("id", "link", "filename")}
+            components.append({"type": "header", "parameters": [{"type": kind, kind: media}]})
+    elif header_format == "TEXT":
+        placeholders = template.header_placeholders()
+        if placeholders or header_value:
+            params = text_params(header_value, placeholders, "header")
+            if placeholders:
+                components.append({"type": "header", "parameters": params})
+    body_placeholders = template.body_placeholders()
+    body_values = parameters.get("body", {} if named else [])
+    body_params = text_params(body_values, body_placeholders, "body")
+    if body_placeholders:
+        components.append({"type": "body", "parameters": body_params})
+    button_values = parameters.get("buttons") or {}
+    if isinstance(button_values, list):
+        button_values = dict(enumerate(button_values))
+    button_values = {int(k): v for k, v in button_values.items()}
+    buttons = (template.component("BUTTONS") or {}).get("buttons", [])
+    for index, _placeholders in template.button_placeholders().items():
+        if index not in button_values:
+            problems[f"buttons.{index}"] = "needs a parameter"
+            continue
+        kind = str(buttons[index].get("type", "")).upper()
+        param = (
+            {"type": "coupon_code", "coupon_code": str(button_values[index])}
+            if kind == "COPY_CODE"
+            else {"type": "text", "text": str(button_values[index])}
+        )
+        components.append(
+            {"type": "button", "sub_type": kind.lower(), "index": str(index), "parameters": [param]}
+        )
+    unexpected = set(button_values) - set(template.button_placeholders())
+    if unexpected:
+        problems["buttons"] = f"buttons {sorted(unexpected)} take no parameter"
+    if problems:
+        raise MessageRejected(
+            "template_parameters",
+            f"The parameters do not match the template '{template.name}': "
+            + "; ".join(f"{k} {v}" for k, v in problems.items()),
+            problems,
+        )
+    values: Any = body_values if named else list(body_values or [])
+    preview = template.render_body(values) or template.name
+    return components, preview
+
+
+@transaction.atomic
+def send_template_message(
+    *,
+    conversation: Conversation,
+    template: MessageTemplate | str,
+    language: str | None = None,
+    parameters: Any = None,
+    sender: Any = None,
+    idempotency_key: str | None = None,
+    bulk: bool = False,
+) -> Message:
+    """Templates are allowed outside the 24-hour window; the parameters are checked before queueing."""
+    from whatsapp.models import MessageTemplate
+
+    channel = _check_channel(conversation)
+    if isinstance(template, str):
+        candidates = MessageTemplate.objects.filter(waba_id=channel.waba_id, name=template)
+        if language:
+            candidates = candidates.filter(language=language)
+        found = candidates.order_by("language").first()
+        if found is None:
+            raise MessageRejected(
+                "unknown_template",
+                f"No template '{template}' ({language or 'any language'}) for this number.",
+            )
+        template = found
+    if template.waba_id != channel.waba_id:
+        raise MessageRejected("unknown_template", "The template belongs to another WhatsApp account.")
+    if not template.is_approved:
+        raise MessageRejected(
+            "template_not_approved", f"The template '{template.name}' is {template.status or 'not approved'}."
+        )
+    components, preview = _template_components(template, parameters)
+    body: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
+    if components:
+        body["components"] = components
+    return _queue_outbound(
+        conversation=conversation,
+        message_type=Message.Type.TEMPLATE,
+        payload={"template": body, "template_id": template.pk},
+        text=preview,
+        preview=preview,
+        sender=sender,
+        idempotency_key=idempotency_key,
+        reply_to=None,
+        free_form=False,
+        bulk=bulk,
+    )
+
+
+def _check_interactive(interactive: dict[str, Any]) -> str:
+    kind = interactive.get("type")
+    body_text = str((interactive.get("body") or {}).get("text") or "")
+    if not body_text:
+        raise MessageRejected("invalid_interactive", "An interactive message needs body.text.")
+    if len(body_text) > 1024:
+        raise MessageRejected("invalid_interactive", "body.text is at most 1024 characters.")
+    action = interactive.get("action") or {}
+    if kind == "button":
+        buttons = action.get("buttons") or []
+        if not 1 <= len(buttons) <= 3:
+            raise MessageRejected("invalid_interactive", "Reply buttons: 1 to 3 buttons.")
+        for button in buttons:
+            reply = (button or {}).get("reply") or {}
+            if not reply.get("id") or not 1 <= len(str(reply.get("title") or "")) <= 20:
+                raise MessageRejected(
+                    "invalid_interactive", "Each button needs reply.id and a title of 1 to 20 characters."
+                )
+    elif kind == "list":
+        sections = action.get("sections") or []
+        rows = [row for section in sections for row in (section or {}).get("rows") or []]
+        if not action.get("button") or not sections or not 1 <= len(rows) <= 10:
+            raise MessageRejected(
+                "invalid_interactive", "A list needs action.button and 1 to 10 rows in its sections."
+            )
+        if any(not r.get("id") or not 1 <= len(str(r.get("title") or "")) <= 24 for r in rows):
+            raise MessageRejected(
+                "invalid_interactive", "Each row needs an id and a title of 1 to 24 characters."
+            )
+    elif kind == "cta_url":
+        if not (action.get("parameters") or {}).get("url"):
+            raise MessageRejected("invalid_interactive", "A call-to-action needs action.parameters.url.")
+    else:
+        raise MessageRejected("invalid_interactive", "Interactive type must be button, list or cta_url.")
+    return body_text
+
+
+@transaction.atomic
+def send_interactive_message(
+    *,
+    conversation: Conversation,
+    interactive: dict[str, Any],
+    sender: Any = None,
+    idempotency_key: str | None = None,
+    reply_to: Message | None = None,
+    bulk: bool = False,
+) -> Message:
+    body_text = _check_interactive(interactive)
+    return _queue_outbound(
+        conversation=conversation,
+        message_type=Message.Type.INTERACTIVE,
+        payload={"interactive": interactive},
+        text=body_text,
+        preview=body_text,
+        sender=sender,
+        idempotency_key=idempotency_key,
+        reply_to=reply_to,
+        free_form=True,
+        bulk=bulk,
+    )
+
+
+@transaction.atomic
+def send_reaction(
+    *,
+    conversation: Conversation,
+    message: Message,
+    emoji: str,
+    sender: Any = None,
+    idempotency_key: str | None = None,
+) -> Message:
+    """React to a message (an empty emoji removes our reaction)."""
+    if message.conversation_id != conversation.pk or not message.wamid:
+        raise MessageRejected("invalid_reaction_target", "Only a delivered message of this conversation.")
+    result = _queue_outbound(
+        conversation=conversation,
+        message_type=Message.Type.REACTION,
+        payload={"reaction": {"message_id": message.wamid, "emoji": emoji}},
+        text=emoji,
+        preview=f"Reacted {emoji}" if emoji else "Removed a reaction",
+        sender=sender,
+        idempotency_key=idempotency_key,
+        reply_to=message,
+        free_form=True,
+    )
+    set_reaction(target=message, side="business", emoji=emoji)
+    return result
+
+
+def set_reaction(*, target: Message, side: str, emoji: str) -> None:
+    reactions = dict(target.reactions or {})
+    if emoji:
+        reactions[side] = emoji
+    else:
+        reactions.pop(side, None)
+    target.reactions = reactions
+    target.save(update_fields=["reactions"])
+    events.message_updated(target)
+
+
+@transaction.atomic
+def mark_as_read(*, message: Message, user: Any = None) -> Message:
+    """Tell Meta the contact's message was read (blue ticks on their side) and clear the unread count."""
+    if message.direction != Message.Direction.INBOUND or not message.wamid:
+        raise MessageRejected("invalid_read_target", "Only received messages can be marked as read.")
+    now = timezone.now()
+    if message.read_at is None:
+        message.read_at = now
+        message.save(update_fields=["read_at"])
+    conversation = message.conversation
+    if conversation.unread_count:
+        conversation.unread_count = 0
+        conversation.save(update_fields=["unread_count", "updated_at"])
+        events.conversation_updated(conversation)
+    from whatsapp.actors import enqueue_read_receipt
+
+    message_id, schema = message.pk, connection.schema_name
+    transaction.on_commit(lambda: enqueue_read_receipt(message_id=message_id, schema=schema))
+    return message
+
+
+@transaction.atomic
+def retry_message(*, message: Message, user: Any) -> Message:
+    """A user's retry of a failed outbound message. One Meta accepted (it has a wamid) is never resent:
+    a copy is queued instead."""
+    message = Message.objects.select_for_update().select_related("conversation__contact").get(pk=message.pk)
+    if message.direction != Message.Direction.OUTBOUND or message.status != Message.Status.FAILED:
+        raise MessageRejected("not_retryable", "Only a failed outgoing message can be retried.")
+    conversation = message.conversation
+    _check_channel(conversation)
+    if message.type != Message.Type.TEMPLATE:
+        _check_window(conversation)
+    if message.wamid:
+        return _queue_outbound(
+            conversation=conversation,
+            message_type=message.type,
+            payload=message.payload,
+            text=message.text,
+            preview=message.preview,
+            sender=user,
+            idempotency_key=None,
+            reply_to=message.reply_to,
+            free_form=False,
+            bulk=message.bulk,
+        )
+    message.status = Message.Status.QUEUED
+    message.error_code = None
+    message.error_title = ""
+    message.error_details = ""
+    message.send_started_at = None
+    message.next_attempt_at = None
+    message.send_attempts = 0
+    message.timestamp = timezone.now()
+    message.save(
+        update_fields=[
+            "status",
+            "error_code",
+            "error_title",
+            "error_details",
+            "send_started_at",
+            "next_attempt_at",
+            "send_attempts",
+            "timestamp",
+        ]
+    )
+    events.message_updated(message)
+    enqueue_send(message)
+    return message
+
+
+def find_conversation_for_inbound(*, contact: Contact, channel: WhatsAppChannel) -> Conversation:
+    """The contact's latest conversation on this number (reopened by handle_new_inbound_message if
+    resolved), or a new one. The caller holds the contact row lock, so two workers never create two."""
+    conversation = (
+        Conversation.objects.select_for_update()
+        .filter(contact=contact, channel=channel)
+        .order_by("-id")
+        .first()
+    )
+    if conversation is None:
+        conversation = Conversation.objects.create(contact=contact, channel=channel)
+        events.conversation_updated(conversation, change="created")
+    return conversation
+
+
+def store_inbound_message(
+    *,
+    conversation: Conversation,
+    wamid: str,
+    type: str,
+    text: str,
+    payload: dict[str, Any],
+    preview: str,
+    timestamp: dt.datetime,
+    is_forwarded: bool = False,
+    reply_to: Message | None = None,
+    error_code: int | None = None,
+    error_title: str = "",
+    error_details: str = "",
+) -> tuple[Message, bool]:
+    """Store by wamid: a redelivered wamid returns the stored message and created=False."""
+    existing = Message.objects.filter(wamid=wamid).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                conversation=conversation,
+                direction=Message.Direction.INBOUND,
+                type=type,
+                text=text,
+                payload=payload,
+                preview=preview[:200],
+                status=Message.Status.RECEIVED,
+                wamid=wamid,
+                reply_to=reply_to,
+                is_forwarded=is_forwarded,
+                error_code=error_code,
+                error_title=error_title[:300],
+                error_details=error_details,
+                timestamp=timestamp,
+            )
+    except IntegrityError:
+        # Another worker stored the same wamid (Meta redelivered while we were processing).
+        return Message.objects.get(wamid=wamid), False
+    events.message_created(message)
+    handle_new_inbound_message(message=message)
+    return message, True
+
+
+STATUS_TIME_FIELD = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at", "played": "read_at"}
+
+
+def apply_message_status(
+    *,
+    message: Message,
+    status: str,
+    timestamp: dt.datetime,
+    error_code: int | None = None,
+    error_title: str = "",
+    error_details: str = "",
+) -> bool:
+    """Merge a delivery status monotonically; returns whether anything changed. The caller locks the row."""
+    rank = Message.STATUS_RANK
+    changed: list[str] = []
+    time_field = STATUS_TIME_FIELD.get(status)
+    if time_field and getattr(message, time_field) is None:
+        setattr(message, time_field, timestamp)
+        changed.append(time_field)
+    if status in rank and rank[status] > rank.get(message.status, 0):
+        message.status = status
+        changed.append("status")
+        if status == Message.Status.FAILED:
+            message.error_code = error_code
+            message.error_title = error_title[:300]
+            message.error_details = error_details
+            changed += ["error_code", "error_title", "error_details"]
+    if changed:
+        message.save(update_fields=changed)
+        events.message_updated(message)
+    return bool(changed)
 
 
 # (messages section ends)
@@ -192,6 +780,18 @@ def mark_conversation_read(*, conversation: Conversation, by: Any) -> Conversati
     agent's: whoever reads the customer has read them)."""
     if conversation.unread_count == 0:
         return conversation
+    latest = (
+        Message.objects.filter(
+            conversation=conversation, direction=Message.Direction.INBOUND, wamid__isnull=False
+        )
+        .order_by("-timestamp", "-id")
+        .first()
+    )
+    if latest is not None and conversation.channel_id is not None:
+        # Blue ticks on the customer's phone, and the count clears (the WhatsApp side's service).
+        mark_as_read(message=latest, user=by)
+        conversation.refresh_from_db(fields=["unread_count"])
+        return conversation
     conversation.unread_count = 0
     conversation.save(update_fields=["unread_count", "updated_at"])
     events.conversation_updated(conversation, change="read")
@@ -261,18 +861,36 @@ def record_agent_reply(*, conversation: Conversation, by: Any) -> Conversation:
 
 
 def handle_new_inbound_message(*, message: Message) -> None:
-    """Called by the WhatsApp side for every new inbound message, after it is stored: a snoozed
-    conversation wakes up, and the bot answers while it is on."""
+    """Called once per new inbound message (never for a redelivery), inside the storing transaction:
+    the conversation reopens, counts and times move, and the bot answers while it is on."""
     from conversations import bot
 
     conversation = message.conversation
-    if conversation.status == Conversation.Status.SNOOZED:
-        with transaction.atomic():
-            conversation.status = Conversation.Status.OPEN
-            conversation.snoozed_until = None
-            conversation.save(update_fields=["status", "snoozed_until", "updated_at"])
-            events.conversation_updated(conversation, change="status")
-    if conversation.bot_active:
+    change = "updated"
+    if conversation.status in (Conversation.Status.RESOLVED, Conversation.Status.SNOOZED):
+        change = "reopened"
+        conversation.status = Conversation.Status.OPEN
+        conversation.resolved_at = None
+        conversation.snoozed_until = None
+    if message.type != Message.Type.REACTION:
+        conversation.unread_count += 1
+    if conversation.last_message_at is None or message.timestamp > conversation.last_message_at:
+        conversation.last_message_at = message.timestamp
+    if conversation.last_inbound_at is None or message.timestamp > conversation.last_inbound_at:
+        conversation.last_inbound_at = message.timestamp
+    conversation.save(
+        update_fields=[
+            "status",
+            "resolved_at",
+            "snoozed_until",
+            "unread_count",
+            "last_message_at",
+            "last_inbound_at",
+            "updated_at",
+        ]
+    )
+    events.conversation_updated(conversation, change=change)
+    if conversation.bot_active and message.type != Message.Type.REACTION:
         bot.answer(message=message)
 
 

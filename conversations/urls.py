@@ -24,6 +24,10 @@ urlpatterns = [
     path("inbox/c/<int:pk>/unread/", views.mark_unread, name="unread"),
     path("inbox/c/<int:pk>/bot/", views.bot, name="bot"),
     path("inbox/c/<int:pk>/note/", views.add_note, name="note"),
+    path("inbox/c/<int:pk>/send/", views.send, name="send"),
+    path("inbox/c/<int:pk>/templates/", views.template_picker, name="templates"),
+    path("inbox/c/<int:pk>/template/", views.send_template, name="send_template"),
     path("inbox/m/<int:pk>/", views.message_fragment, name="message"),
+    path("inbox/m/<int:pk>/retry/", views.retry, name="retry"),
     path("reports/", views.reports_page, name="reports"),
 ]

@@ -23,7 +23,7 @@ from config.api import error_body
 from conversations import selectors, services
 from conversations.models import Conversation
 from conversations.selectors import ListFilters, Viewer
-from conversations.services import WorkflowError
+from conversations.services import MessageRejected, WorkflowError
 from crm.models import Tag, Team
 
 MAX_TEXT = 4096
@@ -53,6 +53,9 @@ def staff_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
         except WorkflowError as exc:
             status = {"not_found": 404, "forbidden": 403}.get(exc.code, 400)
             return _error(status, exc.code, exc.message)
+        except MessageRejected as exc:
+            # WhatsApp's rules (window, length, channel state): say which, never fail silently.
+            return _error(422, exc.code, exc.message)
 
     return wrapper
 
@@ -308,8 +311,145 @@ def add_note(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
     note = services.add_private_note(
         conversation=_visible_or_404(viewer, pk), text=request.POST.get("text", ""), author=request.user
     )
-    note.reaction_emojis = []  # type: ignore[attr-defined]
     return render(request, "inbox/_message.html", {"m": note})
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sending: text, media, templates, retry. The client's idempotency key makes a double click, a resend
+# after reconnect or a slow network store one message.
+# ---------------------------------------------------------------------------------------------------
+
+
+def _key(request: HttpRequest) -> str | None:
+    key = request.POST.get("idempotency_key", "").strip()
+    return key[:100] or None
+
+
+def _bubble(request: HttpRequest, message: Any) -> HttpResponse:
+    message = selectors.message_for(selectors.viewer_for(request.user), message.pk) or message
+    return render(request, "inbox/_message.html", {"m": message})
+
+
+@require_POST
+@staff_view
+def send(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    from whatsapp.services import MediaRejected, upload_media
+
+    conversation = _conversation_or_404(viewer, pk)
+    key = _key(request)
+    existing = selectors.message_by_key(key)
+    if existing is not None:
+        if existing.conversation_id != conversation.pk:
+            return _error(409, "idempotency_key_reused", "That key was used for another conversation.")
+        return _bubble(request, existing)
+    text = request.POST.get("text", "")
+    upload = request.FILES.get("file")
+    if upload is not None:
+        if conversation.channel is None:
+            return _error(422, "no_channel", "This conversation has no WhatsApp number to send from.")
+        try:
+            media = upload_media(
+                channel=conversation.channel,
+                content=upload.read(),
+                filename=upload.name or "file",
+                mime_type=upload.content_type or "application/octet-stream",
+            )
+        except MediaRejected as exc:
+            return _error(422, exc.code, exc.message)
+        message = services.send_media_message(
+            conversation=conversation, media=media, caption=text, sender=request.user, idempotency_key=key
+        )
+    else:
+        message = services.send_text_message(
+            conversation=conversation, text=text, sender=request.user, idempotency_key=key
+        )
+    services.record_agent_reply(conversation=conversation, by=request.user)
+    return _bubble(request, message)
+
+
+@require_POST
+@staff_view
+def retry(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    message = selectors.message_for(viewer, pk)
+    if message is None:
+        raise Http404("No such message")
+    return _bubble(request, services.retry_message(message=message, user=request.user))
+
+
+def _template_values(request: HttpRequest, template: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """The form's fields as send_template_message's parameters (and flat, for logs and tests)."""
+    named = template.parameter_format.upper() == "NAMED"
+    data = request.POST if request.method == "POST" else request.GET
+    parameters: dict[str, Any] = {}
+    preview_values: dict[str, str] = {}
+    for part, placeholders in (
+        ("header", template.header_placeholders()),
+        ("body", template.body_placeholders()),
+    ):
+        values = {p: data.get(f"{part}_{p}", "").strip() for p in placeholders}
+        preview_values.update({f"{part}:{k}": v for k, v in values.items()})
+        if placeholders:
+            parameters[part] = values if named else [values[p] for p in placeholders]
+            if part == "header" and not named:
+                parameters[part] = parameters[part][0] if len(placeholders) == 1 else parameters[part]
+    return parameters, preview_values
+
+
+def _template_context(request: HttpRequest, conversation: Conversation) -> dict[str, Any]:
+    templates = selectors.approved_templates(conversation)
+    raw = (request.POST if request.method == "POST" else request.GET).get("template", "")
+    chosen = next((t for t in templates if str(t.pk) == raw), None)
+    context: dict[str, Any] = {"conversation": conversation, "templates": templates, "chosen": chosen}
+    if chosen is not None:
+        named = chosen.parameter_format.upper() == "NAMED"
+
+        def shown(part: str, placeholders: list[str]) -> Any:
+            # Unfilled placeholders stay visible as {{x}} in the preview.
+            values = {p: request.GET.get(f"{part}_{p}", "").strip() for p in placeholders}
+            if named:
+                return {p: v for p, v in values.items() if v}
+            return [values[p] or f"{{{{{p}}}}}" for p in placeholders]
+
+        header_ps, body_ps = chosen.header_placeholders(), chosen.body_placeholders()
+        context["fields"] = [
+            {
+                "name": f"{part}_{p}",
+                "label": f"{part.title()} {{{{{p}}}}}",
+                "value": request.GET.get(f"{part}_{p}", ""),
+            }
+            for part, ps in (("header", header_ps), ("body", body_ps))
+            for p in ps
+        ]
+        context["preview_header"] = chosen.render_header(shown("header", header_ps))
+        context["preview_body"] = chosen.render_body(shown("body", body_ps))
+    return context
+
+
+@require_GET
+@staff_view
+def template_picker(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    conversation = _conversation_or_404(viewer, pk)
+    return render(request, "inbox/_templates.html", _template_context(request, conversation))
+
+
+@require_POST
+@staff_view
+def send_template(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    conversation = _conversation_or_404(viewer, pk)
+    templates = selectors.approved_templates(conversation)
+    chosen = next((t for t in templates if str(t.pk) == request.POST.get("template", "")), None)
+    if chosen is None:
+        return _error(400, "invalid_template", "Choose an approved template of this number.")
+    parameters, _ = _template_values(request, chosen)
+    message = services.send_template_message(
+        conversation=conversation,
+        template=chosen,
+        parameters=parameters,
+        sender=request.user,
+        idempotency_key=_key(request),
+    )
+    services.record_agent_reply(conversation=conversation, by=request.user)
+    return _bubble(request, message)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ def cleanup_expired_sessions() -> None:
     """Fan out: one message per tenant (each carries its schema), plus the public schema."""
     call_command("clearsessions")
     for schema in active_tenant_schemas():
-        cleanup_expired_sessions_for_tenant.send_with_options(options={"tenant_schema": schema})
+        cleanup_expired_sessions_for_tenant.send_with_options(tenant_schema=schema)
 
 
 @dramatiq.actor(queue_name="default", max_retries=3)

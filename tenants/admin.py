@@ -8,23 +8,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django_tenants.utils import get_public_schema_name
 
-from tenants.db import connection
 from tenants.models import Domain, NumberRoute, Tenant, WebhookEvent
 from tenants.services import OnboardingError, onboard_tenant, set_tenant_active, validate_onboarding
-
-
-class PublicOnlyAdmin(admin.ModelAdmin):
-    """Public-schema models show only in the platform admin, never on a tenant's host."""
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return connection.schema_name == get_public_schema_name() and super().has_module_permission(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return connection.schema_name == get_public_schema_name() and super().has_view_permission(
-            request, obj
-        )
 
 
 class TenantCreationForm(forms.ModelForm):
@@ -59,7 +45,7 @@ class DomainInline(admin.TabularInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(PublicOnlyAdmin):
+class TenantAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "plan", "is_active", "created_at", "primary_domain"]
     list_filter = ["plan", "is_active"]
     search_fields = ["slug", "name"]
@@ -118,7 +104,7 @@ class TenantAdmin(PublicOnlyAdmin):
 
 
 @admin.register(Domain)
-class DomainAdmin(PublicOnlyAdmin):
+class DomainAdmin(admin.ModelAdmin):
     list_display = ["domain", "tenant", "is_primary"]
     search_fields = ["domain", "tenant__slug"]
     list_select_related = ["tenant"]
@@ -126,7 +112,7 @@ class DomainAdmin(PublicOnlyAdmin):
 
 
 @admin.register(NumberRoute)
-class NumberRouteAdmin(PublicOnlyAdmin):
+class NumberRouteAdmin(admin.ModelAdmin):
     list_display = ["phone_number_id", "tenant", "created_at"]
     search_fields = ["phone_number_id", "tenant__slug"]
     list_select_related = ["tenant"]
@@ -134,11 +120,21 @@ class NumberRouteAdmin(PublicOnlyAdmin):
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(PublicOnlyAdmin):
+class WebhookEventAdmin(admin.ModelAdmin):
     list_display = ["id", "received_at", "status", "tenant", "phone_number_ids", "attempts"]
     list_filter = ["status"]
     list_select_related = ["tenant"]
     readonly_fields = [f.name for f in WebhookEvent._meta.fields]
+    actions = ["replay"]
+
+    @admin.action(description="Replay the selected events (idempotent: nothing is duplicated)")
+    def replay(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
+        from whatsapp.services import replay_webhook_event
+
+        events = list(queryset)
+        for event in events:
+            replay_webhook_event(event=event)
+        self.message_user(request, f"Queued {len(events)} event(s) for processing.")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -22,8 +22,22 @@ class Tenant(TenantMixin):
 
     auto_create_schema = True
     auto_drop_schema = True
-    # The template holds only migrations, content types and permissions: copy them.
-    clone_mode = "DATA"
+
+    def create_schema(
+        self, check_if_exists: bool = False, sync_schema: bool = True, verbosity: int = 1
+    ) -> bool:
+        """Copy the migrated template schema (tenants.cloning) instead of django-tenants' slow clone."""
+        from django.conf import settings
+        from django_tenants.utils import schema_exists
+
+        from tenants.cloning import clone_template_schema
+        from tenants.db import connection
+
+        if check_if_exists and schema_exists(self.schema_name):
+            return False
+        clone_template_schema(template=settings.TENANT_BASE_SCHEMA, schema=self.schema_name)
+        connection.set_schema_to_public()
+        return True
 
     class Meta:
         ordering = ["name"]
@@ -42,6 +56,9 @@ class NumberRoute(models.Model):
 
     phone_number_id = models.CharField(max_length=64, unique=True)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="number_routes")
+    # The number's app-secret override (Fernet, see whatsapp.crypto): webhook signatures are checked
+    # before the body is parsed, so the candidate secrets must be readable without the tenant schema.
+    app_secret_encrypted = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -59,9 +59,9 @@ def media_of(message: Any) -> dict[str, Any]:
 
 @register.filter
 def reactions_of(message: Any) -> list[str]:
+    """Current reactions (the WhatsApp side keeps them on the target message, per side)."""
     stored = getattr(message, "reactions", None)
-    emojis = [str(v) for v in stored.values() if v] if isinstance(stored, dict) else []
-    return emojis + list(getattr(message, "reaction_emojis", []))
+    return [str(v) for v in stored.values() if v] if isinstance(stored, dict) else []
 
 
 @register.filter

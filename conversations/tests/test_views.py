@@ -193,7 +193,9 @@ def test_every_message_type_renders_in_the_thread(client_a, tenant_a, owner_a):
         type=Message.Type.REACTION,
         payload={"reaction": {"message_id": "wamid.target", "emoji": "👍"}},
     )
-    add_message(tenant_a, c, text="quoted answer", reply_to=target, payload={"context": {"forwarded": True}})
+    with schema_context(tenant_a.schema_name):
+        Message.objects.filter(pk=target.pk).update(reactions={"contact": "👍"})
+    add_message(tenant_a, c, text="quoted answer", reply_to=target, is_forwarded=True)
     add_message(
         tenant_a,
         c,

@@ -404,6 +404,22 @@
   });
 
   // --- htmx glue ----------------------------------------------------------------------------------
+  // A template send carries a key kept until it succeeds, so a double submit stores one message.
+  document.body.addEventListener("htmx:configRequest", (e) => {
+    const form = e.detail.elt;
+    if (!form || form.id !== "template-form" || e.detail.verb !== "post") return;
+    const input = form.querySelector("[data-idempotency]");
+    if (!input.value) input.value = uuid();
+    e.detail.parameters.idempotency_key = input.value;
+  });
+  document.body.addEventListener("htmx:afterRequest", (e) => {
+    const form = e.detail.elt;
+    if (!form || form.id !== "template-form" || e.detail.requestConfig.verb !== "post" || !e.detail.successful) return;
+    const picker = $("#template-picker");
+    picker.dataset.loaded = "";
+    loadTemplates(picker, form.dataset.conversation);
+    scrollToEnd();
+  });
   document.body.addEventListener("htmx:afterSwap", (e) => {
     if (e.detail.target && e.detail.target.id === "thread-pane") {
       $("#inbox").classList.add("has-thread");

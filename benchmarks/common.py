@@ -1,0 +1,70 @@
+"""Shared set-up for benchmarks: a database of their own (<name>_bench), Django, percentiles."""
+
+from __future__ import annotations
+
+import os
+import statistics
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/wacrm"
+
+
+def bench_database_url() -> str:
+    url = os.environ.get("DATABASE_URL", DEFAULT_URL)
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/") or "wacrm"
+    if not name.endswith("_bench"):
+        name = f"{name}_bench"
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def setup_django(*, fresh: bool) -> None:
+    """Point Django at the benchmark database (created, or recreated when fresh) and set it up."""
+    import django
+    import psycopg
+
+    url = bench_database_url()
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_ENV", "test")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    from environ import Env
+
+    config = Env.db_url_config(url)
+    from urllib.parse import unquote
+
+    admin = psycopg.connect(
+        host=unquote(config["HOST"]) or None,
+        port=config["PORT"] or None,
+        user=config["USER"],
+        dbname="postgres",
+        autocommit=True,
+    )
+    name = config["NAME"]
+    exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+    if exists and fresh:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        exists = None
+    if not exists:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+    django.setup()
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def summary_ms(values: list[float]) -> dict[str, float]:
+    """Seconds in, milliseconds out."""
+    return {
+        "mean_ms": round(statistics.fmean(values) * 1000, 2),
+        "p50_ms": round(percentile(values, 50) * 1000, 2),
+        "p95_ms": round(percentile(values, 95) * 1000, 2),
+        "p99_ms": round(percentile(values, 99) * 1000, 2),
+        "n": len(values),
+    }

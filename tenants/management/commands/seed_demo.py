@@ -1,0 +1,287 @@
+"""The demo tenant: agents, a team, tags, contacts, a sandbox WhatsApp number, and conversations with
+messages of every kind. Idempotent: everything is keyed (slug, email, phone, wamid), so a second run
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from tenants.models import NumberRoute, Tenant
+from tenants.services import onboard_tenant, tenant_url
+
+DEMO_SLUG = "demo"
+DEMO_OWNER = "owner@demo.test"
+DEMO_PASSWORD = "Demo-Password-2026"
+PLATFORM_ADMIN = "admin@platform.test"
+SANDBOX_PHONE_NUMBER_ID = "100000000000001"
+
+AGENTS = [
+    ("alice@demo.test", "Alice Admin", "admin"),
+    ("sam@demo.test", "Sam Supervisor", "supervisor"),
+    ("bob@demo.test", "Bob Agent", "agent"),
+]
+CONTACTS = [
+    ("+15551230001", "Maria Lopez", ["vip"]),
+    ("+447700900002", "James Smith", ["lead"]),
+    ("+4915123000003", "Jonas Weber", []),
+    ("+5511987650004", "Ana Souza", ["vip", "lead"]),
+    ("+919812300005", "Priya Patel", []),
+    ("+61412300006", "Liam Brown", ["support"]),
+]
+
+
+def demo_messages(now: Any) -> list[dict[str, Any]]:
+    """(contact index, direction, type, text, payload, status): one of every kind WhatsApp delivers."""
+    img = {"id": "demo-media-1", "mime_type": "image/jpeg", "sha256": "", "caption": "Our shop front"}
+    rows: list[tuple[int, str, str, str, dict[str, Any], str]] = [
+        (0, "in", "text", "Hi! Is the blue jacket still available in M?", {}, "received"),
+        (0, "out", "text", "Hello Maria, yes it is. Shall I reserve one for you?", {}, "read"),
+        (0, "in", "image", "Our shop front", {"image": img}, "received"),
+        (
+            0,
+            "in",
+            "reaction",
+            "👍",
+            {"reaction": {"message_id": "wamid.demo.0.1", "emoji": "👍"}},
+            "received",
+        ),
+        (
+            1,
+            "in",
+            "document",
+            "invoice-2041.pdf",
+            {
+                "document": {
+                    "id": "demo-media-2",
+                    "filename": "invoice-2041.pdf",
+                    "mime_type": "application/pdf",
+                }
+            },
+            "received",
+        ),
+        (
+            1,
+            "out",
+            "template",
+            "order_update: Your order 2041 has shipped",
+            {"template": {"name": "order_update", "language": {"code": "en"}}},
+            "delivered",
+        ),
+        (
+            1,
+            "in",
+            "button",
+            "Track my order",
+            {"button": {"text": "Track my order", "payload": "TRACK"}},
+            "received",
+        ),
+        (
+            2,
+            "in",
+            "location",
+            "Alexanderplatz, Berlin",
+            {"location": {"latitude": 52.5219, "longitude": 13.4132, "name": "Alexanderplatz"}},
+            "received",
+        ),
+        (
+            2,
+            "in",
+            "audio",
+            "Voice message",
+            {"audio": {"id": "demo-media-3", "mime_type": "audio/ogg", "voice": True}},
+            "received",
+        ),
+        (2, "out", "text", "Thanks Jonas, we will call you back today.", {}, "failed"),
+        (
+            3,
+            "in",
+            "contacts",
+            "Contact card: Carlos Souza",
+            {
+                "contacts": [
+                    {"name": {"formatted_name": "Carlos Souza"}, "phones": [{"phone": "+5511999990000"}]}
+                ]
+            },
+            "received",
+        ),
+        (
+            3,
+            "in",
+            "interactive",
+            "Pricing",
+            {"interactive": {"type": "list_reply", "list_reply": {"id": "pricing", "title": "Pricing"}}},
+            "received",
+        ),
+        (
+            3,
+            "in",
+            "interactive",
+            "Yes, please",
+            {"interactive": {"type": "button_reply", "button_reply": {"id": "yes", "title": "Yes, please"}}},
+            "received",
+        ),
+        (
+            4,
+            "in",
+            "video",
+            "Unboxing",
+            {"video": {"id": "demo-media-4", "mime_type": "video/mp4", "caption": "Unboxing"}},
+            "received",
+        ),
+        (
+            4,
+            "in",
+            "sticker",
+            "Sticker",
+            {"sticker": {"id": "demo-media-5", "mime_type": "image/webp", "animated": False}},
+            "received",
+        ),
+        (
+            4,
+            "in",
+            "order",
+            "Order: 2 items",
+            {
+                "order": {
+                    "catalog_id": "demo",
+                    "product_items": [
+                        {"product_retailer_id": "sku-1", "quantity": 2, "item_price": 19.9, "currency": "EUR"}
+                    ],
+                }
+            },
+            "received",
+        ),
+        (
+            5,
+            "in",
+            "system",
+            "Liam changed their phone number",
+            {"system": {"type": "user_changed_number", "body": "Liam changed their phone number"}},
+            "received",
+        ),
+        (
+            5,
+            "in",
+            "unsupported",
+            "Unsupported message",
+            {"errors": [{"code": 131051, "title": "Message type unknown"}]},
+            "received",
+        ),
+        (5, "out", "note", "Customer asked for a refund last week; check with billing.", {}, "sent"),
+    ]
+    messages = []
+    for index, (contact, direction, kind, text, payload, status) in enumerate(rows):
+        messages.append(
+            {
+                "contact": contact,
+                "direction": direction,
+                "type": kind,
+                "text": text,
+                "payload": payload,
+                "status": status,
+                "wamid": f"wamid.demo.{contact}.{index}",
+                "timestamp": now - timedelta(minutes=(len(rows) - index) * 7),
+            }
+        )
+    return messages
+
+
+class Command(BaseCommand):
+    help = "Create or complete the demo tenant (idempotent) and print its URL and login."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        user_model = get_user_model()
+        if not user_model.objects.filter(username=PLATFORM_ADMIN).exists():
+            user_model.objects.create_superuser(PLATFORM_ADMIN, PLATFORM_ADMIN, DEMO_PASSWORD)
+        tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
+        if tenant is None:
+            tenant = onboard_tenant(
+                slug=DEMO_SLUG,
+                name="Demo Outfitters",
+                owner_email=DEMO_OWNER,
+                owner_password=DEMO_PASSWORD,
+                plan=Tenant.Plan.BUSINESS,
+            ).tenant
+        NumberRoute.objects.get_or_create(
+            phone_number_id=SANDBOX_PHONE_NUMBER_ID, defaults={"tenant": tenant}
+        )
+        with schema_context(tenant.schema_name):
+            self.seed_tenant()
+        domain = tenant.get_primary_domain()
+        self.stdout.write(f"Demo tenant: {tenant_url(domain.domain if domain else 'demo.localhost')}")
+        self.stdout.write(f"Platform admin login: {PLATFORM_ADMIN} / {DEMO_PASSWORD}")
+        self.stdout.write(f"Demo login: {DEMO_OWNER} / {DEMO_PASSWORD}")
+
+    @transaction.atomic
+    def seed_tenant(self) -> None:
+        from conversations.models import Conversation, Message
+        from crm.models import Agent, Contact, Tag, Team
+        from crm.services import create_agent
+        from whatsapp.models import WhatsAppChannel
+
+        user_model = get_user_model()
+        agents = []
+        for email, name, role in AGENTS:
+            agent = Agent.objects.filter(user__email=email).first()
+            agents.append(agent or create_agent(email=email, password=DEMO_PASSWORD, role=role, name=name))
+        team, _ = Team.objects.get_or_create(name="Support")
+        team.members.add(*agents[1:])
+        channel, _ = WhatsAppChannel.objects.get_or_create(
+            phone_number_id=SANDBOX_PHONE_NUMBER_ID,
+            defaults={"waba_id": "200000000000001", "display_phone": "+1 555 000 0001", "name": "Sandbox"},
+        )
+        contacts = []
+        for phone, name, tag_names in CONTACTS:
+            contact, _ = Contact.objects.get_or_create(
+                phone=phone, defaults={"name": name, "wa_id": phone[1:]}
+            )
+            for tag_name in tag_names:
+                contact.tags.add(Tag.objects.get_or_create(name=tag_name)[0])
+            contacts.append(contact)
+        now = timezone.now()
+        owner = user_model.objects.get(email=DEMO_OWNER)
+        for row in demo_messages(now):
+            if Message.objects.filter(wamid=row["wamid"]).exists():
+                continue
+            contact = contacts[row["contact"]]
+            conversation, _ = Conversation.objects.get_or_create(
+                contact=contact,
+                defaults={
+                    "channel": channel,
+                    "assignee": agents[2].user if row["contact"] % 2 else None,
+                    "team": team if row["contact"] >= 3 else None,
+                },
+            )
+            outbound = row["direction"] == "out"
+            Message.objects.create(
+                conversation=conversation,
+                direction=row["direction"],
+                type=row["type"],
+                text=row["text"],
+                payload=row["payload"],
+                preview=row["text"][:200],
+                status=row["status"],
+                wamid=row["wamid"],
+                timestamp=row["timestamp"],
+                sender=owner if outbound else None,
+                error_code=131026 if row["status"] == "failed" else None,
+                error_title="Message undeliverable" if row["status"] == "failed" else "",
+            )
+            updates: dict[str, Any] = {"last_message_at": row["timestamp"]}
+            if outbound:
+                contact.last_outbound_at = row["timestamp"]
+            else:
+                updates["last_inbound_at"] = row["timestamp"]
+                updates["unread_count"] = conversation.unread_count + 1
+                contact.last_inbound_at = row["timestamp"]
+            contact.save(update_fields=["last_inbound_at", "last_outbound_at"])
+            Conversation.objects.filter(pk=conversation.pk).update(**updates)
+            conversation.refresh_from_db()

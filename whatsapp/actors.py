@@ -1,0 +1,178 @@
+"""WhatsApp jobs. Actors take ids, load rows and call services; enqueueing never breaks a request."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import dramatiq
+import structlog
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from django_tenants.utils import get_public_schema_name, schema_context
+
+import config.dramatiq  # noqa: F401
+from config.dramatiq import TENANT_OPTION
+from tenants.db import connection
+from tenants.models import WebhookEvent
+from tenants.selectors import active_tenant_schemas
+
+log = structlog.get_logger("whatsapp.jobs")
+
+
+def _safe_send(
+    actor: dramatiq.Actor, *args: Any, delay: float | None = None, schema: str | None = None, **options: Any
+) -> bool:
+    """Enqueue, or log and return False when the broker is down: sweepers pick the work up later.
+
+    Pass `schema` when enqueueing from an on-commit callback: by then a schema_context may have exited.
+    """
+    if schema:
+        options[TENANT_OPTION] = schema
+    try:
+        actor.send_with_options(args=args, delay=int(delay * 1000) if delay else None, **options)
+    except Exception as exc:  # broker unreachable: the row is durable, a sweeper retries
+        log.warning("enqueue_failed", actor=actor.actor_name, args=args, error=repr(exc))
+        return False
+    return True
+
+
+# -- inbound -------------------------------------------------------------------------------------------
+
+
+@dramatiq.actor(queue_name="inbound", max_retries=8, min_backoff=1000, max_backoff=300_000)
+def process_webhook_event(event_id: int) -> None:
+    from whatsapp.services import process_webhook_event as process
+    from whatsapp.services import record_event_failure
+
+    try:
+        process(event_id=event_id)
+    except Exception as exc:
+        connection.set_schema_to_public()
+        record_event_failure(event_id=event_id, error=exc)
+        raise
+
+
+def enqueue_webhook_event(*, event_id: int) -> bool:
+    # Events live in the public schema; processing switches to each change's tenant itself.
+    return _safe_send(process_webhook_event, event_id, schema=get_public_schema_name())
+
+
+@dramatiq.actor(queue_name="inbound", max_retries=0)
+def sweep_webhook_events() -> None:
+    """Events still pending a while after they arrived (Redis or workers were down) get processed."""
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.WHATSAPP_SWEEP_AFTER_SECONDS)
+    ids = list(
+        WebhookEvent.objects.filter(status=WebhookEvent.Status.PENDING, received_at__lte=cutoff)
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:5000]
+    )
+    for event_id in ids:
+        enqueue_webhook_event(event_id=event_id)
+    if ids:
+        log.info("webhook_events_swept", count=len(ids))
+
+
+@dramatiq.actor(queue_name="media", max_retries=8, min_backoff=2000, max_backoff=600_000)
+def download_media(media_file_id: int) -> None:
+    from whatsapp.services import download_media as download
+
+    download(media_file_id=media_file_id)
+
+
+def enqueue_media_download(*, media_file_id: int, schema: str | None = None) -> bool:
+    return _safe_send(download_media, media_file_id, schema=schema)
+
+
+# -- outbound ------------------------------------------------------------------------------------------
+
+
+def _deliver(message_id: int, *, bulk: bool) -> None:
+    from whatsapp.delivery import deliver_message
+
+    outcome = deliver_message(message_id=message_id)
+    if outcome.action in ("retry", "wait"):
+        # Our own schedule (not Dramatiq's retries): limiter waits spend no retry, backoff follows Meta.
+        enqueue_delivery(message_id=message_id, bulk=bulk, delay=outcome.delay)
+
+
+# Agent replies and bulk sends use separate queues so a campaign never holds up a reply.
+@dramatiq.actor(queue_name="outbound", max_retries=3, time_limit=60_000)
+def send_message(message_id: int) -> None:
+    _deliver(message_id, bulk=False)
+
+
+@dramatiq.actor(queue_name="bulk", max_retries=3, time_limit=60_000)
+def send_bulk_message(message_id: int) -> None:
+    _deliver(message_id, bulk=True)
+
+
+def enqueue_delivery(
+    *, message_id: int, bulk: bool = False, delay: float | None = None, schema: str | None = None
+) -> bool:
+    return _safe_send(send_bulk_message if bulk else send_message, message_id, delay=delay, schema=schema)
+
+
+@dramatiq.actor(queue_name="outbound", max_retries=5, min_backoff=1000)
+def send_read_receipt(message_id: int) -> None:
+    from whatsapp.delivery import send_read_receipt as send
+
+    send(message_id=message_id)
+
+
+def enqueue_read_receipt(*, message_id: int, schema: str | None = None) -> bool:
+    return _safe_send(send_read_receipt, message_id, schema=schema)
+
+
+@dramatiq.actor(queue_name="default", max_retries=0)
+def requeue_stuck_sends() -> None:
+    """Queued messages whose job was lost (broker down at enqueue) are enqueued again; an attempt left
+    unfinished by a dead worker is enqueued so the delivery marks it failed instead of resending it."""
+    from conversations.models import Message
+    from whatsapp.delivery import CLAIM_TIMEOUT
+
+    now = timezone.now()
+    for schema in active_tenant_schemas():
+        with schema_context(schema):
+            stuck = Message.objects.filter(
+                direction=Message.Direction.OUTBOUND, status=Message.Status.QUEUED, wamid__isnull=True
+            ).filter(
+                Q(send_started_at__lte=now - CLAIM_TIMEOUT)
+                | Q(send_started_at__isnull=True, next_attempt_at__lte=now - dt.timedelta(seconds=30))
+                | Q(
+                    send_started_at__isnull=True,
+                    next_attempt_at__isnull=True,
+                    created_at__lte=now - dt.timedelta(seconds=60),
+                )
+            )
+            for message_id, bulk in stuck.values_list("pk", "bulk")[:1000]:
+                _safe_send(send_bulk_message if bulk else send_message, message_id, schema=schema)
+
+
+# -- templates -----------------------------------------------------------------------------------------
+
+
+@dramatiq.actor(queue_name="default", max_retries=3, min_backoff=10_000)
+def sync_channel_templates(channel_id: int) -> None:
+    from whatsapp.models import WhatsAppChannel
+    from whatsapp.services import sync_templates
+
+    channel = WhatsAppChannel.objects.filter(pk=channel_id, status=WhatsAppChannel.Status.ACTIVE).first()
+    if channel is not None:
+        sync_templates(channel=channel)
+
+
+@dramatiq.actor(queue_name="default", max_retries=0)
+def sync_all_templates() -> None:
+    from whatsapp.models import WhatsAppChannel
+
+    for schema in active_tenant_schemas():
+        with schema_context(schema):
+            ids = list(
+                WhatsAppChannel.objects.filter(status=WhatsAppChannel.Status.ACTIVE).values_list(
+                    "pk", flat=True
+                )
+            )
+        for channel_id in ids:
+            _safe_send(sync_channel_templates, channel_id, schema=schema)

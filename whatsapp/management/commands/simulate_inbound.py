@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django_tenants.utils import schema_context
+
+from crm.phones import InvalidPhoneNumber, normalize_phone
+from tenants.models import Tenant
+from whatsapp import payloads
+from whatsapp.models import WhatsAppChannel
+
+
+class Command(BaseCommand):
+    help = "Post a signed inbound WhatsApp text webhook to the running app, as Meta would."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--tenant", required=True, help="tenant slug")
+        parser.add_argument(
+            "--from", dest="sender", required=True, help="the customer's number, e.g. +15551234567"
+        )
+        parser.add_argument("--text", required=True)
+        parser.add_argument("--name", default="", help="the customer's WhatsApp profile name")
+        parser.add_argument("--phone-number-id", default="", help="default: the tenant's first number")
+        parser.add_argument(
+            "--url",
+            default=f"http://127.0.0.1:{settings.SITE_PORT or 8000}/webhooks/whatsapp/",
+            help="the webhook URL (sent with Host: BASE_DOMAIN)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        tenant = Tenant.objects.filter(slug=options["tenant"]).first()
+        if tenant is None:
+            raise CommandError(f"No tenant with the slug '{options['tenant']}'.")
+        with schema_context(tenant.schema_name):
+            channels = WhatsAppChannel.objects.all()
+            if options["phone_number_id"]:
+                channels = channels.filter(phone_number_id=options["phone_number_id"])
+            channel = channels.first()
+        if channel is None:
+            raise CommandError(f"{tenant.slug} has no WhatsApp number; run connect_whatsapp first.")
+        try:
+            wa_id = normalize_phone(options["sender"]).lstrip("+")
+        except InvalidPhoneNumber as exc:
+            raise CommandError(str(exc)) from exc
+        body = payloads.encode(
+            payloads.text_event(
+                phone_number_id=channel.phone_number_id,
+                wa_id=wa_id,
+                text=options["text"],
+                name=options["name"],
+            )
+        )
+        secret = channel.app_secret or settings.WHATSAPP_APP_SECRET or ""
+        try:
+            response = httpx.post(
+                options["url"],
+                content=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "Host": settings.BASE_DOMAIN,
+                    "X-Hub-Signature-256": payloads.sign(body, secret),
+                },
+                timeout=10,
+            )
+        except httpx.HTTPError as exc:
+            raise CommandError(f"Could not reach {options['url']}: {exc}") from exc
+        if response.status_code != 200:
+            raise CommandError(f"The webhook answered {response.status_code}: {response.text[:300]}")
+        self.stdout.write(self.style.SUCCESS(f"Delivered: {response.text}"))

@@ -1,0 +1,504 @@
+"""A fake Graph API for development, tests and benchmarks: no Meta account needed.
+
+    python -m whatsapp.sandbox --port 8001 --webhook-url http://127.0.0.1:8000/webhooks/whatsapp/
+
+Point the app at it with WHATSAPP_GRAPH_URL=http://127.0.0.1:8001/v21.0 (the development and test
+default). It accepts sends and returns wamids, posts signed status webhooks back (sent → delivered →
+read) to --webhook-url, can be told to fail with any error code or to throttle, serves media, lists
+templates page by page, and keeps what it received for inspection. Control endpoints live under
+/_sandbox/ (see `Handler.control`); tests use the Sandbox object in a thread and call its methods.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import queue
+import re
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+VERSION_RE = re.compile(r"^/v\d+(\.\d+)?(?=/)")
+
+ERROR_TITLES = {
+    0: "AuthException",
+    4: "Too many calls",
+    100: "Invalid parameter",
+    190: "Access token has expired",
+    368: "Temporarily blocked for policies violations",
+    130429: "Rate limit hit",
+    131000: "Something went wrong",
+    131026: "Message undeliverable",
+    131047: "Re-engagement message",
+    131056: "(Business Account, Consumer Account) pair rate limit hit",
+}
+
+
+@dataclass
+class FailureRule:
+    code: int
+    times: int = 1
+    phone_number_id: str | None = None
+    to: str | None = None
+    http_status: int = 400
+    title: str = ""
+    # Accept the send, then report the failure in a `failed` status webhook (as Meta does for 131047).
+    asynchronous: bool = False
+
+
+@dataclass
+class SandboxState:
+    app_secret: str = "sandbox-app-secret"
+    webhook_url: str | None = None
+    auto_statuses: bool = True
+    status_delay: float = 0.05
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    read_receipts: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[FailureRule] = field(default_factory=list)
+    throttles: dict[str, int] = field(default_factory=dict)
+    media: dict[str, tuple[bytes, str, str]] = field(default_factory=dict)
+    templates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Status webhook bodies not posted anywhere (no webhook URL): tests deliver them themselves.
+    outbox: list[bytes] = field(default_factory=list)
+    per_second: dict[str, dict[int, int]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int))
+    )
+
+
+class Sandbox:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        app_secret: str = "sandbox-app-secret",  # noqa: S107 - the sandbox's well-known dev secret
+        webhook_url: str | None = None,
+        auto_statuses: bool = True,
+        status_delay: float = 0.05,
+    ) -> None:
+        self.lock = threading.Lock()
+        self.state = SandboxState(
+            app_secret=app_secret,
+            webhook_url=webhook_url,
+            auto_statuses=auto_statuses,
+            status_delay=status_delay,
+        )
+        self._ids = itertools.count(1)
+        # Ordered by due time, so statuses of many sends go out in time order (sent → delivered → read).
+        self._statuses: queue.PriorityQueue[tuple[float, int, bytes | None]] = queue.PriorityQueue()
+        self._seq = itertools.count()
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.server.sandbox = self  # type: ignore[attr-defined]
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    @property
+    def base(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def url(self) -> str:
+        """What WHATSAPP_GRAPH_URL should be."""
+        return f"{self.base}/v21.0"
+
+    def start(self) -> Sandbox:
+        for target in (self.server.serve_forever, self._post_statuses):
+            thread = threading.Thread(target=target, daemon=True, name=f"sandbox-{target.__name__}")
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._statuses.put((0.0, -1, None))
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- control (also reachable over HTTP under /_sandbox/) ----------------------------------------------
+    def reset(self) -> None:
+        with self.lock:
+            keep = (
+                self.state.app_secret,
+                self.state.webhook_url,
+                self.state.auto_statuses,
+                self.state.status_delay,
+            )
+            self.state = SandboxState(
+                app_secret=keep[0], webhook_url=keep[1], auto_statuses=keep[2], status_delay=keep[3]
+            )
+
+    def configure(self, **options: Any) -> None:
+        with self.lock:
+            for key, value in options.items():
+                if key not in ("webhook_url", "auto_statuses", "status_delay", "app_secret"):
+                    raise ValueError(f"unknown sandbox option {key}")
+                setattr(self.state, key, value)
+
+    def fail(self, code: int, **options: Any) -> None:
+        """The next matching send(s) fail with this Graph error code."""
+        with self.lock:
+            self.state.failures.append(FailureRule(code=code, **options))
+
+    def throttle(self, phone_number_id: str, per_second: int) -> None:
+        """Sends above this rate for the number get error 130429, as Meta's throughput limit does."""
+        with self.lock:
+            self.state.throttles[phone_number_id] = per_second
+
+    def add_media(self, content: bytes, mime_type: str, filename: str = "", media_id: str = "") -> str:
+        media_id = media_id or f"{next(self._ids) + 10**15}"
+        with self.lock:
+            self.state.media[media_id] = (content, mime_type, filename)
+        return media_id
+
+    def set_templates(self, waba_id: str, templates: list[dict[str, Any]]) -> None:
+        with self.lock:
+            self.state.templates[waba_id] = templates
+
+    def sent(self, phone_number_id: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [s for s in self.state.sent if phone_number_id in (None, s["phone_number_id"])]
+
+    def take_outbox(self) -> list[bytes]:
+        with self.lock:
+            bodies, self.state.outbox = self.state.outbox, []
+        return bodies
+
+    def wait_for_outbox(self, count: int, timeout: float = 5.0) -> list[bytes]:
+        """Tests: wait until `count` status webhooks are waiting, then take them."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.state.outbox) >= count:
+                    break
+            time.sleep(0.01)
+        return self.take_outbox()
+
+    def max_rates(self) -> dict[str, int]:
+        """The highest number of sends any one number saw in one wall-clock second."""
+        with self.lock:
+            return {pnid: max(seconds.values()) for pnid, seconds in self.state.per_second.items() if seconds}
+
+    def sign(self, body: bytes) -> str:
+        return "sha256=" + hmac.new(self.state.app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+    # -- behaviour ---------------------------------------------------------------------------------
+    def _take_failure(self, phone_number_id: str, to: str | None) -> FailureRule | None:
+        for rule in self.state.failures:
+            if rule.phone_number_id not in (None, phone_number_id) or rule.to not in (None, to):
+                continue
+            rule.times -= 1
+            if rule.times <= 0:
+                self.state.failures.remove(rule)
+            return rule
+        return None
+
+    def accept_send(self, phone_number_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        to = body.get("to")
+        now = time.time()
+        with self.lock:
+            cap = self.state.throttles.get(phone_number_id)
+            second = int(now)
+            if cap is not None and self.state.per_second[phone_number_id][second] >= cap:
+                return 400, error_body(130429, ERROR_TITLES[130429])
+            rule = self._take_failure(phone_number_id, to)
+            if rule and not rule.asynchronous:
+                return rule.http_status, error_body(
+                    rule.code, rule.title or ERROR_TITLES.get(rule.code, "Error")
+                )
+            self.state.per_second[phone_number_id][second] += 1
+            wamid = "wamid.SBX" + base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            self.state.sent.append(
+                {"phone_number_id": phone_number_id, "body": body, "wamid": wamid, "at": now}
+            )
+            statuses = ["sent", "delivered", "read"] if self.state.auto_statuses else []
+            if rule and rule.asynchronous:
+                statuses = ["failed"]
+        for index, status in enumerate(statuses):
+            payload = status_payload(
+                phone_number_id=phone_number_id,
+                wamid=wamid,
+                status=status,
+                to=str(to or ""),
+                opaque=body.get("biz_opaque_callback_data"),
+                error=(rule.code, rule.title or ERROR_TITLES.get(rule.code, "Error")) if rule else None,
+            )
+            self._statuses.put((now + self.state.status_delay * (index + 1), next(self._seq), payload))
+        return 200, {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": to, "wa_id": str(to or "").lstrip("+")}],
+            "messages": [{"id": wamid, "message_status": "accepted"}],
+        }
+
+    def _post_statuses(self) -> None:
+        with httpx.Client(timeout=5) as client:
+            while True:
+                due, _, body = self._statuses.get()
+                if body is None:
+                    return
+                delay = due - time.time()
+                if delay > 0:
+                    time.sleep(delay)
+                url = self.state.webhook_url
+                if not url:
+                    with self.lock:
+                        self.state.outbox.append(body)
+                    continue
+                try:
+                    client.post(
+                        url,
+                        content=body,
+                        headers={"Content-Type": "application/json", "X-Hub-Signature-256": self.sign(body)},
+                    )
+                except httpx.HTTPError:
+                    with self.lock:
+                        self.state.outbox.append(body)
+
+
+def error_body(code: int, title: str, details: str = "") -> dict[str, Any]:
+    return {
+        "error": {
+            "message": f"({code}) {title}",
+            "type": "OAuthException",
+            "code": code,
+            "error_data": {"messaging_product": "whatsapp", "details": details or title},
+            "error_user_title": title,
+            "fbtrace_id": uuid.uuid4().hex[:20],
+        }
+    }
+
+
+def status_payload(
+    *,
+    phone_number_id: str,
+    wamid: str,
+    status: str,
+    to: str,
+    opaque: str | None = None,
+    error: tuple[int, str] | None = None,
+    timestamp: int | None = None,
+) -> bytes:
+    entry: dict[str, Any] = {
+        "id": wamid,
+        "status": status,
+        "timestamp": str(timestamp or int(time.time())),
+        "recipient_id": to.lstrip("+"),
+    }
+    if status != "failed":
+        entry["conversation"] = {"id": uuid.uuid4().hex, "origin": {"type": "service"}}
+        entry["pricing"] = {
+            "billable": True,
+            "pricing_model": "PMP",
+            "category": "service",
+            "type": "regular",
+        }
+    if opaque:
+        entry["biz_opaque_callback_data"] = opaque
+    if error:
+        entry["errors"] = [
+            {
+                "code": error[0],
+                "title": error[1],
+                "message": error[1],
+                "error_data": {"details": error[1]},
+            }
+        ]
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
+        "statuses": [entry],
+    }
+    body = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "0", "changes": [{"value": value, "field": "messages"}]}],
+    }
+    return json.dumps(body).encode()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "GraphSandbox/1"
+
+    @property
+    def sandbox(self) -> Sandbox:
+        return self.server.sandbox  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _reply(
+        self, status: int, body: dict[str, Any] | bytes, content_type: str = "application/json"
+    ) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _path(self) -> tuple[list[str], dict[str, list[str]]]:
+        parts = urlsplit(self.path)
+        path = VERSION_RE.sub("", parts.path)
+        return [p for p in path.split("/") if p], parse_qs(parts.query)
+
+    def _authorised(self) -> bool:
+        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        if not token:
+            self._reply(401, error_body(190, "Access token is missing"))
+            return False
+        if token == "expired":
+            self._reply(401, error_body(190, ERROR_TITLES[190]))
+            return False
+        return True
+
+    def do_GET(self) -> None:
+        segments, query = self._path()
+        if segments[:1] == ["_sandbox"]:
+            return self.control("GET", segments[1:], b"")
+        if not self._authorised():
+            return None
+        if len(segments) == 2 and segments[1] == "message_templates":
+            return self.templates(segments[0], query)
+        if len(segments) == 1 and segments[0] in self.sandbox.state.media:
+            content, mime, _ = self.sandbox.state.media[segments[0]]
+            return self._reply(
+                200,
+                {
+                    "messaging_product": "whatsapp",
+                    "url": f"{self.sandbox.base}/_files/{segments[0]}",
+                    "mime_type": mime,
+                    "sha256": hashlib.sha256(content).hexdigest(),
+                    "file_size": len(content),
+                    "id": segments[0],
+                },
+            )
+        if len(segments) == 2 and segments[0] == "_files" and segments[1] in self.sandbox.state.media:
+            content, mime, _ = self.sandbox.state.media[segments[1]]
+            return self._reply(200, content, mime)
+        return self._reply(404, error_body(100, "Unsupported get request"))
+
+    def do_POST(self) -> None:
+        segments, _ = self._path()
+        body = self._body()
+        if segments[:1] == ["_sandbox"]:
+            return self.control("POST", segments[1:], body)
+        if not self._authorised():
+            return None
+        if len(segments) == 2 and segments[1] == "messages":
+            try:
+                data = json.loads(body or b"{}")
+            except ValueError:
+                return self._reply(400, error_body(100, "Invalid JSON"))
+            if data.get("status") == "read":
+                with self.sandbox.lock:
+                    self.sandbox.state.read_receipts.append({"phone_number_id": segments[0], **data})
+                return self._reply(200, {"success": True})
+            status, reply = self.sandbox.accept_send(segments[0], data)
+            return self._reply(status, reply)
+        if len(segments) == 2 and segments[1] == "media":
+            return self.upload(body)
+        return self._reply(404, error_body(100, "Unsupported post request"))
+
+    def upload(self, body: bytes) -> None:
+        header = f"Content-Type: {self.headers.get('Content-Type')}\r\n\r\n".encode()
+        message = BytesParser().parsebytes(header + body)
+        content, mime, filename = b"", "application/octet-stream", ""
+        parts: list[Any] = list(message.get_payload()) if message.is_multipart() else []
+        for part in parts:
+            if part.get_param("name", header="content-disposition") == "file":
+                content = bytes(part.get_payload(decode=True) or b"")
+                mime = part.get_content_type()
+                filename = part.get_filename() or ""
+        if not content:
+            return self._reply(400, error_body(100, "No file in the upload"))
+        return self._reply(200, {"id": self.sandbox.add_media(content, mime, filename)})
+
+    def templates(self, waba_id: str, query: dict[str, list[str]]) -> None:
+        items = self.sandbox.state.templates.get(waba_id, [])
+        limit = int((query.get("limit") or ["25"])[0])
+        start = int((query.get("after") or ["0"])[0])
+        page = items[start : start + limit]
+        body: dict[str, Any] = {
+            "data": page,
+            "paging": {"cursors": {"before": str(start), "after": str(start + limit)}},
+        }
+        if start + limit < len(items):
+            body["paging"]["next"] = (
+                f"{self.sandbox.url}/{waba_id}/message_templates?limit={limit}&after={start + limit}"
+            )
+        return self._reply(200, body)
+
+    def control(self, method: str, segments: list[str], body: bytes) -> None:
+        """GET state | POST reset | POST config | POST fail | POST throttle | POST media | POST templates."""
+        sandbox = self.sandbox
+        data = json.loads(body or b"{}") if method == "POST" else {}
+        action = segments[0] if segments else "state"
+        if method == "GET" and action == "state":
+            with sandbox.lock:
+                sent = list(sandbox.state.sent)
+                reads = list(sandbox.state.read_receipts)
+            return self._reply(200, {"sent": sent, "read_receipts": reads, "max_rates": sandbox.max_rates()})
+        if method == "POST" and action == "reset":
+            sandbox.reset()
+        elif method == "POST" and action == "config":
+            sandbox.configure(**data)
+        elif method == "POST" and action == "fail":
+            sandbox.fail(**data)
+        elif method == "POST" and action == "throttle":
+            sandbox.throttle(data["phone_number_id"], int(data["per_second"]))
+        elif method == "POST" and action == "media":
+            media_id = sandbox.add_media(
+                base64.b64decode(data["content_b64"]), data["mime_type"], data.get("filename", "")
+            )
+            return self._reply(200, {"id": media_id})
+        elif method == "POST" and action == "templates":
+            sandbox.set_templates(data["waba_id"], data["templates"])
+        else:
+            return self._reply(404, {"error": "unknown sandbox action"})
+        return self._reply(200, {"ok": True})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Fake WhatsApp Cloud API (Graph API) for development.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--webhook-url", default="http://127.0.0.1:8000/webhooks/whatsapp/")
+    parser.add_argument("--app-secret", default="sandbox-app-secret")
+    parser.add_argument("--status-delay", type=float, default=0.5, help="seconds between status webhooks")
+    parser.add_argument("--no-statuses", action="store_true", help="do not post status webhooks")
+    args = parser.parse_args()
+    sandbox = Sandbox(
+        host=args.host,
+        port=args.port,
+        app_secret=args.app_secret,
+        webhook_url=args.webhook_url or None,
+        auto_statuses=not args.no_statuses,
+        status_delay=args.status_delay,
+    ).start()
+    print(f"Graph API sandbox on {sandbox.url} (status webhooks to {args.webhook_url})", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        sandbox.stop()
+
+
+if __name__ == "__main__":
+    main()

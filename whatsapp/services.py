@@ -1,0 +1,567 @@
+"""Writes of the WhatsApp channel: numbers, webhook events and their processing, media, templates."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import mimetypes
+import time
+import uuid
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from conversations import events
+from conversations.models import Message
+from conversations.services import (
+    apply_message_status,
+    find_conversation_for_inbound,
+    set_reaction,
+    store_inbound_message,
+)
+from crm.models import Contact
+from crm.phones import InvalidPhoneNumber, normalize_phone
+from tenants.db import connection
+from tenants.models import NumberRoute, Tenant, WebhookEvent
+from whatsapp import crypto, metrics, parsing
+from whatsapp.client import GraphError, RetryClass, client_for
+from whatsapp.models import MediaFile, MessageTemplate, PendingStatus, WhatsAppChannel
+
+log = structlog.get_logger("whatsapp")
+
+
+class ChannelError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# ---------------------------------------------------------------------------------------------------
+# Numbers
+# ---------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def connect_channel(
+    *,
+    tenant: Tenant,
+    phone_number_id: str,
+    waba_id: str,
+    access_token: str,
+    display_phone: str = "",
+    app_secret: str = "",
+    name: str = "",
+    throughput_cap: int | None = None,
+) -> WhatsAppChannel:
+    """Add (or re-authorise) a number of the tenant and route its webhooks to the tenant."""
+    phone_number_id = phone_number_id.strip()
+    if not phone_number_id.isdigit() or not waba_id.strip().isdigit():
+        raise ChannelError("invalid_ids", "phone_number_id and waba_id are Meta's numeric ids.")
+    if not access_token.strip():
+        raise ChannelError("missing_token", "An access token is required.")
+    route = NumberRoute.objects.select_for_update().filter(phone_number_id=phone_number_id).first()
+    if route is not None and route.tenant_id != tenant.pk:
+        raise ChannelError("number_taken", f"The number {phone_number_id} is connected to another workspace.")
+    if display_phone:
+        # Shown to staff only; Meta's test numbers (555 ranges) are not "valid" to phonenumbers.
+        try:
+            display_phone = normalize_phone(display_phone)
+        except InvalidPhoneNumber:
+            display_phone = display_phone.strip()[:32]
+    NumberRoute.objects.update_or_create(
+        phone_number_id=phone_number_id,
+        defaults={"tenant": tenant, "app_secret_encrypted": crypto.encrypt(app_secret)},
+    )
+    with schema_context(tenant.schema_name):
+        defaults: dict[str, Any] = {
+            "waba_id": waba_id.strip(),
+            "access_token_encrypted": crypto.encrypt(access_token.strip()),
+            "app_secret_encrypted": crypto.encrypt(app_secret),
+            "status": WhatsAppChannel.Status.ACTIVE,
+            "status_reason": "",
+        }
+        if display_phone:
+            defaults["display_phone"] = display_phone
+        if name:
+            defaults["name"] = name
+        if throughput_cap:
+            defaults["throughput_cap"] = throughput_cap
+        channel, _ = WhatsAppChannel.objects.update_or_create(
+            phone_number_id=phone_number_id, defaults=defaults
+        )
+    _app_secrets_cache.clear()
+    return channel
+
+
+def update_channel_credentials(
+    *, channel: WhatsAppChannel, access_token: str = "", app_secret: str | None = None
+) -> WhatsAppChannel:
+    """From the tenant admin: a new token re-activates a number that needed re-authorisation."""
+    fields = []
+    if access_token.strip():
+        channel.access_token_encrypted = crypto.encrypt(access_token.strip())
+        channel.status = WhatsAppChannel.Status.ACTIVE
+        channel.status_reason = ""
+        fields += ["access_token_encrypted", "status", "status_reason"]
+    if app_secret is not None:
+        channel.app_secret_encrypted = crypto.encrypt(app_secret)
+        fields.append("app_secret_encrypted")
+        NumberRoute.objects.filter(phone_number_id=channel.phone_number_id).update(
+            app_secret_encrypted=channel.app_secret_encrypted
+        )
+        _app_secrets_cache.clear()
+    if fields:
+        channel.save(update_fields=fields)
+    return channel
+
+
+def set_channel_status(*, channel: WhatsAppChannel, status: str, reason: str = "") -> None:
+    """Auth errors → needs re-authorisation; account-level errors → disabled (and an alert in the logs)."""
+    WhatsAppChannel.objects.filter(pk=channel.pk).update(status=status, status_reason=reason[:300])
+    channel.status, channel.status_reason = status, reason[:300]
+    level = log.error if status == WhatsAppChannel.Status.DISABLED else log.warning
+    level("whatsapp_channel_status", phone_number_id=channel.phone_number_id, status=status, reason=reason)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Webhook events
+# ---------------------------------------------------------------------------------------------------
+
+_app_secrets_cache: dict[str, tuple[float, list[str]]] = {}
+
+
+def app_secrets() -> list[str]:
+    """WHATSAPP_APP_SECRET first, then any number's override (cached briefly: read on every POST)."""
+    cached = _app_secrets_cache.get("secrets")
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
+    secrets = [settings.WHATSAPP_APP_SECRET] if settings.WHATSAPP_APP_SECRET else []
+    for token in NumberRoute.objects.exclude(app_secret_encrypted="").values_list(
+        "app_secret_encrypted", flat=True
+    ):
+        try:
+            secret = crypto.decrypt(token)
+        except crypto.DecryptionError:
+            continue
+        if secret and secret not in secrets:
+            secrets.append(secret)
+    _app_secrets_cache["secrets"] = (time.monotonic() + 30, secrets)
+    return secrets
+
+
+def record_webhook_event(*, body: bytes, phone_number_ids: list[str]) -> WebhookEvent:
+    return WebhookEvent.objects.create(body=body, phone_number_ids=phone_number_ids)
+
+
+MAX_EVENT_ATTEMPTS = 10
+
+
+def process_webhook_event(*, event_id: int) -> str:
+    """Route each change by phone_number_id and process it in its tenant's schema. Safe to run twice:
+    messages are keyed by wamid and statuses merge monotonically."""
+    with transaction.atomic():
+        event = (
+            WebhookEvent.objects.select_for_update(skip_locked=True)
+            .filter(pk=event_id, status__in=[WebhookEvent.Status.PENDING, WebhookEvent.Status.UNROUTED])
+            .first()
+        )
+        if event is None:
+            return "skip"
+        changes = parsing.load_body(json.loads(bytes(event.body)))
+        ids = {c.phone_number_id for c in changes}
+        routes = {
+            r.phone_number_id: r.tenant
+            for r in NumberRoute.objects.select_related("tenant").filter(phone_number_id__in=ids)
+        }
+        unknown: list[str] = []
+        tenant: Tenant | None = None
+        for change in changes:
+            route = routes.get(change.phone_number_id)
+            if route is None:
+                unknown.append(change.phone_number_id)
+                continue
+            with schema_context(route.schema_name):
+                if not process_change(change):
+                    unknown.append(change.phone_number_id)
+                    continue
+            tenant = route
+        event.attempts += 1
+        event.status = (
+            WebhookEvent.Status.PROCESSED if tenant or not unknown else WebhookEvent.Status.UNROUTED
+        )
+        event.tenant = tenant
+        event.error = f"Unknown phone_number_id: {', '.join(sorted(set(unknown)))}" if unknown else ""
+        event.processed_at = timezone.now()
+        event.save(update_fields=["attempts", "status", "tenant", "error", "processed_at"])
+        return str(event.status)
+
+
+def record_event_failure(*, event_id: int, error: BaseException) -> None:
+    event = WebhookEvent.objects.filter(pk=event_id).first()
+    if event is None:
+        return
+    event.attempts += 1
+    event.error = repr(error)[:2000]
+    if event.attempts >= MAX_EVENT_ATTEMPTS:
+        event.status = WebhookEvent.Status.FAILED
+    event.save(update_fields=["attempts", "error", "status"])
+
+
+def replay_webhook_event(*, event: WebhookEvent) -> None:
+    """From the platform admin: process the raw event again (idempotent: nothing is duplicated)."""
+    WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.PENDING, error="")
+    from whatsapp.actors import enqueue_webhook_event
+
+    event_id = event.pk
+    transaction.on_commit(lambda: enqueue_webhook_event(event_id=event_id))
+
+
+def process_change(change: parsing.Change) -> bool:
+    """One change of an event, in the tenant's schema. False when the tenant has no such number."""
+    channel = WhatsAppChannel.objects.filter(phone_number_id=change.phone_number_id).first()
+    if channel is None:
+        return False
+    for message in change.messages:
+        ingest_message(channel=channel, inbound=message, profiles=change.profiles)
+    for status in change.statuses:
+        ingest_status(channel=channel, update=status)
+    for error in change.errors:
+        log.warning("whatsapp_webhook_error", phone_number_id=channel.phone_number_id, error=error)
+    return True
+
+
+def upsert_contact(*, wa_id: str, user_id: str = "", name: str = "", seen_at: dt.datetime) -> Contact:
+    """The contact by wa_id (else by E.164 phone), locked for this transaction; the profile name fills an
+    empty name only, and the customer-service window moves to the latest inbound message."""
+    try:
+        phone = normalize_phone(wa_id)
+    except InvalidPhoneNumber:
+        phone = "+" + "".join(ch for ch in wa_id if ch.isdigit())
+    contact = (
+        Contact.objects.select_for_update().filter(wa_id=wa_id).order_by("id").first()
+        or Contact.objects.select_for_update().filter(phone=phone).first()
+    )
+    if contact is None:
+        created, _ = Contact.objects.get_or_create(
+            phone=phone, defaults={"wa_id": wa_id, "name": name[:200], "whatsapp_user_id": user_id[:64]}
+        )
+        contact = Contact.objects.select_for_update().get(pk=created.pk)
+    fields = []
+    if not contact.wa_id:
+        contact.wa_id = wa_id
+        fields.append("wa_id")
+    if name and not contact.name:
+        contact.name = name[:200]
+        fields.append("name")
+    if user_id and contact.whatsapp_user_id != user_id:
+        contact.whatsapp_user_id = user_id[:64]
+        fields.append("whatsapp_user_id")
+    if contact.last_inbound_at is None or seen_at > contact.last_inbound_at:
+        contact.last_inbound_at = seen_at
+        fields.append("last_inbound_at")
+    if fields:
+        contact.save(update_fields=[*fields, "updated_at"])
+    return contact
+
+
+def ingest_message(
+    *, channel: WhatsAppChannel, inbound: parsing.InboundMessage, profiles: dict[str, parsing.Profile]
+) -> Message | None:
+    if not inbound.wamid or not inbound.from_wa_id:
+        log.warning("whatsapp_message_without_sender", wamid=inbound.wamid)
+        return None
+    existing = Message.objects.filter(wamid=inbound.wamid).first()
+    if existing is not None:
+        # A redelivery: nothing is stored twice, but a media download that failed gets another try.
+        _ensure_media_download(existing)
+        return existing
+    profile = profiles.get(inbound.from_wa_id) or profiles.get(inbound.from_user_id) or parsing.Profile("")
+    contact = upsert_contact(
+        wa_id=inbound.from_wa_id,
+        user_id=inbound.from_user_id or profile.user_id,
+        name=profile.name,
+        seen_at=inbound.timestamp,
+    )
+    conversation = find_conversation_for_inbound(contact=contact, channel=channel)
+    target_wamid = inbound.reaction_target or inbound.context_wamid
+    reply_to = Message.objects.filter(wamid=target_wamid).first() if target_wamid else None
+    message, created = store_inbound_message(
+        conversation=conversation,
+        wamid=inbound.wamid,
+        type=inbound.type,
+        text=inbound.text,
+        payload=inbound.payload,
+        preview=inbound.preview,
+        timestamp=inbound.timestamp,
+        is_forwarded=inbound.forwarded,
+        reply_to=reply_to,
+        error_code=inbound.error_code,
+        error_title=inbound.error_title,
+        error_details=inbound.error_details,
+    )
+    if not created:
+        return message
+    metrics.MESSAGES.labels(direction="in", type=message.type, status="received").inc()
+    if inbound.type == Message.Type.REACTION and reply_to is not None:
+        set_reaction(target=reply_to, side="contact", emoji=inbound.reaction_emoji)
+    if inbound.media is not None and inbound.media.media_id:
+        media = MediaFile.objects.create(
+            channel=channel,
+            message=message,
+            direction=MediaFile.Direction.INBOUND,
+            kind=inbound.media.kind,
+            media_id=inbound.media.media_id,
+            mime_type=inbound.media.mime_type,
+            sha256=inbound.media.sha256,
+            filename=inbound.media.filename[:255],
+        )
+        _enqueue_media_download(media)
+    return message
+
+
+def _enqueue_media_download(media: MediaFile) -> None:
+    from whatsapp.actors import enqueue_media_download
+
+    media_id, schema = media.pk, connection.schema_name
+    transaction.on_commit(lambda: enqueue_media_download(media_file_id=media_id, schema=schema))
+
+
+def _ensure_media_download(message: Message) -> None:
+    media = MediaFile.objects.filter(message=message).exclude(status=MediaFile.Status.READY).first()
+    if media is not None:
+        if media.status == MediaFile.Status.FAILED:
+            MediaFile.objects.filter(pk=media.pk).update(status=MediaFile.Status.PENDING, attempts=0)
+        _enqueue_media_download(media)
+
+
+def ingest_status(*, channel: WhatsAppChannel, update: parsing.StatusUpdate) -> Message | None:
+    from whatsapp.delivery import INTERRUPTED_TITLE, OPAQUE_PREFIX, apply_pending_statuses
+
+    if not update.wamid or not update.status:
+        return None
+    message = Message.objects.select_for_update().filter(wamid=update.wamid).first()
+    if message is None and update.opaque.startswith(OPAQUE_PREFIX):
+        # Meta accepted a send whose wamid we never stored (worker killed mid-send): adopt it now.
+        pk = update.opaque.removeprefix(OPAQUE_PREFIX)
+        message = (
+            Message.objects.select_for_update()
+            .filter(
+                pk=int(pk) if pk.isdigit() else 0,
+                direction=Message.Direction.OUTBOUND,
+                wamid__isnull=True,
+                conversation__channel=channel,
+            )
+            .first()
+        )
+        if message is not None:
+            message.wamid = update.wamid
+            message.send_started_at = None
+            if message.status == Message.Status.FAILED and message.error_title == INTERRUPTED_TITLE:
+                message.status = Message.Status.QUEUED
+                message.error_title = ""
+            message.save(update_fields=["wamid", "send_started_at", "status", "error_title"])
+            apply_pending_statuses(message=message)
+    if message is None:
+        PendingStatus.objects.create(
+            wamid=update.wamid, status=update.status, timestamp=update.timestamp, payload=update.raw
+        )
+        return None
+    if apply_message_status(
+        message=message,
+        status=update.status,
+        timestamp=update.timestamp,
+        error_code=update.error_code,
+        error_title=update.error_title,
+        error_details=update.error_details,
+    ):
+        metrics.MESSAGES.labels(direction="out", type=message.type, status=update.status).inc()
+    return message
+
+
+# ---------------------------------------------------------------------------------------------------
+# Media
+# ---------------------------------------------------------------------------------------------------
+
+MB = 1024 * 1024
+# Cloud API limits per kind (bytes) and accepted MIME types (documents: any).
+MEDIA_LIMITS = {
+    "image": 5 * MB,
+    "video": 16 * MB,
+    "audio": 16 * MB,
+    "document": 100 * MB,
+    "sticker": 500 * 1024,
+}
+MEDIA_TYPES: dict[str, frozenset[str]] = {
+    "image": frozenset({"image/jpeg", "image/png"}),
+    "video": frozenset({"video/mp4", "video/3gpp"}),
+    "audio": frozenset({"audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"}),
+    "sticker": frozenset({"image/webp"}),
+}
+MAX_MEDIA_ATTEMPTS = 8
+
+
+class MediaRejected(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def check_media(*, kind: str, mime_type: str, size: int) -> None:
+    if kind not in MEDIA_LIMITS:
+        raise MediaRejected("invalid_media_kind", f"Media kind must be one of {sorted(MEDIA_LIMITS)}.")
+    base_mime = mime_type.split(";")[0].strip().lower()
+    allowed = MEDIA_TYPES.get(kind)
+    if allowed is not None and base_mime not in allowed:
+        raise MediaRejected(
+            "unsupported_media_type", f"A WhatsApp {kind} must be one of {', '.join(sorted(allowed))}."
+        )
+    if size > MEDIA_LIMITS[kind]:
+        raise MediaRejected(
+            "media_too_large",
+            f"A WhatsApp {kind} is at most {MEDIA_LIMITS[kind] // 1024} KB; this is {size // 1024} KB.",
+        )
+
+
+def kind_for_mime(mime_type: str) -> str:
+    base = mime_type.split(";")[0].strip().lower()
+    for kind, types in MEDIA_TYPES.items():
+        if base in types and kind != "sticker":
+            return kind
+    return "document"
+
+
+def _storage_path(kind: str, mime_type: str, filename: str = "") -> str:
+    ext = mimetypes.guess_extension(mime_type.split(";")[0].strip()) or (
+        "." + filename.rsplit(".", 1)[-1] if "." in filename else ""
+    )
+    now = timezone.now()
+    return f"whatsapp/{connection.schema_name}/{kind}/{now:%Y/%m}/{uuid.uuid4().hex}{ext[:10]}"
+
+
+def _sha_matches(content: bytes, expected: str) -> bool:
+    if not expected:
+        return True
+    digest = hashlib.sha256(content).digest()
+    return expected.lower() == digest.hex() or expected.rstrip("=") == base64.b64encode(
+        digest
+    ).decode().rstrip("=")
+
+
+def download_media(*, media_file_id: int) -> str:
+    """media id → URL (expires in 5 minutes) → bytes with the token → checked → tenant-scoped storage.
+    Retryable failures raise (the actor retries); final ones mark the file failed with a reason."""
+    media = MediaFile.objects.select_related("channel", "message").filter(pk=media_file_id).first()
+    if media is None or media.status == MediaFile.Status.READY:
+        return "skip"
+    MediaFile.objects.filter(pk=media.pk).update(attempts=media.attempts + 1)
+    client = client_for(media.channel)
+    try:
+        info = client.get_media(media_id=media.media_id)
+        mime = info.mime_type or media.mime_type
+        check_media(kind=media.kind, mime_type=mime, size=info.file_size or 0)
+        content = client.download(url=info.url, max_bytes=MEDIA_LIMITS[media.kind])
+        if not _sha_matches(content, info.sha256 or media.sha256):
+            raise GraphError(
+                code=None, title="Downloaded media does not match its sha256.", retry_class=RetryClass.RETRY
+            )
+    except MediaRejected as rejected:
+        _media_failed(media, rejected.message)
+        metrics.MEDIA_DOWNLOADS.labels(result="rejected").inc()
+        return "rejected"
+    except GraphError as error:
+        if error.retry_class == RetryClass.RETRY and media.attempts + 1 < MAX_MEDIA_ATTEMPTS:
+            metrics.MEDIA_DOWNLOADS.labels(result="retry").inc()
+            raise
+        _media_failed(media, f"{error.code or ''} {error.title}".strip())
+        metrics.MEDIA_DOWNLOADS.labels(result="failed").inc()
+        return "failed"
+    path = default_storage.save(_storage_path(media.kind, mime, media.filename), ContentFile(content))
+    MediaFile.objects.filter(pk=media.pk).update(
+        file=path,
+        mime_type=mime,
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+        status=MediaFile.Status.READY,
+        error="",
+    )
+    metrics.MEDIA_DOWNLOADS.labels(result="ok").inc()
+    if media.message is not None:
+        events.message_updated(media.message)
+    return "ready"
+
+
+def _media_failed(media: MediaFile, reason: str) -> None:
+    MediaFile.objects.filter(pk=media.pk).update(status=MediaFile.Status.FAILED, error=reason[:300])
+    if media.message is not None:
+        events.message_updated(media.message)
+
+
+def upload_media(
+    *, channel: WhatsAppChannel, content: bytes, filename: str, mime_type: str, kind: str = ""
+) -> MediaFile:
+    """Check Cloud API limits, upload to Meta (media id) and keep a copy for the inbox."""
+    kind = kind or kind_for_mime(mime_type)
+    check_media(kind=kind, mime_type=mime_type, size=len(content))
+    if not channel.is_active:
+        raise MediaRejected(
+            "channel_inactive", f"The WhatsApp number {channel} is {channel.get_status_display().lower()}."
+        )
+    try:
+        media_id = client_for(channel).upload_media(
+            phone_number_id=channel.phone_number_id, content=content, mime_type=mime_type, filename=filename
+        )
+    except GraphError as error:
+        raise MediaRejected("upload_failed", f"WhatsApp refused the upload: {error.title}") from error
+    path = default_storage.save(_storage_path(kind, mime_type, filename), ContentFile(content))
+    return MediaFile.objects.create(
+        channel=channel,
+        direction=MediaFile.Direction.OUTBOUND,
+        kind=kind,
+        media_id=media_id,
+        file=path,
+        filename=filename[:255],
+        mime_type=mime_type,
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+        status=MediaFile.Status.READY,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Templates
+# ---------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def sync_templates(*, channel: WhatsAppChannel) -> int:
+    """Every page of the account's templates; templates Meta no longer lists are removed."""
+    now = timezone.now()
+    seen: list[int] = []
+    for item in client_for(channel).iter_templates(waba_id=channel.waba_id):
+        template, _ = MessageTemplate.objects.update_or_create(
+            waba_id=channel.waba_id,
+            name=str(item.get("name", ""))[:512],
+            language=str(item.get("language", ""))[:15],
+            defaults={
+                "meta_id": str(item.get("id", "")),
+                "category": str(item.get("category", ""))[:30],
+                "status": str(item.get("status", ""))[:30],
+                "parameter_format": str(item.get("parameter_format") or "POSITIONAL")[:20],
+                "components": item.get("components") or [],
+                "synced_at": now,
+            },
+        )
+        seen.append(template.pk)
+    MessageTemplate.objects.filter(waba_id=channel.waba_id).exclude(pk__in=seen).delete()
+    WhatsAppChannel.objects.filter(pk=channel.pk).update(templates_synced_at=now)
+    return len(seen)

@@ -1,0 +1,265 @@
+"""Processing of inbound webhooks (fixtures written from Meta's documented payloads)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from conversations.models import Conversation, Message
+from crm.models import Contact
+from whatsapp import payloads
+from whatsapp.models import MediaFile, PendingStatus
+from whatsapp.tests.conftest import CUSTOMER, PNID_A, PNID_B, deliver, fixture
+
+EXPECTED = {
+    "text": ("text", "Does it come in another color?"),
+    "image": ("image", "📷 Photo: This is the one"),
+    "video": ("video", "🎥 Video: Unboxing"),
+    "audio": ("audio", "🎵 Audio"),
+    "voice": ("audio", "🎤 Voice message"),
+    "document": ("document", "📄 lucky-shrub-invoice.pdf: Lucky Shrub Invoice"),
+    "sticker": ("sticker", "Sticker"),
+    "location": ("location", "📍 Philz Coffee"),
+    "contacts": ("contacts", "👤 John Smith"),
+    "interactive_button_reply": ("interactive", "Change"),
+    "interactive_list_reply": ("interactive", "Priority Mail Express"),
+    "button": ("button", "Unsubscribe"),
+    "reaction": ("reaction", "Reacted 👍"),
+    "reaction_removed": ("reaction", "Removed a reaction"),
+    "order": ("order", "🛒 Order: 2 items"),
+    "system": ("system", "User Sheena Nelson changed from 16505551234 to 16505550000"),
+    "unsupported": ("unsupported", "Unsupported message: Message type unknown"),
+    "reply": ("text", "Yes, this one"),
+    "forwarded": ("text", "Look at this deal"),
+    "referral": ("text", "Hi, I saw your ad"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_inbound_type_is_stored_with_a_structured_payload_and_a_preview(
+    name, public_client, channel_a, tenant_a
+):
+    raw = fixture(name)
+    deliver(public_client, raw)
+    raw_message = raw["entry"][0]["changes"][0]["value"]["messages"][0]
+    with schema_context(tenant_a.schema_name):
+        message = Message.objects.get(wamid=raw_message["id"])
+        assert (message.type, message.preview) == EXPECTED[name]
+        assert message.direction == Message.Direction.INBOUND
+        assert message.status == Message.Status.RECEIVED
+        assert message.timestamp == dt.datetime.fromtimestamp(int(raw_message["timestamp"]), tz=dt.UTC)
+        assert message.payload["type"] == raw_message["type"]
+        if raw_message["type"] in raw_message:
+            assert message.payload[raw_message["type"]] == raw_message[raw_message["type"]]
+        assert message.conversation.contact.wa_id == CUSTOMER
+
+
+def test_media_messages_get_a_download_job(public_client, channel_a, tenant_a):
+    deliver_only = payloads.encode(fixture("image"))
+    from whatsapp.tests.conftest import post_webhook, run_jobs
+
+    post_webhook(public_client, deliver_only)
+    ran = run_jobs(only={"process_webhook_event"})
+    assert ran == ["process_webhook_event"]
+    with schema_context(tenant_a.schema_name):
+        media = MediaFile.objects.get()
+        assert (media.kind, media.media_id, media.mime_type) == ("image", "1003383421387256", "image/jpeg")
+
+
+def test_a_reply_keeps_a_link_to_the_quoted_message(public_client, conversation_a, tenant_a):
+    wamid = fixture("reply")["entry"][0]["changes"][0]["value"]["messages"][0]["context"]["id"]
+    with schema_context(tenant_a.schema_name):
+        quoted = Message.objects.create(
+            conversation=conversation_a,
+            direction="out",
+            text="Blue or green?",
+            wamid=wamid,
+            timestamp=timezone.now(),
+        )
+    deliver(public_client, fixture("reply"))
+    with schema_context(tenant_a.schema_name):
+        assert Message.objects.get(text="Yes, this one").reply_to == quoted
+
+
+def test_forwarded_flag_and_ad_referral_are_kept(public_client, channel_a, tenant_a):
+    deliver(public_client, fixture("forwarded"))
+    deliver(public_client, fixture("referral"))
+    with schema_context(tenant_a.schema_name):
+        assert Message.objects.get(text="Look at this deal").is_forwarded
+        referral = Message.objects.get(text="Hi, I saw your ad").payload["referral"]
+        assert referral["source_type"] == "ad" and referral["ctwa_clid"].startswith("ARAk")
+
+
+def test_a_reaction_attaches_to_its_target_and_removing_it_clears_it(public_client, conversation_a, tenant_a):
+    target = fixture("reaction")["entry"][0]["changes"][0]["value"]["messages"][0]["reaction"]["message_id"]
+    with schema_context(tenant_a.schema_name):
+        Message.objects.create(
+            conversation=conversation_a,
+            direction="out",
+            text="Your order shipped",
+            wamid=target,
+            timestamp=timezone.now(),
+        )
+    deliver(public_client, fixture("reaction"))
+    with schema_context(tenant_a.schema_name):
+        assert Message.objects.get(wamid=target).reactions == {"contact": "👍"}
+        assert Message.objects.get(type="reaction").reply_to.wamid == target
+    deliver(public_client, fixture("reaction_removed"))
+    with schema_context(tenant_a.schema_name):
+        assert Message.objects.get(wamid=target).reactions == {}
+
+
+def test_the_same_wamid_delivered_many_times_is_one_message(public_client, channel_a, tenant_a):
+    for _ in range(3):
+        deliver(public_client, fixture("text"))
+    with schema_context(tenant_a.schema_name):
+        assert Message.objects.count() == 1
+        assert Conversation.objects.get().unread_count == 1
+
+
+def test_the_contact_is_upserted_by_wa_id_and_the_profile_name_fills_an_empty_name_only(
+    public_client, channel_a, tenant_a
+):
+    body = payloads.event(
+        phone_number_id=PNID_A,
+        contacts=[payloads.contact("447911123456", "Profile Name", user_id="GB.13491208655302741918")],
+        messages=[payloads.message(wa_id="447911123456", type="text", content={"body": "hi"})],
+    )
+    deliver(public_client, body)
+    with schema_context(tenant_a.schema_name):
+        contact = Contact.objects.get()
+        assert (contact.phone, contact.wa_id, contact.name) == (
+            "+447911123456",
+            "447911123456",
+            "Profile Name",
+        )
+        assert contact.whatsapp_user_id == "GB.13491208655302741918"
+        contact.name = "Edited By Staff"
+        contact.save()
+    body["entry"][0]["changes"][0]["value"]["contacts"][0]["profile"]["name"] = "New Profile"
+    body["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = payloads.new_wamid()
+    deliver(public_client, body)
+    with schema_context(tenant_a.schema_name):
+        assert Contact.objects.get().name == "Edited By Staff"
+        assert Conversation.objects.count() == 1
+
+
+def test_a_resolved_conversation_is_reopened_by_a_new_message(public_client, conversation_a, tenant_a):
+    with schema_context(tenant_a.schema_name):
+        Conversation.objects.filter(pk=conversation_a.pk).update(
+            status="resolved", resolved_at=timezone.now()
+        )
+    deliver(public_client, fixture("text"))
+    with schema_context(tenant_a.schema_name):
+        conversation = Conversation.objects.get()
+        assert conversation.status == Conversation.Status.OPEN
+        assert conversation.resolved_at is None
+        assert conversation.unread_count == 1
+        assert conversation.messages.count() == 1
+
+
+def test_messages_are_ordered_by_metas_timestamp_not_arrival(public_client, channel_a, tenant_a):
+    now = int(timezone.now().timestamp())
+    later = payloads.text_event(phone_number_id=PNID_A, wa_id=CUSTOMER, text="second", timestamp=now)
+    earlier = payloads.text_event(phone_number_id=PNID_A, wa_id=CUSTOMER, text="first", timestamp=now - 30)
+    deliver(public_client, later)
+    deliver(public_client, earlier)
+    with schema_context(tenant_a.schema_name):
+        assert [m.text for m in Conversation.objects.get().messages.all()] == ["first", "second"]
+        assert Contact.objects.get().last_inbound_at.timestamp() == now
+
+
+def test_a_number_of_tenant_a_never_lands_in_tenant_b(
+    public_client, channel_a, channel_b, tenant_a, tenant_b
+):
+    deliver(public_client, payloads.text_event(phone_number_id=PNID_A, wa_id=CUSTOMER, text="for alpha"))
+    deliver(public_client, payloads.text_event(phone_number_id=PNID_B, wa_id=CUSTOMER, text="for beta"))
+    with schema_context(tenant_a.schema_name):
+        assert list(Message.objects.values_list("text", flat=True)) == ["for alpha"]
+    with schema_context(tenant_b.schema_name):
+        assert list(Message.objects.values_list("text", flat=True)) == ["for beta"]
+
+
+def test_one_number_cannot_be_connected_to_two_tenants(channel_a, tenant_b):
+    from whatsapp.services import ChannelError, connect_channel
+
+    with pytest.raises(ChannelError) as error:
+        connect_channel(tenant=tenant_b, phone_number_id=PNID_A, waba_id="1", access_token="x")
+    assert error.value.code == "number_taken"
+
+
+# -- statuses ------------------------------------------------------------------------------------------
+
+OUT = fixture("status_sent")["entry"][0]["changes"][0]["value"]["statuses"][0]["id"]
+
+
+def _outbound(conversation, **fields):
+    defaults = {
+        "direction": "out",
+        "text": "hello",
+        "status": "sent",
+        "wamid": OUT,
+        "timestamp": timezone.now(),
+    }
+    return Message.objects.create(conversation=conversation, **{**defaults, **fields})
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [
+        ("status_sent", "sent"),
+        ("status_delivered", "delivered"),
+        ("status_read", "read"),
+        ("status_played", "played"),
+    ],
+)
+def test_each_status_moves_the_message_forward(name, status, public_client, conversation_a, tenant_a):
+    with schema_context(tenant_a.schema_name):
+        _outbound(conversation_a, status="queued")
+    deliver(public_client, fixture(name))
+    with schema_context(tenant_a.schema_name):
+        assert Message.objects.get(wamid=OUT).status == status
+
+
+def test_a_failed_status_keeps_code_title_and_details(public_client, conversation_a, tenant_a):
+    with schema_context(tenant_a.schema_name):
+        _outbound(conversation_a)
+    deliver(public_client, fixture("status_failed"))
+    with schema_context(tenant_a.schema_name):
+        message = Message.objects.get(wamid=OUT)
+        assert (message.status, message.error_code, message.error_title) == (
+            "failed",
+            131047,
+            "Re-engagement message",
+        )
+        assert "24 hours" in message.error_details
+
+
+def test_out_of_order_statuses_never_go_back(public_client, conversation_a, tenant_a):
+    with schema_context(tenant_a.schema_name):
+        _outbound(conversation_a)
+    for name in ("status_read", "status_delivered", "status_sent", "status_failed"):
+        deliver(public_client, fixture(name))
+    with schema_context(tenant_a.schema_name):
+        message = Message.objects.get(wamid=OUT)
+        assert message.status == "read"
+        assert message.delivered_at is not None and message.read_at is not None
+        assert message.error_code is None
+
+
+def test_a_status_before_its_message_is_kept_and_applied_when_the_message_appears(
+    public_client, conversation_a, tenant_a
+):
+    from whatsapp.delivery import record_message_sent
+
+    deliver(public_client, fixture("status_delivered"))
+    with schema_context(tenant_a.schema_name):
+        assert PendingStatus.objects.get().status == "delivered"
+        message = _outbound(conversation_a, status="queued", wamid=None)
+        record_message_sent(message_id=message.pk, wamid=OUT)
+        message.refresh_from_db()
+        assert message.status == "delivered"
+        assert PendingStatus.objects.count() == 0
