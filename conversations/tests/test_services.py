@@ -116,3 +116,18 @@ def test_events_are_published_only_after_commit(tenant_a, owner_a, django_captur
     with schema_context(tenant_a.schema_name), django_capture_on_commit_callbacks() as callbacks:
         services.set_conversation_status(conversation=c, status="pending", by=owner_a)
     assert len(callbacks) == 2  # the system line and the status change
+
+
+def test_housekeeping_wakes_snoozed_conversations_and_drops_old_events(tenant_a, owner_a):
+    from conversations.actors import inbox_housekeeping_for_tenant
+
+    c = make_conversation(tenant_a)
+    with schema_context(tenant_a.schema_name):
+        services.snooze_conversation(conversation=c, until=timezone.now() + dt.timedelta(hours=1), by=owner_a)
+        Conversation.objects.filter(pk=c.pk).update(snoozed_until=timezone.now() - dt.timedelta(minutes=1))
+        InboxEvent.objects.create(
+            conversation=c, payload={"type": "old"}, created_at=timezone.now() - dt.timedelta(days=3)
+        )
+        inbox_housekeeping_for_tenant.fn()
+        assert Conversation.objects.get(pk=c.pk).status == Conversation.Status.OPEN
+        assert not InboxEvent.objects.filter(payload__type="old").exists()
