@@ -332,6 +332,7 @@ PERIODIC_JOBS: dict[str, tuple[str, int]] = {
     "whatsapp_sweep_webhooks": ("whatsapp.actors.sweep_webhook_events", 30),
     "whatsapp_requeue_sends": ("whatsapp.actors.requeue_stuck_sends", 60),
     "whatsapp_sync_templates": ("whatsapp.actors.sync_all_templates", 6 * 3600),
+    "inbox_housekeeping": ("conversations.actors.inbox_housekeeping", 60),
 }
 AUTHENTICATION_BACKENDS = ["crm.auth.RateLimitedModelBackend"]
 LOGOUT_REDIRECT_URL = "/login/"

@@ -11,7 +11,7 @@ from config.metrics import metrics_view
 from crm.auth import LoginView
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
+    path("", RedirectView.as_view(url="/inbox/", permanent=False), name="home"),
     path("admin/", admin.site.urls),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -26,6 +26,7 @@ urlpatterns = [
         "password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"
     ),
     path("metrics", metrics_view, name="metrics"),
+    path("", include("conversations.urls")),
 ]
 
 # API v1: each app adds its routes here; all share config/api.py's conventions.
