@@ -128,7 +128,10 @@ _db = environ.Env.db_url_config(DATABASE_URL)
 # A percent-encoded host is a Unix socket directory (the embedded server's).
 _db["HOST"] = unquote(_db.get("HOST") or "")
 _db["ENGINE"] = "django_tenants.postgresql_backend"
-_db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+# 0 for the web process: under ASGI every request runs in a new thread, so a persistent connection per
+# thread is never reused and piles up until PostgreSQL refuses clients. Worker threads live long and
+# set DB_CONN_MAX_AGE (Procfile, docker-compose.yml) to keep theirs.
+_db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
 _db["CONN_HEALTH_CHECKS"] = True
 _db.setdefault("OPTIONS", {})
 _db["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=f"test_{_db['NAME']}")}
