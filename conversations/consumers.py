@@ -1,20 +1,58 @@
 from __future__ import annotations
 
+import json
+import time
+from collections import deque
 from typing import Any
 
 import structlog
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django_tenants.utils import schema_context
+from redis import asyncio as aioredis
 
-from conversations.groups import agents_group, user_group
+from conversations import selectors
+from conversations.groups import (
+    everything_group,
+    team_group,
+    unassigned_group,
+    user_group,
+    viewers_group,
+)
 
 log = structlog.get_logger("socket")
 
 # Close codes in the 4000 range are ours: 4401 = not signed in to this tenant.
 CLOSE_UNAUTHENTICATED = 4401
+# A viewer that has not pinged for this long is gone (the browser pings every 25 s).
+PRESENCE_TTL = 60
+# Sequence numbers remembered per socket to drop duplicates (groups overlap; catch-up overlaps).
+SEEN_MAX = 2000
+
+_redis: aioredis.Redis | None = None
+
+
+def presence_redis() -> aioredis.Redis:
+    global _redis
+    if _redis is None:
+        _redis = aioredis.Redis.from_url(settings.REDIS_URL)
+    return _redis
+
+
+def presence_key(schema: str, conversation_id: int) -> str:
+    return f"wacrm:presence:{schema}:{conversation_id}"
 
 
 class InboxConsumer(AsyncJsonWebsocketConsumer):
-    """An agent's live connection. Only signed-in users of the host's tenant are accepted."""
+    """An agent's live connection. Only signed-in users of the host's tenant are accepted.
+
+    The socket joins the groups of what its user may see (conversations.events sends each event only
+    there). From the browser it takes:
+      {"type": "ping"}                          keep-alive; refreshes presence
+      {"type": "resume", "after": <seq>}        replay events missed since that sequence number
+      {"type": "view", "conversation": <id>}    presence: this socket has that conversation open (null: none)
+    """
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -22,21 +60,143 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         schema = self.scope["schema_name"]
-        self.groups_joined = [agents_group(schema), user_group(schema, user.pk)]
-        for group in self.groups_joined:
+        self.schema = schema
+        self.viewer = await self._db(selectors.viewer_for, user)
+        self.viewing: int | None = None
+        self.seen: set[int] = set()
+        self.seen_order: deque[int] = deque()
+        groups = [user_group(schema, user.pk), unassigned_group(schema)]
+        if self.viewer.sees_all:
+            groups.append(everything_group(schema))
+        groups += [team_group(schema, team_id) for team_id in self.viewer.team_ids]
+        self.groups_joined = groups
+        for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        seq = await self._db(selectors.latest_event_id)
         log.info("socket_connected", user=user.pk)
-        await self.send_json({"type": "hello", "user": user.pk})
+        await self.send_json({"type": "hello", "user": user.pk, "seq": seq})
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
+        if getattr(self, "viewing", None) is not None:
+            await self._leave()
+
+    async def _db(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        schema = self.scope["schema_name"]
+
+        def run() -> Any:
+            with schema_context(schema):
+                return func(*args, **kwargs)
+
+        return await database_sync_to_async(run)()
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if isinstance(content, dict) and content.get("type") == "ping":
+        if not isinstance(content, dict):
+            return
+        kind = content.get("type")
+        if kind == "ping":
+            if self.viewing is not None:
+                await self._mark_present(self.viewing)
             await self.send_json({"type": "pong"})
+        elif kind == "resume":
+            after = content.get("after")
+            if isinstance(after, int) and after >= 0:
+                await self._resume(after)
+        elif kind == "view":
+            target = content.get("conversation")
+            await self._view(target if isinstance(target, int) else None)
+
+    # --- catch-up -----------------------------------------------------------------------------------
+
+    async def _resume(self, after: int) -> None:
+        events, too_many = await self._db(selectors.events_since, self.viewer, after)
+        if too_many:
+            await self.send_json({"type": "resync"})
+            return
+        for event in events:
+            await self._forward(event)
+        await self.send_json({"type": "resumed", "count": len(events)})
+
+    def _is_new(self, seq: Any) -> bool:
+        if not isinstance(seq, int):
+            return True
+        if seq in self.seen:
+            return False
+        self.seen.add(seq)
+        self.seen_order.append(seq)
+        if len(self.seen_order) > SEEN_MAX:
+            self.seen.discard(self.seen_order.popleft())
+        return True
+
+    async def _forward(self, payload: dict[str, Any]) -> None:
+        if self._is_new(payload.get("seq")):
+            await self.send_json(payload)
 
     async def realtime_event(self, event: dict[str, Any]) -> None:
-        """Events published by conversations.events arrive here and go to the browser as they are."""
-        await self.send_json(event["payload"])
+        """Events published by conversations.events arrive here; a socket in several of the audience's
+        groups gets each event once."""
+        await self._forward(event["payload"])
+
+    # --- presence -----------------------------------------------------------------------------------
+
+    async def _view(self, conversation_id: int | None) -> None:
+        if conversation_id == self.viewing:
+            return
+        if self.viewing is not None:
+            await self._leave()
+        if conversation_id is None:
+            return
+        allowed = await self._db(self._can_view, conversation_id)
+        if not allowed:
+            await self.send_json({"type": "error", "code": "not_found", "conversation": conversation_id})
+            return
+        self.viewing = conversation_id
+        await self.channel_layer.group_add(viewers_group(self.schema, conversation_id), self.channel_name)
+        await self._mark_present(conversation_id)
+        await self._broadcast_presence(conversation_id)
+
+    def _can_view(self, conversation_id: int) -> bool:
+        return selectors.visible_conversations(self.viewer).filter(pk=conversation_id).exists()
+
+    async def _mark_present(self, conversation_id: int) -> None:
+        user = self.scope["user"]
+        entry = json.dumps({"id": user.pk, "name": user.get_full_name() or user.email, "at": time.time()})
+        key = presence_key(self.schema, conversation_id)
+        redis = presence_redis()
+        await redis.hset(key, self.channel_name, entry)
+        await redis.expire(key, PRESENCE_TTL * 2)
+
+    async def _leave(self) -> None:
+        conversation_id = self.viewing
+        if conversation_id is None:
+            return
+        self.viewing = None
+        await self.channel_layer.group_discard(viewers_group(self.schema, conversation_id), self.channel_name)
+        await presence_redis().hdel(presence_key(self.schema, conversation_id), self.channel_name)
+        await self._broadcast_presence(conversation_id)
+
+    async def _broadcast_presence(self, conversation_id: int) -> None:
+        raw = await presence_redis().hgetall(presence_key(self.schema, conversation_id))
+        now = time.time()
+        viewers: dict[int, str] = {}
+        for value in raw.values():
+            entry = json.loads(value)
+            if now - entry["at"] <= PRESENCE_TTL:
+                viewers[entry["id"]] = entry["name"]
+        await self.channel_layer.group_send(
+            viewers_group(self.schema, conversation_id),
+            {
+                "type": "presence.event",
+                "conversation": conversation_id,
+                "viewers": [{"id": k, "name": v} for k, v in sorted(viewers.items())],
+            },
+        )
+
+    async def presence_event(self, event: dict[str, Any]) -> None:
+        if event["conversation"] != self.viewing:
+            return
+        await self.send_json(
+            {"type": "presence", "conversation": event["conversation"], "viewers": event["viewers"]}
+        )

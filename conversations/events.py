@@ -1,48 +1,125 @@
 """The one realtime entry point: services call these; each publishes on commit to the tenant's groups.
 
 Consumers (conversations.consumers) receive them as `realtime.event` and forward the payload.
+
+An event about a conversation goes only to the groups of those allowed to see it (see
+conversations.selectors.Viewer): its assignee, its team, everyone when it has neither, and the
+supervisors. It is also written to InboxEvent in the caller's transaction, so a browser that was
+disconnected can replay what it missed by sequence number. Payloads carry ids, never content: the
+browser fetches the rendered fragment over HTTP, where the same visibility rules are checked again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.utils import timezone
 
-from conversations.groups import agents_group
+from conversations.groups import (
+    agents_group,
+    everything_group,
+    team_group,
+    unassigned_group,
+    user_group,
+)
 from tenants.db import connection
 
 
+def _send(groups: Iterable[str], payload: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group in dict.fromkeys(groups):
+        async_to_sync(layer.group_send)(group, {"type": "realtime.event", "payload": payload})
+
+
 def publish(payload: dict[str, Any], *, group: str | None = None) -> None:
-    """Send to a group of the current tenant (default: all its agents) once the transaction commits."""
+    """Send to a group of the current tenant (default: all its agents) once the transaction commits.
+
+    For events that are not about one conversation; conversation events use publish_for().
+    """
     target = group or agents_group(connection.schema_name)
+    transaction.on_commit(lambda: _send([target], payload))
 
-    def send() -> None:
-        layer = get_channel_layer()
-        if layer is not None:
-            async_to_sync(layer.group_send)(target, {"type": "realtime.event", "payload": payload})
 
-    transaction.on_commit(send)
+def audience(assignee_id: int | None, team_id: int | None) -> list[str]:
+    schema = connection.schema_name
+    groups = [everything_group(schema)]
+    if assignee_id is not None:
+        groups.append(user_group(schema, assignee_id))
+    if team_id is not None:
+        groups.append(team_group(schema, team_id))
+    if assignee_id is None and team_id is None:
+        groups.append(unassigned_group(schema))
+    return groups
+
+
+def publish_for(
+    conversation: Any,
+    payload: dict[str, Any],
+    *,
+    previously: tuple[int | None, int | None] | None = None,
+) -> None:
+    """Record the event and, on commit, send it to those who may see the conversation.
+
+    `previously` is the (assignee_id, team_id) before a reassignment: those who just lost sight of the
+    conversation get the event too, so their list drops it.
+    """
+    from conversations.models import InboxEvent
+
+    event = InboxEvent.objects.create(
+        conversation_id=conversation.pk, payload=payload, created_at=timezone.now()
+    )
+    groups = audience(conversation.assignee_id, conversation.team_id)
+    if previously is not None:
+        groups += audience(*previously)
+    message = {**payload, "seq": event.pk}
+    transaction.on_commit(lambda: _send(groups, message))
 
 
 def message_created(message: Any) -> None:
-    publish({"type": "message.created", "conversation": message.conversation_id, "message": message.pk})
+    publish_for(
+        message.conversation,
+        {
+            "type": "message.created",
+            "conversation": message.conversation_id,
+            "message": message.pk,
+            "direction": message.direction,
+            "kind": message.type,
+        },
+    )
 
 
 def message_updated(message: Any) -> None:
-    publish(
+    publish_for(
+        message.conversation,
         {
             "type": "message.updated",
             "conversation": message.conversation_id,
             "message": message.pk,
             "status": message.status,
-        }
+        },
     )
 
 
-def conversation_updated(conversation: Any, *, change: str = "updated") -> None:
-    publish(
-        {"type": f"conversation.{change}", "conversation": conversation.pk, "status": conversation.status}
+def conversation_updated(
+    conversation: Any,
+    *,
+    change: str = "updated",
+    previously: tuple[int | None, int | None] | None = None,
+) -> None:
+    publish_for(
+        conversation,
+        {
+            "type": f"conversation.{change}",
+            "conversation": conversation.pk,
+            "status": conversation.status,
+            "assignee": conversation.assignee_id,
+            "unread": conversation.unread_count,
+        },
+        previously=previously,
     )

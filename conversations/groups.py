@@ -9,3 +9,24 @@ def agents_group(schema: str) -> str:
 
 def user_group(schema: str, user_id: int) -> str:
     return f"t.{schema}.u.{user_id}"
+
+
+# Visibility groups (the inbox): an event about a conversation goes only to the groups of those allowed
+# to see it; a socket joins the groups its user belongs to.
+def everything_group(schema: str) -> str:
+    """Owners, admins and supervisors: they see every conversation."""
+    return f"t.{schema}.all"
+
+
+def team_group(schema: str, team_id: int) -> str:
+    return f"t.{schema}.team.{team_id}"
+
+
+def unassigned_group(schema: str) -> str:
+    """Every agent: a conversation with neither an assignee nor a team is open to all."""
+    return f"t.{schema}.unassigned"
+
+
+def viewers_group(schema: str, conversation_id: int) -> str:
+    """Sockets that have this conversation open (presence)."""
+    return f"t.{schema}.c.{conversation_id}"

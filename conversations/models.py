@@ -147,3 +147,104 @@ class Message(models.Model):
 # ---------------------------------------------------------------------------------------------------
 # Inbox models (the inbox's side) go below this line.
 # ---------------------------------------------------------------------------------------------------
+
+
+# --- Inbox models ---
+
+
+class CannedResponse(models.Model):
+    """A saved reply an agent inserts by typing `/` and its shortcut in the composer."""
+
+    shortcut = models.SlugField(max_length=40, unique=True)
+    title = models.CharField(max_length=100, blank=True)
+    text = models.TextField(max_length=4096)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["shortcut"]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut}"
+
+
+class AutoReplyRule(models.Model):
+    """Keyword → reply, answered by the bot while it is on for a conversation."""
+
+    class Match(models.TextChoices):
+        CONTAINS = "contains", "Message contains the keyword"
+        EXACT = "exact", "Message is exactly the keyword"
+
+    keyword = models.CharField(max_length=100)
+    match = models.CharField(max_length=10, choices=Match.choices, default=Match.CONTAINS)
+    reply = models.TextField(max_length=4096)
+    is_active = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(default=0, help_text="Lower positions are tried first")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.keyword} → {self.reply[:40]}"
+
+
+class BotSettings(models.Model):
+    """The tenant's bot: one row per tenant schema (pk 1)."""
+
+    welcome_enabled = models.BooleanField(default=False)
+    welcome_text = models.TextField(max_length=4096, blank=True)
+    away_enabled = models.BooleanField(default=False)
+    away_text = models.TextField(max_length=4096, blank=True)
+    time_zone = models.CharField(max_length=64, default="UTC", help_text="IANA name, e.g. Europe/Berlin")
+
+    class Meta:
+        verbose_name = "bot settings"
+        verbose_name_plural = "bot settings"
+
+    def __str__(self) -> str:
+        return "Bot settings"
+
+
+class BusinessHours(models.Model):
+    """An opening interval on a weekday (0 = Monday) in BotSettings.time_zone; several per day allowed."""
+
+    weekday = models.PositiveSmallIntegerField(
+        choices=[
+            (0, "Monday"),
+            (1, "Tuesday"),
+            (2, "Wednesday"),
+            (3, "Thursday"),
+            (4, "Friday"),
+            (5, "Saturday"),
+            (6, "Sunday"),
+        ]
+    )
+    opens = models.TimeField()
+    closes = models.TimeField()
+
+    class Meta:
+        ordering = ["weekday", "opens"]
+        verbose_name_plural = "business hours"
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}-{self.closes:%H:%M}"
+
+
+class InboxEvent(models.Model):
+    """Every realtime event, kept for a while so a reconnecting browser can catch up on what it missed.
+
+    Written in the same transaction as the change it describes: an event is durable exactly when the
+    change is.
+    """
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    payload = models.JSONField()
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"event {self.pk} {self.payload.get('type')}"

@@ -1,0 +1,121 @@
+"""The tenant's bot: welcome message, away message outside business hours, keyword auto-replies.
+
+It only speaks while `Conversation.bot_active` is on; an agent's takeover or first reply turns it off
+(conversations.services), and the agent can hand the conversation back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from django.utils import timezone
+
+from conversations.models import AutoReplyRule, BotSettings, BusinessHours, Message
+
+log = structlog.get_logger("bot")
+
+# At most one away message per conversation in this period, however many messages arrive at night.
+AWAY_REPEAT_AFTER = dt.timedelta(hours=12)
+
+
+def load_settings() -> BotSettings:
+    settings, _ = BotSettings.objects.get_or_create(pk=1)
+    return settings
+
+
+def zone_of(settings: BotSettings) -> ZoneInfo:
+    try:
+        return ZoneInfo(settings.time_zone or "UTC")
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def is_open(*, at: dt.datetime, settings: BotSettings, hours: list[BusinessHours] | None = None) -> bool:
+    """Within business hours at `at`? With no hours configured the business counts as always open.
+    An interval whose closing time is before its opening time runs past midnight."""
+    hours = list(BusinessHours.objects.all()) if hours is None else hours
+    if not hours:
+        return True
+    local = at.astimezone(zone_of(settings))
+    day, now = local.weekday(), local.time()
+    for interval in hours:
+        if interval.opens <= interval.closes:
+            if interval.weekday == day and interval.opens <= now < interval.closes:
+                return True
+        else:
+            if interval.weekday == day and now >= interval.opens:
+                return True
+            if (interval.weekday + 1) % 7 == day and now < interval.closes:
+                return True
+    return False
+
+
+def matching_rule(text: str, rules: list[AutoReplyRule]) -> AutoReplyRule | None:
+    words = text.strip().casefold()
+    for rule in rules:
+        keyword = rule.keyword.strip().casefold()
+        if not keyword:
+            continue
+        if rule.match == AutoReplyRule.Match.EXACT and words == keyword:
+            return rule
+        if rule.match == AutoReplyRule.Match.CONTAINS and keyword in words:
+            return rule
+    return None
+
+
+def replies_for(*, message: Message, now: dt.datetime | None = None) -> list[tuple[str, str]]:
+    """What the bot says to this inbound message: a list of (kind, text), kind in welcome/away/rule."""
+    now = now or timezone.now()
+    conversation = message.conversation
+    settings = load_settings()
+    replies: list[tuple[str, str]] = []
+    earlier_inbound = (
+        Message.objects.filter(conversation=conversation, direction=Message.Direction.INBOUND)
+        .exclude(pk=message.pk)
+        .exists()
+    )
+    if settings.welcome_enabled and settings.welcome_text.strip() and not earlier_inbound:
+        replies.append(("welcome", settings.welcome_text.strip()))
+    if settings.away_enabled and settings.away_text.strip() and not is_open(at=now, settings=settings):
+        recently_said = Message.objects.filter(
+            conversation=conversation,
+            direction=Message.Direction.OUTBOUND,
+            sender__isnull=True,
+            text=settings.away_text.strip(),
+            timestamp__gte=now - AWAY_REPEAT_AFTER,
+        ).exists()
+        if not recently_said:
+            replies.append(("away", settings.away_text.strip()))
+    text = message.text or ""
+    if text:
+        rule = matching_rule(text, list(AutoReplyRule.objects.filter(is_active=True)))
+        if rule is not None:
+            replies.append(("rule", rule.reply))
+    return replies
+
+
+def answer(*, message: Message) -> list[Any]:
+    """Send the bot's replies. Idempotency keys derive from the inbound message, so a redelivered or
+    retried inbound message never makes the bot say the same thing twice."""
+    from conversations.services import MessageRejected, send_text_message
+
+    sent = []
+    for kind, text in replies_for(message=message):
+        try:
+            sent.append(
+                send_text_message(
+                    conversation=message.conversation,
+                    text=text,
+                    sender=None,
+                    idempotency_key=f"bot:{message.pk}:{kind}",
+                )
+            )
+        except MessageRejected as exc:
+            # The bot must never break storing the customer's message; agents still see it.
+            log.warning("bot_reply_rejected", conversation=message.conversation_id, kind=kind, error=str(exc))
+            continue
+        log.info("bot_replied", conversation=message.conversation_id, kind=kind)
+    return sent

@@ -1,0 +1,514 @@
+"""Reads for the inbox: who sees what, the conversation list, a thread, catch-up events, reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.contrib.auth import get_user_model
+from django.contrib.postgres.aggregates import ArrayAgg
+from django.db.models import (
+    Aggregate,
+    Count,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
+from django.db.models.functions import JSONObject, Left, TruncDate
+from django.utils import timezone
+
+from conversations.models import BotSettings, CannedResponse, Conversation, InboxEvent, Message
+from crm.models import Agent, Team
+
+PAGE_SIZE = 30
+THREAD_PAGE_SIZE = 50
+# Free-form messages are allowed for 24 hours after the contact's last inbound message.
+SERVICE_WINDOW = dt.timedelta(hours=24)
+SUPERVISING_ROLES = frozenset({Agent.Role.OWNER, Agent.Role.ADMIN, Agent.Role.SUPERVISOR})
+
+
+# ---------------------------------------------------------------------------------------------------
+# Who sees what
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """A signed-in staff member as the inbox sees them: one query to build, passed to every selector.
+
+    Owners, admins and supervisors see every conversation. An agent sees conversations assigned to them,
+    those of their teams, and those with neither an assignee nor a team (the shared queue).
+    """
+
+    user: Any
+    role: str
+    team_ids: tuple[int, ...] = field(default=())
+
+    @property
+    def sees_all(self) -> bool:
+        return self.role in SUPERVISING_ROLES or bool(getattr(self.user, "is_superuser", False))
+
+    @property
+    def can_supervise(self) -> bool:
+        return self.sees_all
+
+
+def viewer_for(user: Any) -> Viewer:
+    row = (
+        Agent.objects.filter(user_id=user.pk)
+        .annotate(team_ids=ArrayAgg("teams__id", filter=Q(teams__isnull=False), default=[]))
+        .values("role", "team_ids")
+        .first()
+    )
+    if row is None:
+        # A tenant user without an Agent row gets the narrowest view.
+        return Viewer(user=user, role=Agent.Role.AGENT)
+    return Viewer(user=user, role=row["role"], team_ids=tuple(sorted(row["team_ids"] or ())))
+
+
+def visibility_q(viewer: Viewer, prefix: str = "") -> Q:
+    if viewer.sees_all:
+        return Q()
+    return (
+        Q(**{f"{prefix}assignee_id": viewer.user.pk})
+        | Q(**{f"{prefix}team_id__in": viewer.team_ids})
+        | Q(**{f"{prefix}assignee__isnull": True, f"{prefix}team__isnull": True})
+    )
+
+
+def can_see(viewer: Viewer, conversation: Conversation) -> bool:
+    if viewer.sees_all:
+        return True
+    return (
+        conversation.assignee_id == viewer.user.pk
+        or (conversation.team_id is not None and conversation.team_id in viewer.team_ids)
+        or (conversation.assignee_id is None and conversation.team_id is None)
+    )
+
+
+def visible_conversations(viewer: Viewer) -> QuerySet[Conversation]:
+    return Conversation.objects.filter(visibility_q(viewer))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The conversation list
+# ---------------------------------------------------------------------------------------------------
+
+TABS = ("mine", "unassigned", "all")
+STATUS_FILTERS = ("open", "pending", "snoozed", "resolved", "any")
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    tab: str = "mine"
+    status: str = "open"
+    team: int | None = None
+    tag: int | None = None
+    channel: int | None = None
+    q: str = ""
+
+    @classmethod
+    def from_query(cls, params: Any) -> ListFilters:
+        def as_int(name: str) -> int | None:
+            value = params.get(name) or ""
+            return int(value) if value.isdigit() else None
+
+        tab = params.get("tab") or "mine"
+        status = params.get("status") or "open"
+        return cls(
+            tab=tab if tab in TABS else "mine",
+            status=status if status in STATUS_FILTERS else "open",
+            team=as_int("team"),
+            tag=as_int("tag"),
+            channel=as_int("channel"),
+            q=(params.get("q") or "").strip()[:100],
+        )
+
+    def as_query(self) -> dict[str, str]:
+        out = {"tab": self.tab, "status": self.status}
+        for name in ("team", "tag", "channel"):
+            if getattr(self, name) is not None:
+                out[name] = str(getattr(self, name))
+        if self.q:
+            out["q"] = self.q
+        return out
+
+
+def _last_message() -> Subquery:
+    """The newest message's preview and delivery state in one correlated lookup (index on conversation,
+    timestamp), so the list costs one query however long it grows."""
+    newest = (
+        Message.objects.filter(conversation=OuterRef("pk"))
+        .order_by("-timestamp", "-id")
+        .values(
+            j=JSONObject(
+                preview=F("preview"),
+                text=Left("text", 120),
+                type=F("type"),
+                status=F("status"),
+                direction=F("direction"),
+            )
+        )[:1]
+    )
+    return Subquery(newest)
+
+
+def _filtered(viewer: Viewer, filters: ListFilters) -> QuerySet[Conversation]:
+    qs = visible_conversations(viewer)
+    if filters.tab == "mine":
+        qs = qs.filter(assignee_id=viewer.user.pk)
+    elif filters.tab == "unassigned":
+        qs = qs.filter(assignee__isnull=True)
+    if filters.status != "any":
+        qs = qs.filter(status=filters.status)
+    if filters.team is not None:
+        qs = qs.filter(team_id=filters.team)
+    if filters.tag is not None:
+        qs = qs.filter(tags__id=filters.tag)
+    if filters.channel is not None:
+        qs = qs.filter(channel_id=filters.channel)
+    if filters.q:
+        text_match = Message.objects.filter(conversation=OuterRef("pk"), text__icontains=filters.q)
+        qs = qs.filter(
+            Q(contact__name__icontains=filters.q)
+            | Q(contact__phone__icontains=filters.q)
+            | Exists(text_match)
+        )
+    return qs
+
+
+def encode_cursor(conversation: Conversation) -> str:
+    stamp = conversation.last_message_at.isoformat() if conversation.last_message_at else ""
+    return f"{stamp}|{conversation.pk}"
+
+
+def _after_cursor(qs: QuerySet[Conversation], cursor: str) -> QuerySet[Conversation]:
+    """Keyset pagination on (last_message_at DESC NULLS FIRST, id DESC): stable while rows move."""
+    stamp, _, raw_id = cursor.partition("|")
+    if not raw_id.isdigit():
+        return qs
+    last_id = int(raw_id)
+    if not stamp:
+        return qs.filter(Q(last_message_at__isnull=True, pk__lt=last_id) | Q(last_message_at__isnull=False))
+    try:
+        when = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return qs
+    return qs.filter(Q(last_message_at__lt=when) | Q(last_message_at=when, pk__lt=last_id))
+
+
+@dataclass
+class ConversationPage:
+    rows: list[Any]
+    next_cursor: str | None
+
+
+def conversation_list(
+    viewer: Viewer, filters: ListFilters, *, cursor: str = "", limit: int = PAGE_SIZE
+) -> ConversationPage:
+    qs = _filtered(viewer, filters)
+    if cursor:
+        qs = _after_cursor(qs, cursor)
+    if filters.tag is not None:
+        qs = qs.distinct()
+    rows = list(
+        qs.select_related("contact", "assignee", "team")
+        .prefetch_related("tags")
+        .annotate(last=_last_message())
+        .order_by(F("last_message_at").desc(nulls_first=True), "-id")[: limit + 1]
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ConversationPage(rows=rows, next_cursor=encode_cursor(rows[-1]) if more and rows else None)
+
+
+def conversation_row(viewer: Viewer, pk: int, filters: ListFilters | None = None) -> Conversation | None:
+    """One list row, or None when the viewer may not see it or it no longer matches the filters."""
+    qs = _filtered(viewer, filters) if filters else visible_conversations(viewer)
+    return (
+        qs.filter(pk=pk)
+        .select_related("contact", "assignee", "team")
+        .prefetch_related("tags")
+        .annotate(last=_last_message())
+        .first()
+    )
+
+
+def tab_unread_counts(viewer: Viewer) -> dict[str, int]:
+    """Conversations with unread messages per tab, among the viewer's active (open or pending) ones."""
+    unread = Q(unread_count__gt=0)
+    counts = (
+        visible_conversations(viewer)
+        .filter(status__in=(Conversation.Status.OPEN, Conversation.Status.PENDING))
+        .aggregate(
+            mine=Count("pk", filter=unread & Q(assignee_id=viewer.user.pk)),
+            unassigned=Count("pk", filter=unread & Q(assignee__isnull=True)),
+            all=Count("pk", filter=unread),
+        )
+    )
+    return {name: counts[name] or 0 for name in TABS}
+
+
+def filter_choices() -> dict[str, Any]:
+    from crm.models import Tag
+    from whatsapp.models import WhatsAppChannel
+
+    return {
+        "teams": list(Team.objects.only("id", "name")),
+        "tags": list(Tag.objects.only("id", "name", "color")),
+        "channels": list(WhatsAppChannel.objects.only("id", "display_phone", "phone_number_id", "name")),
+    }
+
+
+def assignable_agents() -> list[Any]:
+    return list(
+        get_user_model().objects.filter(agent__isnull=False, is_active=True).order_by("first_name", "email")
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# A thread
+# ---------------------------------------------------------------------------------------------------
+
+
+def conversation_for(viewer: Viewer, pk: int) -> Conversation | None:
+    return (
+        visible_conversations(viewer)
+        .select_related("contact", "assignee", "team", "channel")
+        .prefetch_related("tags")
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def thread_messages(
+    conversation: Conversation, *, before: int | None = None, after: int | None = None
+) -> tuple[list[Message], bool]:
+    """A page of the thread in display order and whether earlier messages exist.
+
+    `after` returns messages stored after that id (new ones, for live updates and catch-up); `before`
+    pages back in time.
+    """
+    qs = (
+        Message.objects.filter(conversation=conversation)
+        .exclude(type=Message.Type.REACTION)
+        .select_related("sender", "reply_to", "media")
+    )
+    if after is not None:
+        return list(qs.filter(pk__gt=after).order_by("timestamp", "id")[:200]), False
+    if before is not None:
+        anchor = Message.objects.filter(conversation=conversation, pk=before).values("timestamp").first()
+        if anchor is not None:
+            qs = qs.filter(
+                Q(timestamp__lt=anchor["timestamp"]) | Q(timestamp=anchor["timestamp"], pk__lt=before)
+            )
+    rows = list(qs.order_by("-timestamp", "-id")[: THREAD_PAGE_SIZE + 1])
+    more = len(rows) > THREAD_PAGE_SIZE
+    rows = rows[:THREAD_PAGE_SIZE]
+    rows.reverse()
+    return rows, more
+
+
+def message_for(viewer: Viewer, pk: int) -> Message | None:
+    return (
+        Message.objects.filter(pk=pk)
+        .select_related("sender", "reply_to", "conversation", "media")
+        .filter(conversation__in=visible_conversations(viewer).values("pk"))
+        .first()
+    )
+
+
+def message_by_key(key: str | None) -> Message | None:
+    return Message.objects.filter(idempotency_key=key).first() if key else None
+
+
+def approved_templates(conversation: Conversation) -> list[Any]:
+    """Approved templates of the conversation's WhatsApp Business Account."""
+    from whatsapp.models import MessageTemplate
+
+    if conversation.channel is None:
+        return []
+    return [
+        t
+        for t in MessageTemplate.objects.filter(waba_id=conversation.channel.waba_id).order_by(
+            "name", "language"
+        )
+        if t.is_approved
+    ]
+
+
+def window_closes_at(conversation: Conversation) -> dt.datetime | None:
+    """End of the 24-hour customer-service window, or None when the contact never wrote."""
+    # Meta counts the window per customer, so the contact's last message decides (any conversation).
+    last = getattr(conversation.contact, "last_inbound_at", None) or conversation.last_inbound_at
+    return last + SERVICE_WINDOW if last else None
+
+
+def window_is_open(conversation: Conversation, *, now: dt.datetime | None = None) -> bool:
+    closes = window_closes_at(conversation)
+    return closes is not None and closes > (now or timezone.now())
+
+
+def earlier_conversations(conversation: Conversation, viewer: Viewer) -> list[Conversation]:
+    return list(
+        visible_conversations(viewer)
+        .filter(contact_id=conversation.contact_id)
+        .exclude(pk=conversation.pk)
+        .order_by("-created_at")[:10]
+    )
+
+
+def canned_responses(query: str = "") -> list[CannedResponse]:
+    qs = CannedResponse.objects.all()
+    if query:
+        qs = qs.filter(Q(shortcut__istartswith=query) | Q(title__icontains=query))
+    return list(qs[:20])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Catch-up for reconnecting sockets
+# ---------------------------------------------------------------------------------------------------
+
+# Transactions commit out of id order; replaying a little before the last seen event covers the gap,
+# and the browser drops the events it already has by their sequence number.
+CATCH_UP_OVERLAP = dt.timedelta(seconds=5)
+CATCH_UP_LIMIT = 500
+
+
+def latest_event_id() -> int:
+    return InboxEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def events_since(viewer: Viewer, after: int) -> tuple[list[dict[str, Any]], bool]:
+    """Events after sequence `after` about conversations the viewer sees now; True when too many to replay
+    (the browser then reloads its panes instead)."""
+    anchor = InboxEvent.objects.filter(pk=after).values_list("created_at", flat=True).first()
+    qs = InboxEvent.objects.filter(visibility_q(viewer, prefix="conversation__"))
+    if anchor is not None:
+        qs = qs.filter(Q(pk__gt=after) | Q(created_at__gte=anchor - CATCH_UP_OVERLAP))
+    else:
+        qs = qs.filter(pk__gt=after)
+    rows = list(qs.order_by("id").values("id", "payload")[: CATCH_UP_LIMIT + 1])
+    if len(rows) > CATCH_UP_LIMIT:
+        return [], True
+    return [{**row["payload"], "seq": row["id"]} for row in rows], False
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reports
+# ---------------------------------------------------------------------------------------------------
+
+
+class Median(Aggregate):
+    function = "percentile_cont"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = DurationField()
+
+
+def tenant_time_zone() -> ZoneInfo:
+    name = BotSettings.objects.values_list("time_zone", flat=True).first() or "UTC"
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
+@dataclass
+class Report:
+    start: dt.date
+    end: dt.date
+    days: list[str]
+    opened: list[int]
+    resolved: list[int]
+    median_first_response: dt.timedelta | None
+    median_resolution: dt.timedelta | None
+    agents: list[dict[str, Any]]
+
+
+def conversation_report(*, start: dt.date, end: dt.date) -> Report:
+    """Per-day counts and medians over [start, end] (inclusive) in the tenant's time zone."""
+    tz = tenant_time_zone()
+    since = dt.datetime.combine(start, dt.time.min, tzinfo=tz)
+    until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
+    created = Conversation.objects.filter(created_at__gte=since, created_at__lt=until)
+    resolved = Conversation.objects.filter(resolved_at__gte=since, resolved_at__lt=until)
+
+    def per_day(qs: QuerySet[Conversation], column: str) -> dict[dt.date, int]:
+        return {
+            row["day"]: row["n"]
+            for row in qs.annotate(day=TruncDate(column, tzinfo=tz)).values("day").annotate(n=Count("pk"))
+        }
+
+    opened_by_day = per_day(created, "created_at")
+    resolved_by_day = per_day(resolved, "resolved_at")
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    first_response = ExpressionWrapper(F("first_response_at") - F("created_at"), output_field=DurationField())
+    resolution = ExpressionWrapper(F("resolved_at") - F("created_at"), output_field=DurationField())
+    medians = created.filter(first_response_at__isnull=False).aggregate(m=Median(first_response))
+    resolution_median = resolved.aggregate(m=Median(resolution))
+
+    agent_rows = (
+        get_user_model()
+        .objects.filter(agent__isnull=False)
+        .annotate(
+            open_now=Count(
+                "assigned_conversations",
+                filter=Q(assigned_conversations__status=Conversation.Status.OPEN),
+                distinct=True,
+            ),
+            resolved_in_range=Count(
+                "assigned_conversations",
+                filter=Q(
+                    assigned_conversations__resolved_at__gte=since,
+                    assigned_conversations__resolved_at__lt=until,
+                ),
+                distinct=True,
+            ),
+        )
+        .order_by("first_name", "email")
+    )
+    replies = dict(
+        Message.objects.filter(
+            sender__isnull=False,
+            direction=Message.Direction.OUTBOUND,
+            timestamp__gte=since,
+            timestamp__lt=until,
+        )
+        .exclude(type__in=(Message.Type.NOTE, Message.Type.SYSTEM))
+        .values("sender_id")
+        .annotate(n=Count("pk"))
+        .values_list("sender_id", "n")
+    )
+    first_by_agent = dict(
+        created.filter(first_response_at__isnull=False, assignee__isnull=False)
+        .values("assignee_id")
+        .annotate(m=Median(first_response))
+        .values_list("assignee_id", "m")
+    )
+    agents = [
+        {
+            "name": user.get_full_name() or user.email,
+            "open_now": user.open_now,
+            "resolved": user.resolved_in_range,
+            "replies": replies.get(user.pk, 0),
+            "median_first_response": first_by_agent.get(user.pk),
+        }
+        for user in agent_rows
+    ]
+    return Report(
+        start=start,
+        end=end,
+        days=[d.isoformat() for d in days],
+        opened=[opened_by_day.get(d, 0) for d in days],
+        resolved=[resolved_by_day.get(d, 0) for d in days],
+        median_first_response=medians["m"],
+        median_resolution=resolution_median["m"],
+        agents=agents,
+    )

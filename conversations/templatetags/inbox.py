@@ -1,0 +1,140 @@
+"""Template helpers for the thread: reading Meta's payload shapes and formatting ticks and windows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import template
+from django.utils import timezone
+
+register = template.Library()
+
+TICKS = {
+    "queued": ("🕓", "Sending"),
+    "sent": ("✓", "Sent"),
+    "delivered": ("✓✓", "Delivered"),
+    "read": ("✓✓", "Read"),
+    "played": ("✓✓", "Played"),
+    "failed": ("⚠", "Failed"),
+}
+
+
+@register.filter
+def part(message: Any) -> dict[str, Any]:
+    """The type-specific part of a message's payload: Meta nests it under the type's name
+    ({"type": "image", "image": {...}}); a payload may also be that part itself."""
+    payload = getattr(message, "payload", None) or {}
+    if not isinstance(payload, dict):
+        return {}
+    inner = payload.get(message.type)
+    return inner if isinstance(inner, dict) else payload
+
+
+@register.filter
+def media_of(message: Any) -> dict[str, Any]:
+    """URL, name, size and type of a media message, from the stored file when there is one."""
+    data = part(message)
+    info: dict[str, Any] = {
+        "url": data.get("url") or data.get("link") or (message.payload or {}).get("media_url") or "",
+        "filename": data.get("filename") or "",
+        "size": data.get("file_size") or data.get("size"),
+        "mime": data.get("mime_type") or "",
+        "caption": data.get("caption") or "",
+    }
+    try:
+        media = message.media
+    except Exception:
+        media = None
+    if media is not None:
+        file = getattr(media, "file", None)
+        if file:
+            info["url"] = file.url
+        info["filename"] = getattr(media, "filename", "") or info["filename"]
+        info["size"] = getattr(media, "size", None) or info["size"]
+        info["mime"] = getattr(media, "mime_type", "") or info["mime"]
+        info["status"] = getattr(media, "status", "")
+    return info
+
+
+@register.filter
+def reactions_of(message: Any) -> list[str]:
+    """Current reactions (the WhatsApp side keeps them on the target message, per side)."""
+    stored = getattr(message, "reactions", None)
+    return [str(v) for v in stored.values() if v] if isinstance(stored, dict) else []
+
+
+@register.filter
+def is_forwarded(message: Any) -> bool:
+    if getattr(message, "is_forwarded", False):
+        return True
+    context = (getattr(message, "payload", None) or {}).get("context") or {}
+    return bool(
+        isinstance(context, dict) and (context.get("forwarded") or context.get("frequently_forwarded"))
+    )
+
+
+@register.filter
+def tick(status: str) -> str:
+    return TICKS.get(status, ("", ""))[0]
+
+
+@register.filter
+def tick_label(status: str) -> str:
+    return TICKS.get(status, ("", status))[1]
+
+
+@register.filter
+def interactive_reply(message: Any) -> str:
+    """The title of the button or list row the contact chose."""
+    data = part(message)
+    for key in ("button_reply", "list_reply", "nfm_reply"):
+        chosen = data.get(key)
+        if isinstance(chosen, dict):
+            return str(chosen.get("title") or chosen.get("body") or chosen.get("name") or "")
+    return str(data.get("text") or data.get("title") or message.text or "")
+
+
+@register.filter
+def contacts_of(message: Any) -> list[dict[str, Any]]:
+    payload = getattr(message, "payload", None) or {}
+    items = payload.get("contacts") if isinstance(payload, dict) else None
+    cards = []
+    for item in items if isinstance(items, list) else []:
+        name = item.get("name") or {}
+        phones = [p.get("phone") or p.get("wa_id") for p in item.get("phones") or [] if isinstance(p, dict)]
+        cards.append({"name": name.get("formatted_name") or name.get("first_name") or "", "phones": phones})
+    return cards
+
+
+@register.filter
+def duration(value: dt.timedelta | None) -> str:
+    if value is None:
+        return "—"
+    seconds = int(value.total_seconds())
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min"
+    return f"{hours // 24} d {hours % 24} h"
+
+
+@register.filter
+def left_until(when: dt.datetime | None) -> str:
+    if when is None:
+        return ""
+    return duration(when - timezone.now())
+
+
+@register.filter
+def sum_of(values: list[int]) -> int:
+    return sum(values)
+
+
+@register.filter
+def day_rows(report: Any) -> list[tuple[str, int, int]]:
+    return list(zip(report.days, report.opened, report.resolved, strict=True))

@@ -1,0 +1,33 @@
+"""Inbox and reports, mounted at the root of a tenant's host (config/urls_tenant.py)."""
+
+from django.urls import path
+
+from conversations import views
+
+app_name = "inbox"
+
+urlpatterns = [
+    path("inbox/", views.inbox_page, name="inbox"),
+    path("inbox/list/", views.conversation_list, name="list"),
+    path("inbox/counts/", views.tab_counts, name="counts"),
+    path("inbox/canned/", views.canned_list, name="canned"),
+    path("inbox/c/<int:pk>/", views.conversation_page, name="conversation"),
+    path("inbox/c/<int:pk>/row/", views.conversation_row, name="row"),
+    path("inbox/c/<int:pk>/head/", views.thread_head, name="head"),
+    path("inbox/c/<int:pk>/messages/", views.thread_messages, name="messages"),
+    path("inbox/c/<int:pk>/contact/", views.contact_panel, name="contact"),
+    path("inbox/c/<int:pk>/assign/", views.assign, name="assign"),
+    path("inbox/c/<int:pk>/take/", views.take, name="take"),
+    path("inbox/c/<int:pk>/status/", views.set_status, name="status"),
+    path("inbox/c/<int:pk>/snooze/", views.snooze, name="snooze"),
+    path("inbox/c/<int:pk>/tags/", views.set_tags, name="tags"),
+    path("inbox/c/<int:pk>/unread/", views.mark_unread, name="unread"),
+    path("inbox/c/<int:pk>/bot/", views.bot, name="bot"),
+    path("inbox/c/<int:pk>/note/", views.add_note, name="note"),
+    path("inbox/c/<int:pk>/send/", views.send, name="send"),
+    path("inbox/c/<int:pk>/templates/", views.template_picker, name="templates"),
+    path("inbox/c/<int:pk>/template/", views.send_template, name="send_template"),
+    path("inbox/m/<int:pk>/", views.message_fragment, name="message"),
+    path("inbox/m/<int:pk>/retry/", views.retry, name="retry"),
+    path("reports/", views.reports_page, name="reports"),
+]

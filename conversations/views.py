@@ -1,0 +1,486 @@
+"""Inbox and reports pages. Thin: parse, call a selector or a service, render.
+
+Full pages on a normal request; fragments for htmx and the socket module (static/js/inbox.js).
+Every fragment checks visibility again, so a socket event never reveals more than the page would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from config.api import error_body
+from conversations import selectors, services
+from conversations.models import Conversation
+from conversations.selectors import ListFilters, Viewer
+from conversations.services import MessageRejected, WorkflowError
+from crm.models import Tag, Team
+
+MAX_TEXT = 4096
+STATUS_CHOICES = [
+    ("open", "Open"),
+    ("pending", "Pending"),
+    ("snoozed", "Snoozed"),
+    ("resolved", "Resolved"),
+    ("any", "Any status"),
+]
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse(error_body(code, message), status=status)
+
+
+def staff_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Signed in to this tenant; the Viewer is built once and handed to the view. Workflow errors
+    become the API's error shape with a 400/403/404, never a 500."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        viewer = selectors.viewer_for(request.user)
+        try:
+            return view(request, viewer, *args, **kwargs)
+        except WorkflowError as exc:
+            status = {"not_found": 404, "forbidden": 403}.get(exc.code, 400)
+            return _error(status, exc.code, exc.message)
+        except MessageRejected as exc:
+            # WhatsApp's rules (window, length, channel state): say which, never fail silently.
+            return _error(422, exc.code, exc.message)
+
+    return wrapper
+
+
+def _is_fragment(request: HttpRequest) -> bool:
+    if request.headers.get("HX-History-Restore-Request") == "true":
+        return False
+    return request.headers.get("HX-Request") == "true" or request.GET.get("fragment") == "1"
+
+
+def _conversation_or_404(viewer: Viewer, pk: int) -> Conversation:
+    conversation = selectors.conversation_for(viewer, pk)
+    if conversation is None:
+        raise Http404("No such conversation")
+    return conversation
+
+
+def _list_context(request: HttpRequest, viewer: Viewer) -> dict[str, Any]:
+    filters = ListFilters.from_query(request.GET)
+    page = selectors.conversation_list(viewer, filters, cursor=request.GET.get("cursor", ""))
+    return {
+        "filters": filters,
+        "page": page,
+        "qs": urlencode(filters.as_query()),
+        "status_choices": STATUS_CHOICES,
+        "choices": selectors.filter_choices(),
+    }
+
+
+def _thread_context(viewer: Viewer, conversation: Conversation) -> dict[str, Any]:
+    messages, more = selectors.thread_messages(conversation)
+    closes = selectors.window_closes_at(conversation)
+    now = timezone.now()
+    return {
+        "conversation": conversation,
+        "messages": messages,
+        "more_messages": more,
+        "window_closes_at": closes,
+        "window_open": closes is not None and closes > now,
+        "window_seconds_left": int((closes - now).total_seconds()) if closes and closes > now else 0,
+        "agents": selectors.assignable_agents(),
+        "teams": list(Team.objects.all()),
+        "all_tags": list(Tag.objects.all()),
+        "statuses": [s for s in Conversation.Status if s != Conversation.Status.SNOOZED],
+        "earlier": selectors.earlier_conversations(conversation, viewer),
+        "max_text": MAX_TEXT,
+        "viewer": viewer,
+    }
+
+
+@require_GET
+@staff_view
+def inbox_page(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    return _render_inbox(request, viewer, None)
+
+
+def _render_inbox(request: HttpRequest, viewer: Viewer, pk: int | None) -> HttpResponse:
+    context: dict[str, Any] = {"nav": "inbox", "viewer": viewer, **_list_context(request, viewer)}
+    context["counts"] = selectors.tab_unread_counts(viewer)
+    context["seq"] = selectors.latest_event_id()
+    if pk is not None:
+        conversation = _conversation_or_404(viewer, pk)
+        services.mark_conversation_read(conversation=conversation, by=request.user)
+        context.update(_thread_context(viewer, conversation))
+    return render(request, "inbox/inbox.html", context)
+
+
+@require_GET
+@staff_view
+def conversation_list(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    """The list's rows (htmx): a filter change, or the next page when `cursor` is given."""
+    context = {"viewer": viewer, **_list_context(request, viewer)}
+    template = "inbox/_rows.html" if request.GET.get("cursor") else "inbox/_list.html"
+    if template == "inbox/_list.html":
+        context["counts"] = selectors.tab_unread_counts(viewer)
+    return render(request, template, context)
+
+
+@require_GET
+@staff_view
+def tab_counts(request: HttpRequest, viewer: Viewer) -> JsonResponse:
+    return JsonResponse(selectors.tab_unread_counts(viewer))
+
+
+@require_GET
+@staff_view
+def conversation_row(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    """One row for a live update; 204 when it is not (or no longer) in the viewer's filtered list."""
+    filters = ListFilters.from_query(request.GET)
+    conversation = selectors.conversation_row(viewer, pk, filters)
+    if conversation is None:
+        return HttpResponse(status=204)
+    return render(
+        request, "inbox/_row.html", {"c": conversation, "viewer": viewer, "query": filters.as_query()}
+    )
+
+
+@require_GET
+@staff_view
+def conversation_page(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    if not _is_fragment(request):
+        return _render_inbox(request, viewer, pk)
+    conversation = _conversation_or_404(viewer, pk)
+    services.mark_conversation_read(conversation=conversation, by=request.user)
+    return render(request, "inbox/_thread.html", _thread_context(viewer, conversation))
+
+
+@require_GET
+@staff_view
+def thread_head(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    conversation = _conversation_or_404(viewer, pk)
+    return render(request, "inbox/_thread_head.html", _thread_context(viewer, conversation))
+
+
+@require_GET
+@staff_view
+def thread_messages(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    """Messages after an id (live updates, catch-up) or before one (load earlier)."""
+    conversation = _conversation_or_404(viewer, pk)
+    after = request.GET.get("after", "")
+    before = request.GET.get("before", "")
+    messages, more = selectors.thread_messages(
+        conversation,
+        after=int(after) if after.isdigit() else None,
+        before=int(before) if before.isdigit() else None,
+    )
+    return render(
+        request,
+        "inbox/_messages.html",
+        {"conversation": conversation, "messages": messages, "more_messages": more, "paging": bool(before)},
+    )
+
+
+@require_GET
+@staff_view
+def message_fragment(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    message = selectors.message_for(viewer, pk)
+    if message is None:
+        raise Http404("No such message")
+    return render(request, "inbox/_message.html", {"m": message})
+
+
+@require_GET
+@staff_view
+def contact_panel(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    conversation = _conversation_or_404(viewer, pk)
+    return render(request, "inbox/_contact.html", _thread_context(viewer, conversation))
+
+
+@require_GET
+@staff_view
+def canned_list(request: HttpRequest, viewer: Viewer) -> JsonResponse:
+    items = selectors.canned_responses(request.GET.get("q", "").strip()[:40])
+    return JsonResponse(
+        {"results": [{"shortcut": c.shortcut, "title": c.title, "text": c.text} for c in items]}
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Workflow actions: each returns the re-rendered thread head (htmx swaps it in); everyone else hears
+# about it over the socket.
+# ---------------------------------------------------------------------------------------------------
+
+
+def _head(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    conversation = _conversation_or_404(viewer, pk)
+    return render(request, "inbox/_thread_head.html", _thread_context(viewer, conversation))
+
+
+def _visible_or_404(viewer: Viewer, pk: int) -> Conversation:
+    conversation = selectors.visible_conversations(viewer).filter(pk=pk).first()
+    if conversation is None:
+        raise Http404("No such conversation")
+    return conversation
+
+
+@require_POST
+@staff_view
+def assign(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    conversation = _visible_or_404(viewer, pk)
+    raw_agent, raw_team = request.POST.get("assignee", ""), request.POST.get("team", "")
+    if (raw_agent and not raw_agent.isdigit()) or (raw_team and not raw_team.isdigit()):
+        return _error(400, "invalid_assignee", "Choose an agent and a team from the lists.")
+    assignee = get_user_model().objects.filter(pk=int(raw_agent)).first() if raw_agent else None
+    team = Team.objects.filter(pk=int(raw_team)).first() if raw_team else None
+    if (raw_agent and assignee is None) or (raw_team and team is None):
+        return _error(400, "invalid_assignee", "That agent or team does not exist.")
+    services.assign_conversation(conversation=conversation, assignee=assignee, team=team, by=request.user)
+    return _head(request, selectors.viewer_for(request.user), pk)
+
+
+@require_POST
+@staff_view
+def take(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    services.take_conversation(conversation=_visible_or_404(viewer, pk), by=request.user)
+    return _head(request, viewer, pk)
+
+
+@require_POST
+@staff_view
+def set_status(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    services.set_conversation_status(
+        conversation=_visible_or_404(viewer, pk), status=request.POST.get("status", ""), by=request.user
+    )
+    return _head(request, viewer, pk)
+
+
+@require_POST
+@staff_view
+def snooze(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    raw = request.POST.get("until", "")
+    hours = request.POST.get("hours", "")
+    if hours.isdigit():
+        until = timezone.now() + dt.timedelta(hours=int(hours))
+    else:
+        try:
+            until = dt.datetime.fromisoformat(raw)
+        except ValueError:
+            return _error(400, "invalid_snooze", "Give the snooze time as YYYY-MM-DDTHH:MM.")
+        if timezone.is_naive(until):
+            until = timezone.make_aware(until, selectors.tenant_time_zone())
+    services.snooze_conversation(conversation=_visible_or_404(viewer, pk), until=until, by=request.user)
+    return _head(request, viewer, pk)
+
+
+@require_POST
+@staff_view
+def set_tags(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    ids = [int(x) for x in request.POST.getlist("tags") if x.isdigit()]
+    tags = list(Tag.objects.filter(pk__in=ids))
+    services.set_conversation_tags(conversation=_visible_or_404(viewer, pk), tags=tags, by=request.user)
+    return _head(request, viewer, pk)
+
+
+@require_POST
+@staff_view
+def mark_unread(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    services.mark_conversation_unread(conversation=_visible_or_404(viewer, pk), by=request.user)
+    return _head(request, viewer, pk)
+
+
+@require_POST
+@staff_view
+def bot(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    active = request.POST.get("active") == "on"
+    services.set_bot_active(conversation=_visible_or_404(viewer, pk), active=active, by=request.user)
+    return _head(request, viewer, pk)
+
+
+@require_POST
+@staff_view
+def add_note(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    note = services.add_private_note(
+        conversation=_visible_or_404(viewer, pk), text=request.POST.get("text", ""), author=request.user
+    )
+    return render(request, "inbox/_message.html", {"m": note})
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sending: text, media, templates, retry. The client's idempotency key makes a double click, a resend
+# after reconnect or a slow network store one message.
+# ---------------------------------------------------------------------------------------------------
+
+
+def _key(request: HttpRequest) -> str | None:
+    key = request.POST.get("idempotency_key", "").strip()
+    return key[:100] or None
+
+
+def _bubble(request: HttpRequest, message: Any) -> HttpResponse:
+    message = selectors.message_for(selectors.viewer_for(request.user), message.pk) or message
+    return render(request, "inbox/_message.html", {"m": message})
+
+
+@require_POST
+@staff_view
+def send(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    from whatsapp.services import MediaRejected, upload_media
+
+    conversation = _conversation_or_404(viewer, pk)
+    key = _key(request)
+    existing = selectors.message_by_key(key)
+    if existing is not None:
+        if existing.conversation_id != conversation.pk:
+            return _error(409, "idempotency_key_reused", "That key was used for another conversation.")
+        return _bubble(request, existing)
+    text = request.POST.get("text", "")
+    upload = request.FILES.get("file")
+    if upload is not None:
+        if conversation.channel is None:
+            return _error(422, "no_channel", "This conversation has no WhatsApp number to send from.")
+        try:
+            media = upload_media(
+                channel=conversation.channel,
+                content=upload.read(),
+                filename=upload.name or "file",
+                mime_type=upload.content_type or "application/octet-stream",
+            )
+        except MediaRejected as exc:
+            return _error(422, exc.code, exc.message)
+        message = services.send_media_message(
+            conversation=conversation, media=media, caption=text, sender=request.user, idempotency_key=key
+        )
+    else:
+        message = services.send_text_message(
+            conversation=conversation, text=text, sender=request.user, idempotency_key=key
+        )
+    services.record_agent_reply(conversation=conversation, by=request.user)
+    return _bubble(request, message)
+
+
+@require_POST
+@staff_view
+def retry(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    message = selectors.message_for(viewer, pk)
+    if message is None:
+        raise Http404("No such message")
+    return _bubble(request, services.retry_message(message=message, user=request.user))
+
+
+def _template_values(request: HttpRequest, template: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """The form's fields as send_template_message's parameters (and flat, for logs and tests)."""
+    named = template.parameter_format.upper() == "NAMED"
+    data = request.POST if request.method == "POST" else request.GET
+    parameters: dict[str, Any] = {}
+    preview_values: dict[str, str] = {}
+    for part, placeholders in (
+        ("header", template.header_placeholders()),
+        ("body", template.body_placeholders()),
+    ):
+        values = {p: data.get(f"{part}_{p}", "").strip() for p in placeholders}
+        preview_values.update({f"{part}:{k}": v for k, v in values.items()})
+        if placeholders:
+            parameters[part] = values if named else [values[p] for p in placeholders]
+            if part == "header" and not named:
+                parameters[part] = parameters[part][0] if len(placeholders) == 1 else parameters[part]
+    return parameters, preview_values
+
+
+def _template_context(request: HttpRequest, conversation: Conversation) -> dict[str, Any]:
+    templates = selectors.approved_templates(conversation)
+    raw = (request.POST if request.method == "POST" else request.GET).get("template", "")
+    chosen = next((t for t in templates if str(t.pk) == raw), None)
+    context: dict[str, Any] = {"conversation": conversation, "templates": templates, "chosen": chosen}
+    if chosen is not None:
+        named = chosen.parameter_format.upper() == "NAMED"
+
+        def shown(part: str, placeholders: list[str]) -> Any:
+            # Unfilled placeholders stay visible as {{x}} in the preview.
+            values = {p: request.GET.get(f"{part}_{p}", "").strip() for p in placeholders}
+            if named:
+                return {p: v for p, v in values.items() if v}
+            return [values[p] or f"{{{{{p}}}}}" for p in placeholders]
+
+        header_ps, body_ps = chosen.header_placeholders(), chosen.body_placeholders()
+        context["fields"] = [
+            {
+                "name": f"{part}_{p}",
+                "label": f"{part.title()} {{{{{p}}}}}",
+                "value": request.GET.get(f"{part}_{p}", ""),
+            }
+            for part, ps in (("header", header_ps), ("body", body_ps))
+            for p in ps
+        ]
+        context["preview_header"] = chosen.render_header(shown("header", header_ps))
+        context["preview_body"] = chosen.render_body(shown("body", body_ps))
+    return context
+
+
+@require_GET
+@staff_view
+def template_picker(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    conversation = _conversation_or_404(viewer, pk)
+    return render(request, "inbox/_templates.html", _template_context(request, conversation))
+
+
+@require_POST
+@staff_view
+def send_template(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    conversation = _conversation_or_404(viewer, pk)
+    templates = selectors.approved_templates(conversation)
+    chosen = next((t for t in templates if str(t.pk) == request.POST.get("template", "")), None)
+    if chosen is None:
+        return _error(400, "invalid_template", "Choose an approved template of this number.")
+    parameters, _ = _template_values(request, chosen)
+    message = services.send_template_message(
+        conversation=conversation,
+        template=chosen,
+        parameters=parameters,
+        sender=request.user,
+        idempotency_key=_key(request),
+    )
+    services.record_agent_reply(conversation=conversation, by=request.user)
+    return _bubble(request, message)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reports
+# ---------------------------------------------------------------------------------------------------
+
+
+def _date(raw: str | None, default: dt.date) -> dt.date:
+    try:
+        return dt.date.fromisoformat(raw) if raw else default
+    except ValueError:
+        return default
+
+
+@require_GET
+@staff_view
+def reports_page(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    if not viewer.can_supervise:
+        return render(
+            request,
+            "errors/error.html",
+            {"status": 403, "message": "Reports are for supervisors and admins."},
+            status=403,
+        )
+    today = timezone.localdate(timezone=selectors.tenant_time_zone())
+    end = _date(request.GET.get("end"), today)
+    start = _date(request.GET.get("start"), end - dt.timedelta(days=13))
+    if start > end:
+        start, end = end, start
+    # A year at most: the chart stays readable and the query bounded.
+    start = max(start, end - dt.timedelta(days=365))
+    report = selectors.conversation_report(start=start, end=end)
+    chart = {"days": report.days, "opened": report.opened, "resolved": report.resolved}
+    return render(request, "reports/reports.html", {"nav": "reports", "report": report, "chart": chart})
