@@ -32,6 +32,7 @@ urlpatterns = [
 # API v1: each app adds its routes here; all share config/api.py's conventions.
 api_v1 = [
     path("", include("crm.api_urls")),
+    path("", include("conversations.api_urls")),
 ]
 urlpatterns += [
     path("", include("crm.urls")),
@@ -43,9 +44,6 @@ urlpatterns += [
         name="api-docs",
     ),
 ]
-
-# Conversations and messages API (the WhatsApp channel's endpoints).
-urlpatterns += [path("api/v1/", include("conversations.api_urls"))]
 
 handler404 = "config.errors.not_found"
 handler500 = "config.errors.server_error"

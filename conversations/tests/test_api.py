@@ -12,16 +12,7 @@ from django_tenants.utils import schema_context
 from conftest import login
 from conversations.models import Conversation, Message
 from crm.models import Contact
-from whatsapp import testing as whatsapp_testing
 from whatsapp.testing import WABA_A, queued_jobs, run_jobs
-
-# The WhatsApp fixtures (sandbox, connected number, a conversation in its window), shared with whatsapp/.
-_sandbox_server = whatsapp_testing._sandbox_server
-_empty_broker = whatsapp_testing._empty_broker
-_fresh_limiter = whatsapp_testing._fresh_limiter
-sandbox = whatsapp_testing.sandbox
-channel_a = whatsapp_testing.channel_a
-conversation_a = whatsapp_testing.conversation_a
 
 
 def items(response):
