@@ -57,6 +57,7 @@ SHARED_APPS = [
     "django_prometheus",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_filters",
     "channels",
 ]
@@ -127,7 +128,10 @@ _db = environ.Env.db_url_config(DATABASE_URL)
 # A percent-encoded host is a Unix socket directory (the embedded server's).
 _db["HOST"] = unquote(_db.get("HOST") or "")
 _db["ENGINE"] = "django_tenants.postgresql_backend"
-_db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+# 0 for the web process: under ASGI every request runs in a new thread, so a persistent connection per
+# thread is never reused and piles up until PostgreSQL refuses clients. Worker threads live long and
+# set DB_CONN_MAX_AGE (Procfile, docker-compose.yml) to keep theirs.
+_db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
 _db["CONN_HEALTH_CHECKS"] = True
 _db.setdefault("OPTIONS", {})
 _db["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=f"test_{_db['NAME']}")}
@@ -259,17 +263,61 @@ WHATSAPP_SEND_BACKOFF_MAX_SECONDS = env.float("WHATSAPP_SEND_BACKOFF_MAX_SECONDS
 WHATSAPP_BULK_SHARE = env.float("WHATSAPP_BULK_SHARE", default=0.8)
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "config.api_schema.ApiAutoSchema",
+    # API keys first: an anonymous request then gets 401 with `WWW-Authenticate: Bearer`, not 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "crm.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["crm.permissions.IsTenantMember"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "config.api.CursorPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_CLASSES": ["config.api.TenantRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+if DEBUG:
+    REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ]
 SPECTACULAR_SETTINGS = {
     "TITLE": "WhatsApp CRM API",
+    "DESCRIPTION": (
+        "The tenant's API, on the tenant's host (`https://<slug>.<domain>/api/v1/`). Authenticate with "
+        "`Authorization: Bearer <key>` (keys from Settings → API keys or `manage.py create_api_key`) or "
+        "a browser session. Lists are cursor-paginated (`?page_size=` up to 100; follow `next`). Every "
+        'error is `{"error": {"code", "message", "details"}}`; over the rate limit the answer is 429 '
+        "with Retry-After."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        # A deal's status and a stage's kind are the same set: open, won, lost.
+        "OutcomeEnum": "crm.models.Stage.Kind",
+        "ContactImportStatusEnum": "crm.models.ContactImport.Status",
+    },
 }
+# django-ratelimit counts in the Redis cache; keys carry the tenant schema and the API key or user.
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
+# Tests share one owner and one address across hundreds of requests; the limit tests set their own.
+API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="100000/m" if TESTING else "600/m")
+LOGIN_FAILURE_LIMIT = env.str("LOGIN_FAILURE_LIMIT", default="1000/15m" if TESTING else "5/15m")
+# Region for phone numbers typed without a country code (a tenant may set settings["phone_region"]).
+DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="")
 
 LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEVELOPMENT else "json")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
@@ -289,5 +337,5 @@ PERIODIC_JOBS: dict[str, tuple[str, int]] = {
     "whatsapp_sync_templates": ("whatsapp.actors.sync_all_templates", 6 * 3600),
     "inbox_housekeeping": ("conversations.actors.inbox_housekeeping", 60),
 }
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["crm.auth.RateLimitedModelBackend"]
 LOGOUT_REDIRECT_URL = "/login/"

@@ -4,13 +4,16 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.permissions import AllowAny
 
 from config.metrics import metrics_view
+from crm.auth import LoginView
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/inbox/", permanent=False), name="home"),
     path("admin/", admin.site.urls),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
     path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
@@ -24,6 +27,21 @@ urlpatterns = [
     ),
     path("metrics", metrics_view, name="metrics"),
     path("", include("conversations.urls")),
+]
+
+# API v1: each app adds its routes here; all share config/api.py's conventions.
+api_v1 = [
+    path("", include("crm.api_urls")),
+]
+urlpatterns += [
+    path("", include("crm.urls")),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api-schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="api-schema", permission_classes=[AllowAny]),
+        name="api-docs",
+    ),
 ]
 
 handler404 = "config.errors.not_found"

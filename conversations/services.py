@@ -632,10 +632,16 @@ def _name(user: Any) -> str:
 def _record_system_event(*, conversation: Conversation, text: str, by: Any = None) -> Message:
     """A line in the thread saying what happened (assignment, status, bot handover): the audit trail
     agents read. It is never sent to WhatsApp."""
+    return _store_internal_message(conversation=conversation, kind=Message.Type.SYSTEM, text=text, by=by)
+
+
+def _store_internal_message(*, conversation: Conversation, kind: str, text: str, by: Any) -> Message:
+    """A thread line that never goes to WhatsApp (system line, private note). Stored as sent so no
+    sender ever picks it up."""
     message = Message.objects.create(
         conversation=conversation,
         direction=Message.Direction.OUTBOUND,
-        type=Message.Type.SYSTEM,
+        type=kind,
         text=text,
         preview=text[:200],
         status=Message.Status.SENT,
@@ -825,18 +831,7 @@ def add_private_note(*, conversation: Conversation, text: str, author: Any) -> M
         raise WorkflowError("empty_note", "Write something in the note.")
     if len(text) > 4096:
         raise WorkflowError("note_too_long", "A note can be at most 4096 characters.")
-    note = Message.objects.create(
-        conversation=conversation,
-        direction=Message.Direction.OUTBOUND,
-        type=Message.Type.NOTE,
-        text=text,
-        preview=text[:200],
-        status=Message.Status.SENT,
-        sender=author,
-        timestamp=timezone.now(),
-    )
-    events.message_created(note)
-    return note
+    return _store_internal_message(conversation=conversation, kind=Message.Type.NOTE, text=text, by=author)
 
 
 @transaction.atomic

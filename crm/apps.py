@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class CrmConfig(AppConfig):
     name = "crm"
     verbose_name = "CRM"
+
+    def ready(self) -> None:
+        from django.contrib.auth.signals import user_login_failed
+
+        from crm import schema  # noqa: F401  (registers the API key scheme with drf-spectacular)
+        from crm.auth import on_login_failed
+
+        user_login_failed.connect(on_login_failed, dispatch_uid="crm.login_failures")

@@ -1,0 +1,23 @@
+"""CRM jobs. Actors take ids, load rows and call services."""
+
+from __future__ import annotations
+
+import dramatiq
+
+import config.dramatiq  # noqa: F401
+from crm import services
+from crm.models import ContactImport
+
+
+@dramatiq.actor(queue_name="bulk", max_retries=0, time_limit=60 * 60 * 1000)
+def import_contacts(contact_import_id: int) -> None:
+    job = ContactImport.objects.filter(pk=contact_import_id).first()
+    if job is None or job.status == ContactImport.Status.DONE:
+        return
+    try:
+        services.run_contact_import(contact_import=job)
+    except Exception as exc:
+        ContactImport.objects.filter(pk=job.pk).update(
+            status=ContactImport.Status.FAILED, error=repr(exc)[:1000]
+        )
+        raise

@@ -1,0 +1,178 @@
+"""Forms for the staff pages. They parse input; crm.services applies the rules (errors come back here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from crm.errors import ServiceError
+from crm.models import Agent, AttributeDefinition, Company, Contact, Deal, Pipeline, Stage, Team
+
+
+def agent_users() -> Any:
+    return get_user_model().objects.filter(agent__isnull=False).order_by("first_name", "email")
+
+
+class UserChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj.get_full_name() or obj.email)
+
+
+class ServiceForm(forms.Form):
+    """Shows a ServiceError next to its field (or at the top)."""
+
+    def add_service_error(self, error: ServiceError) -> None:
+        field = (error.field or "").split(".")[0]
+        if field == "attributes" and error.field:
+            field = "attr_" + error.field.split(".", 1)[1]
+        self.add_error(field if field in self.fields else None, error.message)
+
+
+class ContactForm(ServiceForm):
+    name = forms.CharField(max_length=200, required=False)
+    phone = forms.CharField(max_length=40, help_text="Any format; with the country code unless local")
+    email = forms.EmailField(required=False)
+    company = forms.ModelChoiceField(queryset=Company.objects.order_by("name"), required=False)
+    tags = forms.CharField(required=False, help_text="Comma-separated")
+    owner = UserChoiceField(queryset=agent_users(), required=False)
+    marketing_consent = forms.ChoiceField(choices=Contact.MarketingConsent.choices)
+    blocked = forms.BooleanField(required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.definitions = list(AttributeDefinition.objects.all())
+        for d in self.definitions:
+            name = f"attr_{d.key}"
+            if d.type == AttributeDefinition.Type.CHOICE:
+                self.fields[name] = forms.ChoiceField(
+                    label=d.label, required=False, choices=[("", "—"), *((c, c) for c in d.choices)]
+                )
+            elif d.type == AttributeDefinition.Type.BOOLEAN:
+                self.fields[name] = forms.ChoiceField(
+                    label=d.label, required=False, choices=[("", "—"), ("true", "Yes"), ("false", "No")]
+                )
+            elif d.type == AttributeDefinition.Type.DATE:
+                self.fields[name] = forms.CharField(
+                    label=d.label, required=False, widget=forms.DateInput(attrs={"type": "date"})
+                )
+            else:
+                self.fields[name] = forms.CharField(label=d.label, required=False)
+
+    @classmethod
+    def initial_for(cls, contact: Contact) -> dict[str, Any]:
+        initial: dict[str, Any] = {
+            "name": contact.name,
+            "phone": contact.phone,
+            "email": contact.email,
+            "company": contact.company_id,
+            "tags": ", ".join(t.name for t in contact.tags.all()),
+            "owner": contact.owner_id,
+            "marketing_consent": contact.marketing_consent,
+            "blocked": contact.blocked,
+        }
+        for key, value in contact.attributes.items():
+            initial[f"attr_{key}"] = str(value).lower() if isinstance(value, bool) else value
+        return initial
+
+    def service_kwargs(self) -> dict[str, Any]:
+        data = dict(self.cleaned_data)
+        attributes = {d.key: data.pop(f"attr_{d.key}", "") for d in self.definitions}
+        data.pop("tags")
+        data["attributes"] = attributes
+        return data
+
+    def tag_names(self) -> list[str]:
+        return [t.strip() for t in self.cleaned_data.get("tags", "").split(",") if t.strip()]
+
+
+class NoteForm(ServiceForm):
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=10000)
+
+
+class MergeForm(ServiceForm):
+    other = forms.ModelChoiceField(
+        queryset=Contact.objects.all(), widget=forms.NumberInput, label="Contact id"
+    )
+
+
+class CompanyForm(ServiceForm):
+    name = forms.CharField(max_length=200)
+    domain = forms.CharField(max_length=253, required=False)
+
+
+class DealForm(ServiceForm):
+    title = forms.CharField(max_length=200)
+    stage = forms.ModelChoiceField(queryset=Stage.objects.order_by("pipeline__position", "position"))
+    contact = forms.ModelChoiceField(queryset=Contact.objects.all(), widget=forms.NumberInput, required=False)
+    company = forms.ModelChoiceField(queryset=Company.objects.order_by("name"), required=False)
+    value = forms.DecimalField(max_digits=14, decimal_places=2, min_value=0, initial=0)
+    currency = forms.CharField(max_length=3, initial="USD")
+    owner = UserChoiceField(queryset=agent_users(), required=False)
+    expected_close_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class TaskForm(ServiceForm):
+    title = forms.CharField(max_length=200)
+    due_at = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    assignee = UserChoiceField(queryset=agent_users(), required=False)
+    contact = forms.ModelChoiceField(queryset=Contact.objects.all(), widget=forms.HiddenInput, required=False)
+    deal = forms.ModelChoiceField(queryset=Deal.objects.all(), widget=forms.HiddenInput, required=False)
+
+
+class InviteForm(ServiceForm):
+    email = forms.EmailField()
+    name = forms.CharField(max_length=150, required=False)
+    role = forms.ChoiceField(choices=Agent.Role.choices, initial=Agent.Role.AGENT)
+
+
+class RoleForm(ServiceForm):
+    role = forms.ChoiceField(choices=Agent.Role.choices)
+
+
+class AvailabilityForm(ServiceForm):
+    availability = forms.ChoiceField(choices=Agent.Availability.choices)
+
+
+class TeamForm(ServiceForm):
+    name = forms.CharField(max_length=100)
+    description = forms.CharField(max_length=300, required=False)
+    members = forms.ModelMultipleChoiceField(
+        queryset=Agent.objects.select_related("user"), required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    @classmethod
+    def initial_for(cls, team: Team) -> dict[str, Any]:
+        return {"name": team.name, "description": team.description, "members": list(team.members.all())}
+
+
+class ApiKeyForm(ServiceForm):
+    name = forms.CharField(max_length=100)
+    role = forms.ChoiceField(choices=Agent.Role.choices, initial=Agent.Role.ADMIN)
+    expires_in_days = forms.IntegerField(required=False, min_value=1, help_text="Empty: never")
+
+
+class ImportForm(ServiceForm):
+    file = forms.FileField(
+        help_text="UTF-8 CSV with a 'phone' column; name, email, company, tags, attributes"
+    )
+
+
+class PipelineChoiceForm(forms.Form):
+    pipeline = forms.ModelChoiceField(queryset=Pipeline.objects.all(), required=False)
+
+
+class AttributeDefinitionForm(ServiceForm):
+    key = forms.SlugField(max_length=50)
+    label = forms.CharField(max_length=100)
+    type = forms.ChoiceField(choices=AttributeDefinition.Type.choices)
+    choices = forms.CharField(required=False, help_text="For a choice attribute: comma-separated")
+    required = forms.BooleanField(required=False)
+
+
+class TaskFilterForm(forms.Form):
+    show = forms.ChoiceField(
+        choices=[("open", "Open"), ("overdue", "Overdue"), ("done", "Done"), ("all", "All")], required=False
+    )
+    mine = forms.BooleanField(required=False)
