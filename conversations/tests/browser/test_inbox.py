@@ -71,7 +71,7 @@ def open_conversation(page: Any, conversation: Any) -> None:
     wait_for_socket(page)
 
 
-def wait_for_js(page: Any, expression: str, timeout_ms: int = 15_000) -> None:
+def wait_for_js(page: Any, expression: str, timeout_ms: int = 30_000) -> None:
     """Poll a JavaScript expression (page.wait_for_function would eval(), which the page's CSP forbids)."""
     for _ in range(timeout_ms // 50):
         if page.evaluate(expression):
