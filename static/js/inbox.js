@@ -138,7 +138,10 @@
     const nearEnd = isNearEnd();
     for (const node of Array.from(fragment(html).children)) {
       if (!node.id || document.getElementById(node.id)) continue;
-      list.append(node);
+      // Our own message, stored before its POST answered: it takes the optimistic bubble's place.
+      const key = node.dataset.storedKey;
+      const pending = key && document.querySelector(`.msg.pending[data-key="${CSS.escape(key)}"]`);
+      if (pending) pending.replaceWith(node); else list.append(node);
       activate(node);
     }
     if (nearEnd) scrollToEnd();
