@@ -75,6 +75,12 @@ class TenantMiddleware(dramatiq.Middleware):
         self._reset()
 
 
+def send_in_schema(actor: dramatiq.Actor, schema: str, *args: Any, **kwargs: Any) -> dramatiq.Message:
+    """Enqueue for a given tenant (fan-out from a public-schema job), whatever schema is active here."""
+    options: dict[str, Any] = {TENANT_OPTION: schema}
+    return actor.send_with_options(args=args, kwargs=kwargs, **options)
+
+
 _broker: dramatiq.Broker | None = None
 
 

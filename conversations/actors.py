@@ -8,6 +8,7 @@ import dramatiq
 from django.utils import timezone
 
 import config.dramatiq  # noqa: F401
+from config.dramatiq import send_in_schema
 from conversations import services
 from conversations.models import InboxEvent
 from tenants.selectors import active_tenant_schemas
@@ -19,7 +20,7 @@ EVENT_RETENTION = dt.timedelta(days=2)
 @dramatiq.actor(queue_name="default", max_retries=3)
 def inbox_housekeeping() -> None:
     for schema in active_tenant_schemas():
-        inbox_housekeeping_for_tenant.send_with_options(options={"tenant_schema": schema})
+        send_in_schema(inbox_housekeeping_for_tenant, schema)
 
 
 @dramatiq.actor(queue_name="default", max_retries=3)

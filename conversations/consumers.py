@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import deque
@@ -30,14 +31,20 @@ PRESENCE_TTL = 60
 # Sequence numbers remembered per socket to drop duplicates (groups overlap; catch-up overlaps).
 SEEN_MAX = 2000
 
-_redis: aioredis.Redis | None = None
+# One client per event loop: an asyncio Redis connection belongs to the loop that opened it (one loop per
+# server process in production; tests and embedded servers may run several loops in one process).
+_clients: dict[int, tuple[asyncio.AbstractEventLoop, aioredis.Redis]] = {}
 
 
 def presence_redis() -> aioredis.Redis:
-    global _redis
-    if _redis is None:
-        _redis = aioredis.Redis.from_url(settings.REDIS_URL)
-    return _redis
+    loop = asyncio.get_running_loop()
+    entry = _clients.get(id(loop))
+    if entry is None or entry[0] is not loop:
+        for key, (old_loop, _) in list(_clients.items()):
+            if old_loop.is_closed():
+                del _clients[key]
+        entry = _clients[id(loop)] = (loop, aioredis.Redis.from_url(settings.REDIS_URL))
+    return entry[1]
 
 
 def presence_key(schema: str, conversation_id: int) -> str:

@@ -475,6 +475,32 @@ class Handler(BaseHTTPRequestHandler):
         return self._reply(200, {"ok": True})
 
 
+# Approved templates the sandbox lists for the demo's account (`--templates-for`); seed_demo stores the
+# same ones, so the demo can start conversations and answer outside the 24-hour window.
+DEMO_TEMPLATES: list[dict[str, Any]] = [
+    {
+        "id": "900000000000001",
+        "name": "order_update",
+        "language": "en",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "components": [{"type": "BODY", "text": "Hi {{1}}, your order {{2}} has shipped and arrives {{3}}."}],
+    },
+    {
+        "id": "900000000000002",
+        "name": "follow_up",
+        "language": "en",
+        "status": "APPROVED",
+        "category": "MARKETING",
+        "components": [
+            {"type": "HEADER", "format": "TEXT", "text": "Still interested?"},
+            {"type": "BODY", "text": "Hello {{1}}, can we help you with anything else?"},
+            {"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "Yes please"}]},
+        ],
+    },
+]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Fake WhatsApp Cloud API (Graph API) for development.")
     parser.add_argument("--host", default="127.0.0.1")
@@ -483,6 +509,7 @@ def main() -> None:
     parser.add_argument("--app-secret", default="sandbox-app-secret")
     parser.add_argument("--status-delay", type=float, default=0.5, help="seconds between status webhooks")
     parser.add_argument("--no-statuses", action="store_true", help="do not post status webhooks")
+    parser.add_argument("--templates-for", default="", help="a WABA id to list the demo templates for")
     args = parser.parse_args()
     sandbox = Sandbox(
         host=args.host,
@@ -492,6 +519,8 @@ def main() -> None:
         auto_statuses=not args.no_statuses,
         status_delay=args.status_delay,
     ).start()
+    if args.templates_for:
+        sandbox.set_templates(args.templates_for, DEMO_TEMPLATES)
     print(f"Graph API sandbox on {sandbox.url} (status webhooks to {args.webhook_url})", flush=True)
     try:
         while True:

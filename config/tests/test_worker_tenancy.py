@@ -4,7 +4,7 @@ import dramatiq
 import pytest
 from django_tenants.utils import schema_context
 
-from config.dramatiq import TENANT_OPTION, broker
+from config.dramatiq import TENANT_OPTION, broker, send_in_schema
 from tenants.db import connection
 
 seen: list[tuple[str, str]] = []
@@ -56,3 +56,11 @@ def test_the_schema_is_reset_after_a_failing_job(worker):
     broker.join("default", fail_fast=False)
     worker.join()
     assert seen == [("fails", "alpha"), ("after", "public")]
+
+
+def test_a_public_job_fans_out_to_each_tenant_in_its_schema(worker):
+    for schema in ("alpha", "beta"):
+        send_in_schema(record_schema, schema, schema)
+    broker.join("default")
+    worker.join()
+    assert seen == [("alpha", "alpha"), ("beta", "beta")]

@@ -12,7 +12,7 @@ from django_tenants.utils import schema_context
 
 from conversations.models import Conversation, Message
 from crm.models import Contact
-from whatsapp.tests.conftest import (  # noqa: F401  (the WhatsApp side's fixtures: sandbox, numbers, broker)
+from whatsapp.testing import (  # noqa: F401  (the WhatsApp side's fixtures: sandbox, numbers, broker)
     _empty_broker,
     _fresh_limiter,
     _sandbox_server,

@@ -11,7 +11,7 @@ from django_tenants.utils import schema_context
 from conftest import login
 from conversations.models import AutoReplyRule, Conversation, Message
 from whatsapp import payloads
-from whatsapp.tests.conftest import PNID_A, deliver, run_jobs
+from whatsapp.testing import PNID_A, deliver, run_jobs
 
 
 def test_a_reply_is_stored_once_however_often_its_key_is_posted(client_a, tenant_a, owner_a, conversation_a):

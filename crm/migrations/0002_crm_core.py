@@ -8,6 +8,8 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
+from crm.migration_operations import TrigramAddIndex, create_trigram_extension
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -18,7 +20,7 @@ class Migration(migrations.Migration):
     operations = [
         # Trigram operators live in public, which every tenant's search_path includes; an extension
         # exists once per database, so creating it in a tenant schema would hide it from the others.
-        migrations.RunSQL("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public", migrations.RunSQL.noop),
+        migrations.RunPython(create_trigram_extension, migrations.RunPython.noop),
         migrations.CreateModel(
             name="AttributeDefinition",
             fields=[
@@ -364,11 +366,6 @@ class Migration(migrations.Migration):
             options={
                 "verbose_name_plural": "companies",
                 "ordering": ["name", "id"],
-                "indexes": [
-                    django.contrib.postgres.indexes.GinIndex(
-                        fields=["name"], name="company_name_trgm", opclasses=["gin_trgm_ops"]
-                    )
-                ],
                 "constraints": [
                     models.UniqueConstraint(
                         django.db.models.functions.text.Lower("domain"),
@@ -389,23 +386,29 @@ class Migration(migrations.Migration):
                 to="crm.company",
             ),
         ),
+        TrigramAddIndex(
+            model_name="company",
+            index=django.contrib.postgres.indexes.GinIndex(
+                fields=["name"], name="company_name_trgm", opclasses=["gin_trgm_ops"]
+            ),
+        ),
         migrations.AddIndex(
             model_name="contact",
             index=models.Index(fields=["name", "id"], name="contact_name_id_idx"),
         ),
-        migrations.AddIndex(
+        TrigramAddIndex(
             model_name="contact",
             index=django.contrib.postgres.indexes.GinIndex(
                 fields=["name"], name="contact_name_trgm", opclasses=["gin_trgm_ops"]
             ),
         ),
-        migrations.AddIndex(
+        TrigramAddIndex(
             model_name="contact",
             index=django.contrib.postgres.indexes.GinIndex(
                 fields=["phone"], name="contact_phone_trgm", opclasses=["gin_trgm_ops"]
             ),
         ),
-        migrations.AddIndex(
+        TrigramAddIndex(
             model_name="contact",
             index=django.contrib.postgres.indexes.GinIndex(
                 fields=["email"], name="contact_email_trgm", opclasses=["gin_trgm_ops"]

@@ -5,6 +5,8 @@ import django.db.models.functions.text
 from django.conf import settings
 from django.db import migrations
 
+from crm.migration_operations import TrigramAddIndex, TrigramRemoveIndex
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -13,19 +15,19 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RemoveIndex(
+        TrigramRemoveIndex(
             model_name="company",
             name="company_name_trgm",
         ),
-        migrations.RemoveIndex(
+        TrigramRemoveIndex(
             model_name="contact",
             name="contact_name_trgm",
         ),
-        migrations.RemoveIndex(
+        TrigramRemoveIndex(
             model_name="contact",
             name="contact_email_trgm",
         ),
-        migrations.AddIndex(
+        TrigramAddIndex(
             model_name="company",
             index=django.contrib.postgres.indexes.GinIndex(
                 django.contrib.postgres.indexes.OpClass(
@@ -34,7 +36,7 @@ class Migration(migrations.Migration):
                 name="company_name_upper_trgm",
             ),
         ),
-        migrations.AddIndex(
+        TrigramAddIndex(
             model_name="contact",
             index=django.contrib.postgres.indexes.GinIndex(
                 django.contrib.postgres.indexes.OpClass(
@@ -43,7 +45,7 @@ class Migration(migrations.Migration):
                 name="contact_name_upper_trgm",
             ),
         ),
-        migrations.AddIndex(
+        TrigramAddIndex(
             model_name="contact",
             index=django.contrib.postgres.indexes.GinIndex(
                 django.contrib.postgres.indexes.OpClass(

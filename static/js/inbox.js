@@ -162,7 +162,12 @@
 
   function onMessageCreated(event) {
     refreshRow(event.conversation, { moveToTop: event.kind !== "system" && event.kind !== "note" });
-    if (event.conversation === openId()) appendNewMessages(event.conversation);
+    if (event.conversation === openId()) {
+      const form = $("#composer");
+      // The customer wrote: a closed 24-hour window opens again, so the composer offers replies.
+      if (event.direction === "in" && form && form.dataset.windowOpen === "0") refreshThread();
+      else appendNewMessages(event.conversation);
+    }
     if (event.direction === "in") notify(event);
     refreshCounts();
   }
@@ -341,7 +346,13 @@
     if (!form || form.dataset.ready) return;
     form.dataset.ready = "1";
     const ta = $("#composer-text");
-    form.addEventListener("submit", (e) => { e.preventDefault(); submitComposer(form); });
+    form.addEventListener("submit", (e) => {
+      // The template picker's own form sits inside the composer: its submit event bubbles up here
+      // and must not submit the template a second time.
+      if (e.target !== form) return;
+      e.preventDefault();
+      submitComposer(form);
+    });
     ta.addEventListener("keydown", (e) => {
       const menu = $("#canned-menu");
       if (menu && !menu.hidden) {
@@ -411,6 +422,14 @@
     const input = form.querySelector("[data-idempotency]");
     if (!input.value) input.value = uuid();
     e.detail.parameters.idempotency_key = input.value;
+  });
+  // The socket may have appended the stored template message already: never show it twice.
+  document.body.addEventListener("htmx:beforeSwap", (e) => {
+    // beforeSwap fires on the target (#messages); the form that posted is in the request's config.
+    const config = e.detail.requestConfig;
+    if (!config || !config.elt || config.elt.id !== "template-form" || config.verb !== "post") return;
+    const node = fragment(e.detail.serverResponse || "").firstElementChild;
+    if (node && node.id && document.getElementById(node.id)) e.detail.shouldSwap = false;
   });
   document.body.addEventListener("htmx:afterRequest", (e) => {
     const form = e.detail.elt;

@@ -22,6 +22,8 @@ DEMO_OWNER = "owner@demo.test"
 DEMO_PASSWORD = "Demo-Password-2026"
 PLATFORM_ADMIN = "admin@platform.test"
 SANDBOX_PHONE_NUMBER_ID = "100000000000001"
+SANDBOX_WABA_ID = "200000000000001"  # the Procfile's sandbox lists the demo templates for this account
+SANDBOX_TOKEN = "sandbox-token"  # the sandbox accepts any token
 
 AGENTS = [
     ("alice@demo.test", "Alice Admin", "admin"),
@@ -210,9 +212,22 @@ class Command(BaseCommand):
                 owner_password=DEMO_PASSWORD,
                 plan=Tenant.Plan.BUSINESS,
             ).tenant
-        NumberRoute.objects.get_or_create(
-            phone_number_id=SANDBOX_PHONE_NUMBER_ID, defaults={"tenant": tenant}
-        )
+        from whatsapp.models import WhatsAppChannel
+        from whatsapp.services import connect_channel
+
+        with schema_context(tenant.schema_name):
+            connected = WhatsAppChannel.objects.filter(
+                phone_number_id=SANDBOX_PHONE_NUMBER_ID, access_token_encrypted__gt=""
+            ).exists()
+        if not connected or not NumberRoute.objects.filter(phone_number_id=SANDBOX_PHONE_NUMBER_ID).exists():
+            connect_channel(
+                tenant=tenant,
+                phone_number_id=SANDBOX_PHONE_NUMBER_ID,
+                waba_id=SANDBOX_WABA_ID,
+                access_token=SANDBOX_TOKEN,
+                display_phone="+1 555 000 0001",
+                name="Sandbox",
+            )
         with schema_context(tenant.schema_name):
             self.seed_tenant()
         domain = tenant.get_primary_domain()
@@ -225,7 +240,8 @@ class Command(BaseCommand):
         from conversations.models import Conversation, Message
         from crm.models import Agent, Contact, Tag, Team
         from crm.services import create_agent
-        from whatsapp.models import WhatsAppChannel
+        from whatsapp.models import MessageTemplate, WhatsAppChannel
+        from whatsapp.sandbox import DEMO_TEMPLATES
 
         user_model = get_user_model()
         agents = []
@@ -234,10 +250,19 @@ class Command(BaseCommand):
             agents.append(agent or create_agent(email=email, password=DEMO_PASSWORD, role=role, name=name))
         team, _ = Team.objects.get_or_create(name="Support")
         team.members.add(*agents[1:])
-        channel, _ = WhatsAppChannel.objects.get_or_create(
-            phone_number_id=SANDBOX_PHONE_NUMBER_ID,
-            defaults={"waba_id": "200000000000001", "display_phone": "+1 555 000 0001", "name": "Sandbox"},
-        )
+        channel = WhatsAppChannel.objects.get(phone_number_id=SANDBOX_PHONE_NUMBER_ID)
+        for item in DEMO_TEMPLATES:
+            MessageTemplate.objects.get_or_create(
+                waba_id=SANDBOX_WABA_ID,
+                name=item["name"],
+                language=item["language"],
+                defaults={
+                    "meta_id": item["id"],
+                    "category": item["category"],
+                    "status": item["status"],
+                    "components": item["components"],
+                },
+            )
         if not channel.access_token_encrypted:
             # The Graph API sandbox (Procfile: sandbox) wants a bearer token like Meta does; any will do.
             from whatsapp.crypto import encrypt
@@ -262,7 +287,7 @@ class Command(BaseCommand):
                 contact=contact,
                 defaults={
                     "channel": channel,
-                    "assignee": agents[2].user if row["contact"] % 2 else None,
+                    "assignee": (owner, None, agents[2].user)[row["contact"] % 3],
                     "team": team if row["contact"] >= 3 else None,
                 },
             )
