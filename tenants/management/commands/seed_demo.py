@@ -263,12 +263,6 @@ class Command(BaseCommand):
                     "components": item["components"],
                 },
             )
-        if not channel.access_token_encrypted:
-            # The Graph API sandbox (Procfile: sandbox) wants a bearer token like Meta does; any will do.
-            from whatsapp.crypto import encrypt
-
-            channel.access_token_encrypted = encrypt("sandbox-token")
-            channel.save(update_fields=["access_token_encrypted"])
         contacts = []
         for phone, name, tag_names in CONTACTS:
             contact, _ = Contact.objects.get_or_create(
