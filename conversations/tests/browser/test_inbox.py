@@ -215,6 +215,8 @@ def test_outside_the_window_the_composer_offers_only_templates(page, live):
     expect(page.locator('#composer input[value="template"]')).to_be_checked()
     expect(page.locator("#composer-text")).to_be_hidden()
     page.select_option("#tpl-select", label="order_ready (en_US, utility)")
+    # The parameters arrive in an htmx swap: type once htmx has wired them (as a person would, later).
+    wait_for_js(page, "!!(document.querySelector('.tpl-params') || {})['htmx-internal-data']")
     page.fill("#tpl-body_1", "Tom")
     page.fill("#tpl-body_2", "A-1042")
     expect(page.locator("#tpl-preview")).to_have_text("Hello Tom, your order A-1042 is ready.")
