@@ -9,6 +9,7 @@ import json
 import mimetypes
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -34,6 +35,7 @@ from tenants.models import NumberRoute, Tenant, WebhookEvent
 from whatsapp import crypto, metrics, parsing
 from whatsapp.client import GraphError, RetryClass, client_for
 from whatsapp.models import MediaFile, MessageTemplate, PendingStatus, WhatsAppChannel
+from whatsapp.webhook import Accepted
 
 log = structlog.get_logger("whatsapp")
 
@@ -139,11 +141,17 @@ def set_channel_status(*, channel: WhatsAppChannel, status: str, reason: str = "
 _app_secrets_cache: dict[str, tuple[float, list[str]]] = {}
 
 
+def cached_app_secrets() -> list[str] | None:
+    """The secrets while the cache is fresh, else None (the async ingress then loads them in a thread)."""
+    cached = _app_secrets_cache.get("secrets")
+    return cached[1] if cached and cached[0] > time.monotonic() else None
+
+
 def app_secrets() -> list[str]:
     """WHATSAPP_APP_SECRET first, then any number's override (cached briefly: read on every POST)."""
-    cached = _app_secrets_cache.get("secrets")
-    if cached and cached[0] > time.monotonic():
-        return cached[1]
+    cached = cached_app_secrets()
+    if cached is not None:
+        return cached
     secrets = [settings.WHATSAPP_APP_SECRET] if settings.WHATSAPP_APP_SECRET else []
     for token in NumberRoute.objects.exclude(app_secret_encrypted="").values_list(
         "app_secret_encrypted", flat=True
@@ -158,16 +166,60 @@ def app_secrets() -> list[str]:
     return secrets
 
 
-def record_webhook_event(*, body: bytes, phone_number_ids: list[str]) -> WebhookEvent:
-    return WebhookEvent.objects.create(body=body, phone_number_ids=phone_number_ids)
+def record_webhook_events(*, accepted: list[Accepted]) -> list[int]:
+    """Store verified bodies in one INSERT and one commit (the ingress batches concurrent POSTs)."""
+    with transaction.atomic():
+        events = WebhookEvent.objects.bulk_create(
+            [WebhookEvent(body=a.body, phone_number_ids=a.phone_number_ids) for a in accepted]
+        )
+    return [event.pk for event in events]
 
 
 MAX_EVENT_ATTEMPTS = 10
 
 
-def process_webhook_event(*, event_id: int) -> str:
+@dataclass
+class _BatchCache:
+    """Lookups shared by the events of one job: routes and numbers rarely change within a batch."""
+
+    routes: dict[str, Tenant | None] = field(default_factory=dict)
+    channels: dict[tuple[str, str], WhatsAppChannel | None] = field(default_factory=dict)
+
+    def route(self, phone_number_id: str) -> Tenant | None:
+        if phone_number_id not in self.routes:
+            found = (
+                NumberRoute.objects.select_related("tenant").filter(phone_number_id=phone_number_id).first()
+            )
+            self.routes[phone_number_id] = found.tenant if found else None
+        return self.routes[phone_number_id]
+
+    def channel(self, phone_number_id: str) -> WhatsAppChannel | None:
+        key = (connection.schema_name, phone_number_id)
+        if key not in self.channels:
+            self.channels[key] = WhatsAppChannel.objects.filter(phone_number_id=phone_number_id).first()
+        return self.channels[key]
+
+
+def process_webhook_events(*, event_ids: list[int]) -> list[int]:
+    """Process each event in its own transaction (a failing one undoes only itself, and no lock is held
+    across events, so two workers never deadlock on contacts); returns the ids that failed."""
+    cache = _BatchCache()
+    failed = []
+    for event_id in event_ids:
+        try:
+            process_webhook_event(event_id=event_id, cache=cache)
+        except Exception as exc:
+            connection.set_schema_to_public()
+            log.exception("webhook_event_failed", event_id=event_id)
+            record_event_failure(event_id=event_id, error=exc)
+            failed.append(event_id)
+    return failed
+
+
+def process_webhook_event(*, event_id: int, cache: _BatchCache | None = None) -> str:
     """Route each change by phone_number_id and process it in its tenant's schema. Safe to run twice:
     messages are keyed by wamid and statuses merge monotonically."""
+    cache = cache or _BatchCache()
     with transaction.atomic():
         event = (
             WebhookEvent.objects.select_for_update(skip_locked=True)
@@ -177,22 +229,19 @@ def process_webhook_event(*, event_id: int) -> str:
         if event is None:
             return "skip"
         changes = parsing.load_body(json.loads(bytes(event.body)))
-        ids = {c.phone_number_id for c in changes}
-        routes = {
-            r.phone_number_id: r.tenant
-            for r in NumberRoute.objects.select_related("tenant").filter(phone_number_id__in=ids)
-        }
         unknown: list[str] = []
         tenant: Tenant | None = None
         for change in changes:
-            route = routes.get(change.phone_number_id)
+            route = cache.route(change.phone_number_id)
             if route is None:
                 unknown.append(change.phone_number_id)
                 continue
             with schema_context(route.schema_name):
-                if not process_change(change):
+                channel = cache.channel(change.phone_number_id)
+                if channel is None:
                     unknown.append(change.phone_number_id)
                     continue
+                process_change(change, channel=channel)
             tenant = route
         event.attempts += 1
         event.status = (
@@ -219,24 +268,20 @@ def record_event_failure(*, event_id: int, error: BaseException) -> None:
 def replay_webhook_event(*, event: WebhookEvent) -> None:
     """From the platform admin: process the raw event again (idempotent: nothing is duplicated)."""
     WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.PENDING, error="")
-    from whatsapp.actors import enqueue_webhook_event
+    from whatsapp.actors import enqueue_webhook_events
 
     event_id = event.pk
-    transaction.on_commit(lambda: enqueue_webhook_event(event_id=event_id))
+    transaction.on_commit(lambda: enqueue_webhook_events(event_ids=[event_id]))
 
 
-def process_change(change: parsing.Change) -> bool:
-    """One change of an event, in the tenant's schema. False when the tenant has no such number."""
-    channel = WhatsAppChannel.objects.filter(phone_number_id=change.phone_number_id).first()
-    if channel is None:
-        return False
+def process_change(change: parsing.Change, *, channel: WhatsAppChannel) -> None:
+    """One change of an event, in the tenant's schema of its number."""
     for message in change.messages:
         ingest_message(channel=channel, inbound=message, profiles=change.profiles)
     for status in change.statuses:
         ingest_status(channel=channel, update=status)
     for error in change.errors:
         log.warning("whatsapp_webhook_error", phone_number_id=channel.phone_number_id, error=error)
-    return True
 
 
 def upsert_contact(*, wa_id: str, user_id: str = "", name: str = "", seen_at: dt.datetime) -> Contact:

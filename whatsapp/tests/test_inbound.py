@@ -62,8 +62,8 @@ def test_media_messages_get_a_download_job(public_client, channel_a, tenant_a):
     from whatsapp.testing import post_webhook, run_jobs
 
     post_webhook(public_client, deliver_only)
-    ran = run_jobs(only={"process_webhook_event"})
-    assert ran == ["process_webhook_event"]
+    ran = run_jobs(only={"process_webhook_events"})
+    assert ran == ["process_webhook_events"]
     with schema_context(tenant_a.schema_name):
         media = MediaFile.objects.get()
         assert (media.kind, media.media_id, media.mime_type) == ("image", "1003383421387256", "image/jpeg")
