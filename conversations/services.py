@@ -542,35 +542,28 @@ def store_inbound_message(
     error_code: int | None = None,
     error_title: str = "",
     error_details: str = "",
-) -> tuple[Message, bool]:
-    """Store by wamid: a redelivered wamid returns the stored message and created=False."""
-    existing = Message.objects.filter(wamid=wamid).first()
-    if existing is not None:
-        return existing, False
-    try:
-        with transaction.atomic():
-            message = Message.objects.create(
-                conversation=conversation,
-                direction=Message.Direction.INBOUND,
-                type=type,
-                text=text,
-                payload=payload,
-                preview=preview[:200],
-                status=Message.Status.RECEIVED,
-                wamid=wamid,
-                reply_to=reply_to,
-                is_forwarded=is_forwarded,
-                error_code=error_code,
-                error_title=error_title[:300],
-                error_details=error_details,
-                timestamp=timestamp,
-            )
-    except IntegrityError:
-        # Another worker stored the same wamid (Meta redelivered while we were processing).
-        return Message.objects.get(wamid=wamid), False
+) -> Message:
+    """A new inbound message. The caller holds the sender's contact row lock and has checked that the
+    wamid is new, so no other worker can be storing it (the unique wamid would refuse it anyway)."""
+    message = Message.objects.create(
+        conversation=conversation,
+        direction=Message.Direction.INBOUND,
+        type=type,
+        text=text,
+        payload=payload,
+        preview=preview[:200],
+        status=Message.Status.RECEIVED,
+        wamid=wamid,
+        reply_to=reply_to,
+        is_forwarded=is_forwarded,
+        error_code=error_code,
+        error_title=error_title[:300],
+        error_details=error_details,
+        timestamp=timestamp,
+    )
     events.message_created(message)
     handle_new_inbound_message(message=message)
-    return message, True
+    return message
 
 
 STATUS_TIME_FIELD = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at", "played": "read_at"}
@@ -861,6 +854,7 @@ def handle_new_inbound_message(*, message: Message) -> None:
     from conversations import bot
 
     conversation = message.conversation
+    first_inbound = conversation.last_inbound_at is None
     change = "updated"
     if conversation.status in (Conversation.Status.RESOLVED, Conversation.Status.SNOOZED):
         change = "reopened"
@@ -886,7 +880,7 @@ def handle_new_inbound_message(*, message: Message) -> None:
     )
     events.conversation_updated(conversation, change=change)
     if conversation.bot_active and message.type != Message.Type.REACTION:
-        bot.answer(message=message)
+        bot.answer(message=message, first_inbound=first_inbound)
 
 
 # (workflow section ends)

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from conversations import events
+from conversations import bot, events
 from conversations.models import Message
 from conversations.services import (
     apply_message_status,
@@ -205,14 +205,15 @@ def process_webhook_events(*, event_ids: list[int]) -> list[int]:
     across events, so two workers never deadlock on contacts); returns the ids that failed."""
     cache = _BatchCache()
     failed = []
-    for event_id in event_ids:
-        try:
-            process_webhook_event(event_id=event_id, cache=cache)
-        except Exception as exc:
-            connection.set_schema_to_public()
-            log.exception("webhook_event_failed", event_id=event_id)
-            record_event_failure(event_id=event_id, error=exc)
-            failed.append(event_id)
+    with bot.settings_cached_for_batch():
+        for event_id in event_ids:
+            try:
+                process_webhook_event(event_id=event_id, cache=cache)
+            except Exception as exc:
+                connection.set_schema_to_public()
+                log.exception("webhook_event_failed", event_id=event_id)
+                record_event_failure(event_id=event_id, error=exc)
+                failed.append(event_id)
     return failed
 
 
@@ -324,22 +325,24 @@ def ingest_message(
     if not inbound.wamid or not inbound.from_wa_id:
         log.warning("whatsapp_message_without_sender", wamid=inbound.wamid)
         return None
-    existing = Message.objects.filter(wamid=inbound.wamid).first()
-    if existing is not None:
-        # A redelivery: nothing is stored twice, but a media download that failed gets another try.
-        _ensure_media_download(existing)
-        return existing
     profile = profiles.get(inbound.from_wa_id) or profiles.get(inbound.from_user_id) or parsing.Profile("")
+    # The contact's row lock comes first: it serialises every worker handling this sender, so the
+    # wamid check below is authoritative and a redelivery can't race its first delivery.
     contact = upsert_contact(
         wa_id=inbound.from_wa_id,
         user_id=inbound.from_user_id or profile.user_id,
         name=profile.name,
         seen_at=inbound.timestamp,
     )
+    existing = Message.objects.filter(wamid=inbound.wamid).first()
+    if existing is not None:
+        # A redelivery: nothing is stored twice, but a media download that failed gets another try.
+        _ensure_media_download(existing)
+        return existing
     conversation = find_conversation_for_inbound(contact=contact, channel=channel)
     target_wamid = inbound.reaction_target or inbound.context_wamid
     reply_to = Message.objects.filter(wamid=target_wamid).first() if target_wamid else None
-    message, created = store_inbound_message(
+    message = store_inbound_message(
         conversation=conversation,
         wamid=inbound.wamid,
         type=inbound.type,
@@ -353,8 +356,6 @@ def ingest_message(
         error_title=inbound.error_title,
         error_details=inbound.error_details,
     )
-    if not created:
-        return message
     metrics.MESSAGES.labels(direction="in", type=message.type, status="received").inc()
     if inbound.type == Message.Type.REACTION and reply_to is not None:
         set_reaction(target=reply_to, side="contact", emoji=inbound.reaction_emoji)
