@@ -26,7 +26,7 @@ from crm.views import member_required
 
 PAGE = "inbox/settings/page.html"
 SECTIONS = {
-    "messages": "inbox/settings/_messages.html",
+    "bot-messages": "inbox/settings/_messages.html",
     "hours": "inbox/settings/_hours.html",
     "rules": "inbox/settings/_rules.html",
     "replies": "inbox/settings/_replies.html",
@@ -106,7 +106,7 @@ def _replies_context(
 
 
 BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {
-    "messages": _messages_context,
+    "bot-messages": _messages_context,
     "hours": _hours_context,
     "rules": _rules_context,
     "replies": _replies_context,
@@ -153,8 +153,8 @@ def save_messages(request: HttpRequest) -> HttpResponseBase:
         except ServiceError as exc:
             form.add_service_error(exc)
         else:
-            return _respond(request, "messages", saved="Welcome and away messages saved.")
-    return _respond(request, "messages", form=form)
+            return _respond(request, "bot-messages", saved="Welcome and away messages saved.")
+    return _respond(request, "bot-messages", form=form)
 
 
 @require_POST

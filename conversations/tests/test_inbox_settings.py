@@ -66,7 +66,7 @@ def test_an_owner_sees_the_four_sections_and_the_inbox_tab_in_the_settings_nav(o
     response = owner_client.get(PAGE)
     page = response.content.decode()
     assert response.status_code == 200
-    for section in ("messages", "hours", "rules", "replies"):
+    for section in ("bot-messages", "hours", "rules", "replies"):
         assert f'id="{section}"' in page
     assert re.search(r'href="/settings/inbox/" aria-current="page">Inbox</a>', page)
 
@@ -176,7 +176,7 @@ def test_without_script_a_save_redirects_back_to_the_page_with_a_message(owner_c
     response = owner_client.post(
         "/settings/inbox/messages/", {"welcome_enabled": "on", "welcome_text": "Hi!"}, follow=True
     )
-    assert response.redirect_chain == [("/settings/inbox/#messages", 302)]
+    assert response.redirect_chain == [("/settings/inbox/#bot-messages", 302)]
     assert b"Welcome and away messages saved." in response.content
 
 
