@@ -201,58 +201,71 @@ class _BatchCache:
 
 
 def process_webhook_events(*, event_ids: list[int]) -> list[int]:
-    """Process each event in its own transaction (a failing one undoes only itself, and no lock is held
-    across events, so two workers never deadlock on contacts); returns the ids that failed."""
+    """A job's events in one transaction: one commit and one schema switch per tenant instead of one
+    per event. If anything in it fails, each event is processed again in a transaction of its own, so
+    a bad event holds up none of the others. Safe to run twice: messages are keyed by wamid and
+    statuses merge monotonically. Returns the ids that failed."""
     cache = _BatchCache()
+    if len(event_ids) > 1:
+        try:
+            with bot.settings_cached_for_batch():
+                _process_events(event_ids, cache)
+            return []
+        except Exception:
+            connection.set_schema_to_public()
+            log.warning("webhook_batch_failed", events=len(event_ids), exc_info=True)
     failed = []
-    with bot.settings_cached_for_batch():
-        for event_id in event_ids:
-            try:
-                process_webhook_event(event_id=event_id, cache=cache)
-            except Exception as exc:
-                connection.set_schema_to_public()
-                log.exception("webhook_event_failed", event_id=event_id)
-                record_event_failure(event_id=event_id, error=exc)
-                failed.append(event_id)
+    for event_id in event_ids:
+        try:
+            with bot.settings_cached_for_batch():
+                _process_events([event_id], cache)
+        except Exception as exc:
+            connection.set_schema_to_public()
+            log.exception("webhook_event_failed", event_id=event_id)
+            record_event_failure(event_id=event_id, error=exc)
+            failed.append(event_id)
     return failed
 
 
-def process_webhook_event(*, event_id: int, cache: _BatchCache | None = None) -> str:
-    """Route each change by phone_number_id and process it in its tenant's schema. Safe to run twice:
-    messages are keyed by wamid and statuses merge monotonically."""
-    cache = cache or _BatchCache()
-    with transaction.atomic():
-        event = (
-            WebhookEvent.objects.select_for_update(skip_locked=True)
-            .filter(pk=event_id, status__in=[WebhookEvent.Status.PENDING, WebhookEvent.Status.UNROUTED])
-            .first()
-        )
-        if event is None:
-            return "skip"
-        changes = parsing.load_body(json.loads(bytes(event.body)))
-        unknown: list[str] = []
-        tenant: Tenant | None = None
-        for change in changes:
+@transaction.atomic
+def _process_events(event_ids: list[int], cache: _BatchCache) -> None:
+    """Route each change by phone_number_id and process it in its tenant's schema."""
+    events = list(
+        WebhookEvent.objects.select_for_update(skip_locked=True)
+        .filter(pk__in=event_ids, status__in=[WebhookEvent.Status.PENDING, WebhookEvent.Status.UNROUTED])
+        .order_by("pk")
+    )
+    unknown: dict[int, set[str]] = {event.pk: set() for event in events}
+    tenant_of: dict[int, Tenant] = {}
+    by_schema: dict[str, list[tuple[WebhookEvent, parsing.Change]]] = {}
+    for event in events:
+        for change in parsing.load_body(json.loads(bytes(event.body))):
             route = cache.route(change.phone_number_id)
             if route is None:
-                unknown.append(change.phone_number_id)
+                unknown[event.pk].add(change.phone_number_id)
                 continue
-            with schema_context(route.schema_name):
+            by_schema.setdefault(route.schema_name, []).append((event, change))
+            tenant_of.setdefault(event.pk, route)
+    for schema, items in by_schema.items():
+        with schema_context(schema):
+            known = []
+            for event, change in items:
                 channel = cache.channel(change.phone_number_id)
                 if channel is None:
-                    unknown.append(change.phone_number_id)
-                    continue
-                process_change(change, channel=channel)
-            tenant = route
+                    unknown[event.pk].add(change.phone_number_id)
+                else:
+                    known.append((channel, change))
+            process_changes(known)
+    now = timezone.now()
+    for event in events:
+        missing = unknown[event.pk]
         event.attempts += 1
-        event.status = (
-            WebhookEvent.Status.PROCESSED if tenant or not unknown else WebhookEvent.Status.UNROUTED
-        )
-        event.tenant = tenant
-        event.error = f"Unknown phone_number_id: {', '.join(sorted(set(unknown)))}" if unknown else ""
-        event.processed_at = timezone.now()
-        event.save(update_fields=["attempts", "status", "tenant", "error", "processed_at"])
-        return str(event.status)
+        event.tenant = tenant_of.get(event.pk)
+        routed = event.tenant is not None or not missing
+        event.status = WebhookEvent.Status.PROCESSED if routed else WebhookEvent.Status.UNROUTED
+        event.error = f"Unknown phone_number_id: {', '.join(sorted(missing))}" if missing else ""
+        event.processed_at = now
+    WebhookEvent.objects.bulk_update(events, ["attempts", "status", "tenant", "error", "processed_at"])
 
 
 def record_event_failure(*, event_id: int, error: BaseException) -> None:
@@ -275,14 +288,25 @@ def replay_webhook_event(*, event: WebhookEvent) -> None:
     transaction.on_commit(lambda: enqueue_webhook_events(event_ids=[event_id]))
 
 
-def process_change(change: parsing.Change, *, channel: WhatsAppChannel) -> None:
-    """One change of an event, in the tenant's schema of its number."""
-    for message in change.messages:
-        ingest_message(channel=channel, inbound=message, profiles=change.profiles)
-    for status in change.statuses:
+def process_changes(changes: list[tuple[WhatsAppChannel, parsing.Change]]) -> None:
+    """Changes of one tenant, in its schema. Row locks are taken in one order (senders' contacts by
+    wa_id, then messages by wamid) so two workers with overlapping batches wait instead of deadlocking;
+    the sort is stable, so one sender's messages keep their order."""
+    inbound = sorted(
+        ((channel, message, change.profiles) for channel, change in changes for message in change.messages),
+        key=lambda item: item[1].from_wa_id,
+    )
+    for channel, message, profiles in inbound:
+        ingest_message(channel=channel, inbound=message, profiles=profiles)
+    statuses = sorted(
+        ((channel, status) for channel, change in changes for status in change.statuses),
+        key=lambda item: item[1].wamid,
+    )
+    for channel, status in statuses:
         ingest_status(channel=channel, update=status)
-    for error in change.errors:
-        log.warning("whatsapp_webhook_error", phone_number_id=channel.phone_number_id, error=error)
+    for channel, change in changes:
+        for error in change.errors:
+            log.warning("whatsapp_webhook_error", phone_number_id=channel.phone_number_id, error=error)
 
 
 def upsert_contact(*, wa_id: str, user_id: str = "", name: str = "", seen_at: dt.datetime) -> Contact:
