@@ -6,12 +6,14 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from conversations import events
 from conversations.models import Conversation, Message
 from conversations.selectors import Viewer, can_see, viewer_for
-from crm.models import Agent, Contact, Tag, Team
+from crm import services as crm_services
+from crm.models import Agent, Contact, Note, Tag, Team
 from tenants.db import connection
 
 if TYPE_CHECKING:
@@ -846,6 +848,65 @@ def record_agent_reply(*, conversation: Conversation, by: Any) -> Conversation:
             )
         events.conversation_updated(conversation, change="bot" if "bot_active" in fields else "updated")
     return conversation
+
+
+# ---------------------------------------------------------------------------------------------------
+# The contact side panel: the CRM's services write, and the inbox hears about it.
+# ---------------------------------------------------------------------------------------------------
+
+# A contact rarely has more than a few live conversations; the bound keeps one edit one small batch.
+CONTACT_EVENT_LIMIT = 50
+
+
+def _contact_changed(conversation: Conversation) -> None:
+    """List rows and thread heads show the contact's name, panels its details: tell those who see
+    its active conversations and the one the change came from (resolved ones show it when next drawn)."""
+    related = (
+        Conversation.objects.filter(contact_id=conversation.contact_id)
+        .filter(~Q(status=Conversation.Status.RESOLVED) | Q(pk=conversation.pk))
+        .only("pk", "status", "assignee_id", "team_id", "unread_count")
+        .order_by(F("last_message_at").desc(nulls_last=True), "-id")[:CONTACT_EVENT_LIMIT]
+    )
+    for other in related:
+        events.conversation_updated(other, change="contact")
+
+
+def _locked_contact(conversation: Conversation) -> Contact:
+    # The panel edits one field at a time: a fresh, locked row keeps two agents' edits of different
+    # fields from overwriting each other (update_contact saves the whole row).
+    return Contact.objects.select_for_update().get(pk=conversation.contact_id)
+
+
+@transaction.atomic
+def edit_contact(*, conversation: Conversation, by: Any, **changes: Any) -> Contact:
+    """Changes details or attributes of the conversation's contact (crm.services.update_contact)."""
+    _check_can_act(conversation, by)
+    contact = crm_services.update_contact(contact=_locked_contact(conversation), **changes)
+    _contact_changed(conversation)
+    return contact
+
+
+@transaction.atomic
+def tag_contact(*, conversation: Conversation, name: str, by: Any) -> Tag:
+    _check_can_act(conversation, by)
+    tag = crm_services.add_contact_tag(contact=_locked_contact(conversation), name=name)
+    _contact_changed(conversation)
+    return tag
+
+
+@transaction.atomic
+def untag_contact(*, conversation: Conversation, tag: Tag, by: Any) -> None:
+    _check_can_act(conversation, by)
+    crm_services.remove_contact_tag(contact=_locked_contact(conversation), tag=tag)
+    _contact_changed(conversation)
+
+
+@transaction.atomic
+def note_contact(*, conversation: Conversation, body: str, by: Any) -> Note:
+    _check_can_act(conversation, by)
+    note = crm_services.add_note(contact=conversation.contact, body=body, author=by)
+    _contact_changed(conversation)
+    return note
 
 
 def handle_new_inbound_message(*, message: Message) -> None:
