@@ -196,9 +196,11 @@
   // the focus inside), where a redraw would throw their input or their place away.
   async function refreshContact(id) {
     const pane = $("#contact-pane");
-    if (!pane || $(".cf-form", pane) || pane.contains(document.activeElement)) return;
+    const busy = () => !pane || $(".cf-form", pane) || pane.contains(document.activeElement);
+    if (busy()) return;
     const html = await fetchHtml(`/inbox/c/${id}/contact/`);
-    if (html && id === openId()) { pane.innerHTML = html; activate(pane); }
+    // Asked again: the agent may have started editing while the panel was being fetched.
+    if (html && id === openId() && !busy()) { pane.innerHTML = html; activate(pane); }
   }
   function setContactOpen(open) {
     const pane = $("#contact-pane");
