@@ -236,6 +236,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 METRICS_TOKEN = secret("METRICS_TOKEN", "")
 PROMETHEUS_METRIC_NAMESPACE = "wacrm"
+# Shared by web, worker and scheduler processes so /metrics shows them all (config/prometheus.py).
+# Empty: each process keeps its own metrics in memory and /metrics shows the web process's.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if PROMETHEUS_MULTIPROC_DIR:
+    from config.prometheus import enable_multiprocess
+
+    enable_multiprocess(PROMETHEUS_MULTIPROC_DIR)
 
 # WhatsApp Cloud API. With no WHATSAPP_GRAPH_URL, development and tests talk to the bundled sandbox.
 WHATSAPP_GRAPH_URL = env.str(
