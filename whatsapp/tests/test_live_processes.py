@@ -316,7 +316,7 @@ def test_metrics_of_the_web_and_every_worker_process_show_on_the_public_host(sta
         # web process
         "webhooks accepted": lambda: delta("wacrm_whatsapp_webhook_requests_total", result="accepted") >= 2,
         "ack latency": lambda: delta("wacrm_whatsapp_webhook_ack_seconds_count") >= 2,
-        "web requests": lambda: delta("wacrm_django_http_requests_total_by_method_total", method="POST") >= 3,
+        "api requests": lambda: delta("wacrm_django_http_requests_total_by_method_total", method="POST") >= 1,
         # worker processes
         "inbound stored": lambda: (
             delta("wacrm_whatsapp_messages_total", direction="in", type="text", status="received") == 2
@@ -328,8 +328,8 @@ def test_metrics_of_the_web_and_every_worker_process_show_on_the_public_host(sta
         "retry": lambda: delta("wacrm_whatsapp_send_retries_total", reason="131000") == 1,
         "limiter waits": lambda: delta("wacrm_whatsapp_limiter_wait_seconds_count") == 2,
         # Dramatiq's own, from the same directory
-        "jobs": lambda: delta("dramatiq_messages_total", actor_name="process_webhook_event") >= 2,
-        "send jobs": lambda: delta("dramatiq_messages_total", actor_name="send_message") >= 2,
+        "inbound jobs": lambda: delta("dramatiq_messages_total", queue_name="inbound") >= 1,
+        "send jobs": lambda: delta("dramatiq_messages_total", queue_name="outbound") >= 2,
     }
     now: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
 
