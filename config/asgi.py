@@ -1,4 +1,5 @@
-"""HTTP goes to Django; /ws/ goes through the tenant-resolving, session-authenticating middleware."""
+"""HTTP goes to Django (webhook POSTs to the ingress first); /ws/ goes through the tenant-resolving,
+session-authenticating middleware."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from config.websocket import TenantAuthMiddleware  # noqa: E402
 from config.ws_urls import websocket_urlpatterns  # noqa: E402
+from whatsapp.ingress import WebhookIngress  # noqa: E402
+
+# Webhook POSTs skip Django's request machinery (whatsapp/ingress.py says why); the rest is Django.
+webhook_ingress = WebhookIngress(django_asgi_app)
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": webhook_ingress,
         "websocket": AllowedHostsOriginValidator(TenantAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

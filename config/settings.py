@@ -80,6 +80,10 @@ TENANT_DOMAIN_MODEL = "tenants.Domain"
 # New tenants clone this migrated template schema instead of running every migration.
 TENANT_BASE_SCHEMA = "tenant_template"
 TENANT_CREATION_FAKES_MIGRATIONS = True
+# SET search_path once per connection and schema switch, not before every query (a round trip each).
+# django-tenants forgets what it set on rollback, savepoint rollback and close, so the path is re-set
+# whenever PostgreSQL may have discarded it.
+TENANT_LIMIT_SET_CALLS = True
 TENANT_MULTIPROCESSING_MAX_PROCESSES = env.int("TENANT_MIGRATION_PROCESSES", default=2)
 TENANT_MULTIPROCESSING_CHUNKS = 10
 PUBLIC_SCHEMA_URLCONF = "config.urls_public"

@@ -7,13 +7,17 @@ It only speaks while `Conversation.bot_active` is on; an agent's takeover or fir
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import structlog
 from django.utils import timezone
 
 from conversations.models import AutoReplyRule, BotSettings, BusinessHours, Message
+from tenants.db import connection
 
 log = structlog.get_logger("bot")
 
@@ -21,9 +25,33 @@ log = structlog.get_logger("bot")
 AWAY_REPEAT_AFTER = dt.timedelta(hours=12)
 
 
+T = TypeVar("T")
+_batch_cache: ContextVar[dict[tuple[str, str], Any] | None] = ContextVar("bot_batch_cache", default=None)
+
+
+@contextmanager
+def settings_cached_for_batch() -> Iterator[None]:
+    """While a job processes a batch of inbound messages, each tenant's settings, rules and hours are
+    read once (three queries a message otherwise); a change made meanwhile applies from the next batch."""
+    token = _batch_cache.set({})
+    try:
+        yield
+    finally:
+        _batch_cache.reset(token)
+
+
+def _cached(name: str, load: Callable[[], T]) -> T:
+    cache = _batch_cache.get()
+    if cache is None:
+        return load()
+    key = (connection.schema_name, name)
+    if key not in cache:
+        cache[key] = load()
+    return cache[key]  # type: ignore[no-any-return]
+
+
 def load_settings() -> BotSettings:
-    settings, _ = BotSettings.objects.get_or_create(pk=1)
-    return settings
+    return _cached("settings", lambda: BotSettings.objects.get_or_create(pk=1)[0])
 
 
 def zone_of(settings: BotSettings) -> ZoneInfo:
@@ -36,7 +64,7 @@ def zone_of(settings: BotSettings) -> ZoneInfo:
 def is_open(*, at: dt.datetime, settings: BotSettings, hours: list[BusinessHours] | None = None) -> bool:
     """Within business hours at `at`? With no hours configured the business counts as always open.
     An interval whose closing time is before its opening time runs past midnight."""
-    hours = list(BusinessHours.objects.all()) if hours is None else hours
+    hours = _cached("hours", lambda: list(BusinessHours.objects.all())) if hours is None else hours
     if not hours:
         return True
     local = at.astimezone(zone_of(settings))
@@ -66,18 +94,22 @@ def matching_rule(text: str, rules: list[AutoReplyRule]) -> AutoReplyRule | None
     return None
 
 
-def replies_for(*, message: Message, now: dt.datetime | None = None) -> list[tuple[str, str]]:
-    """What the bot says to this inbound message: a list of (kind, text), kind in welcome/away/rule."""
+def replies_for(
+    *, message: Message, now: dt.datetime | None = None, first_inbound: bool | None = None
+) -> list[tuple[str, str]]:
+    """What the bot says to this inbound message: a list of (kind, text), kind in welcome/away/rule.
+    `first_inbound`: whether it is the conversation's first message from the customer, when known."""
     now = now or timezone.now()
     conversation = message.conversation
     settings = load_settings()
     replies: list[tuple[str, str]] = []
-    earlier_inbound = (
-        Message.objects.filter(conversation=conversation, direction=Message.Direction.INBOUND)
-        .exclude(pk=message.pk)
-        .exists()
-    )
-    if settings.welcome_enabled and settings.welcome_text.strip() and not earlier_inbound:
+    if first_inbound is None:
+        first_inbound = (
+            not Message.objects.filter(conversation=conversation, direction=Message.Direction.INBOUND)
+            .exclude(pk=message.pk)
+            .exists()
+        )
+    if settings.welcome_enabled and settings.welcome_text.strip() and first_inbound:
         replies.append(("welcome", settings.welcome_text.strip()))
     if settings.away_enabled and settings.away_text.strip() and not is_open(at=now, settings=settings):
         recently_said = Message.objects.filter(
@@ -91,19 +123,20 @@ def replies_for(*, message: Message, now: dt.datetime | None = None) -> list[tup
             replies.append(("away", settings.away_text.strip()))
     text = message.text or ""
     if text:
-        rule = matching_rule(text, list(AutoReplyRule.objects.filter(is_active=True)))
+        rules = _cached("rules", lambda: list(AutoReplyRule.objects.filter(is_active=True)))
+        rule = matching_rule(text, rules)
         if rule is not None:
             replies.append(("rule", rule.reply))
     return replies
 
 
-def answer(*, message: Message) -> list[Any]:
+def answer(*, message: Message, first_inbound: bool | None = None) -> list[Any]:
     """Send the bot's replies. Idempotency keys derive from the inbound message, so a redelivered or
     retried inbound message never makes the bot say the same thing twice."""
     from conversations.services import MessageRejected, send_text_message
 
     sent = []
-    for kind, text in replies_for(message=message):
+    for kind, text in replies_for(message=message, first_inbound=first_inbound):
         try:
             sent.append(
                 send_text_message(

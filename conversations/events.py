@@ -12,6 +12,7 @@ browser fetches the rendered fragment over HTTP, where the same visibility rules
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import threading
 from collections.abc import Iterable
@@ -34,44 +35,79 @@ from tenants.db import connection
 log = structlog.get_logger("realtime")
 
 
-# Publishing runs on one long-lived event loop per process. async_to_sync per group started a new loop
-# each time, and channels_redis keeps its connections per loop: every event paid for new Redis
-# connections (46 % of an inbound message's processing time in benchmarks/inbox.py's profile).
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_pid = 0
-_loop_lock = threading.Lock()
+# Publishing runs on one long-lived event loop per process, fed by an ordered queue. async_to_sync per
+# group started a new loop each time, and channels_redis keeps its connections per loop: every event paid
+# for new Redis connections (46 % of an inbound message's processing time in benchmarks/inbox.py's
+# profile). The committing thread only enqueues: waiting for Redis cost it another 10 % per message.
 PUBLISH_TIMEOUT = 5.0
 
 
-def _publisher_loop() -> asyncio.AbstractEventLoop:
-    global _loop, _loop_pid
-    with _loop_lock:
-        # A forked worker process inherits the variable but not the thread: start its own.
-        if _loop is None or _loop.is_closed() or _loop_pid != os.getpid():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, daemon=True, name="realtime-publisher").start()
-            _loop, _loop_pid = loop, os.getpid()
-        return _loop
+class _Publisher:
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.queue: asyncio.Queue[tuple[list[str], dict[str, Any]]] | None = None
+        ready = threading.Event()
+        threading.Thread(target=self._run, args=(ready,), daemon=True, name="realtime-publisher").start()
+        ready.wait()
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.queue = asyncio.Queue()
+        ready.set()
+        self.loop.run_until_complete(self._drain())
+
+    async def _drain(self) -> None:
+        assert self.queue is not None
+        while True:
+            groups, message = await self.queue.get()
+            layer = get_channel_layer()
+            try:
+                for group in groups:
+                    if layer is not None:
+                        await asyncio.wait_for(layer.group_send(group, message), PUBLISH_TIMEOUT)
+            except Exception as exc:  # a browser that misses one catches up from InboxEvent
+                log.warning("realtime_publish_failed", type=message["payload"].get("type"), error=repr(exc))
+            finally:
+                self.queue.task_done()
+
+    def put(self, groups: list[str], message: dict[str, Any]) -> None:
+        assert self.queue is not None
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, (groups, message))
+
+    def flush(self, timeout: float = PUBLISH_TIMEOUT) -> None:
+        """Wait until everything queued so far has been sent (process exit, tests)."""
+        assert self.queue is not None
+        try:
+            asyncio.run_coroutine_threadsafe(self.queue.join(), self.loop).result(timeout)
+        except Exception as exc:
+            log.warning("realtime_flush_incomplete", error=repr(exc))
+
+
+_publisher: _Publisher | None = None
+_publisher_lock = threading.Lock()
+
+
+def _get_publisher() -> _Publisher:
+    global _publisher
+    with _publisher_lock:
+        # A forked worker process inherits the object but not its thread: start its own.
+        if _publisher is None or _publisher.pid != os.getpid():
+            _publisher = _Publisher()
+        return _publisher
+
+
+def flush() -> None:
+    if _publisher is not None and _publisher.pid == os.getpid():
+        _publisher.flush()
+
+
+atexit.register(flush)
 
 
 def _send(groups: Iterable[str], payload: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    message = {"type": "realtime.event", "payload": payload}
-    targets = list(dict.fromkeys(groups))
-
-    async def send_all() -> None:
-        for group in targets:
-            await layer.group_send(group, message)
-
-    # Waiting keeps events in commit order; a browser that misses one catches up from InboxEvent.
-    future = asyncio.run_coroutine_threadsafe(send_all(), _publisher_loop())
-    try:
-        future.result(timeout=PUBLISH_TIMEOUT)
-    except Exception as exc:
-        future.cancel()
-        log.warning("realtime_publish_failed", type=payload.get("type"), error=repr(exc))
+    # In commit order: one queue, drained by one task.
+    _get_publisher().put(list(dict.fromkeys(groups)), {"type": "realtime.event", "payload": payload})
 
 
 def publish(payload: dict[str, Any], *, group: str | None = None) -> None:

@@ -25,7 +25,8 @@ from django.db.models.functions import JSONObject, Left, TruncDate
 from django.utils import timezone
 
 from conversations.models import BotSettings, CannedResponse, Conversation, InboxEvent, Message
-from crm.models import Agent, Team
+from crm import selectors as crm_selectors
+from crm.models import Agent, AttributeDefinition, Contact, Deal, Note, Tag, Team
 
 PAGE_SIZE = 30
 THREAD_PAGE_SIZE = 50
@@ -362,6 +363,100 @@ def earlier_conversations(conversation: Conversation, viewer: Viewer) -> list[Co
         .filter(contact_id=conversation.contact_id)
         .exclude(pk=conversation.pk)
         .order_by("-created_at")[:10]
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# The contact side panel
+# ---------------------------------------------------------------------------------------------------
+
+PANEL_NOTES = 5
+PANEL_DEALS = 5
+
+
+@dataclass(frozen=True)
+class ContactField:
+    """One editable line of the panel: `name` is the crm.forms.ContactFieldForm field that edits it."""
+
+    name: str
+    label: str
+    value: str  # as shown; "" when unset
+
+
+@dataclass
+class ContactPanel:
+    contact: Contact
+    details: list[ContactField]
+    attributes: list[ContactField]
+    tag_choices: list[str]  # existing tags the contact does not have, offered when adding one
+    notes: list[Note]
+    more_notes: bool
+    deals: list[Deal]
+    more_deals: bool
+    earlier: list[Conversation]
+
+    @property
+    def tags(self) -> list[Tag]:
+        return list(self.contact.tags.all())
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    return str(value)
+
+
+def contact_fields(
+    contact: Contact, definitions: list[AttributeDefinition]
+) -> tuple[list[ContactField], list[ContactField]]:
+    """The contact's details and its custom attributes (every definition, set or not), as shown."""
+    owner = contact.owner
+    details = [
+        ContactField("name", "Name", contact.name),
+        ContactField("email", "Email", contact.email),
+        ContactField("company", "Company", contact.company.name if contact.company else ""),
+        ContactField("owner", "Owner", (owner.get_full_name() or owner.email) if owner else ""),
+        ContactField("marketing_consent", "Marketing consent", contact.get_marketing_consent_display()),
+        ContactField("blocked", "Blocked", _shown(contact.blocked)),
+    ]
+    attributes = [
+        ContactField(f"attr_{d.key}", d.label, _shown(contact.attributes.get(d.key))) for d in definitions
+    ]
+    return details, attributes
+
+
+def panel_conversation(viewer: Viewer, pk: int) -> Conversation | None:
+    """A conversation the viewer sees, with its contact as the panel shows it (company, owner, tags)."""
+    return (
+        visible_conversations(viewer)
+        .select_related("contact__company", "contact__owner")
+        .prefetch_related("contact__tags")
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def contact_panel(conversation: Conversation, viewer: Viewer) -> ContactPanel:
+    """Everything the panel shows, in a fixed number of queries however many notes, deals or tags.
+
+    `conversation` comes from panel_conversation()."""
+    contact = conversation.contact
+    details, attributes = contact_fields(contact, list(AttributeDefinition.objects.all()))
+    own = {t.pk for t in contact.tags.all()}
+    notes = list(crm_selectors.notes_of(contact)[: PANEL_NOTES + 1])
+    deals = list(crm_selectors.deals().filter(contact=contact)[: PANEL_DEALS + 1])
+    return ContactPanel(
+        contact=contact,
+        details=details,
+        attributes=attributes,
+        tag_choices=[name for pk, name in Tag.objects.values_list("pk", "name") if pk not in own],
+        notes=notes[:PANEL_NOTES],
+        more_notes=len(notes) > PANEL_NOTES,
+        deals=deals[:PANEL_DEALS],
+        more_deals=len(deals) > PANEL_DEALS,
+        earlier=earlier_conversations(conversation, viewer),
     )
 
 

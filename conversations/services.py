@@ -6,12 +6,14 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from conversations import events
 from conversations.models import Conversation, Message
 from conversations.selectors import Viewer, can_see, viewer_for
-from crm.models import Agent, Contact, Tag, Team
+from crm import services as crm_services
+from crm.models import Agent, Contact, Note, Tag, Team
 from tenants.db import connection
 
 if TYPE_CHECKING:
@@ -542,35 +544,28 @@ def store_inbound_message(
     error_code: int | None = None,
     error_title: str = "",
     error_details: str = "",
-) -> tuple[Message, bool]:
-    """Store by wamid: a redelivered wamid returns the stored message and created=False."""
-    existing = Message.objects.filter(wamid=wamid).first()
-    if existing is not None:
-        return existing, False
-    try:
-        with transaction.atomic():
-            message = Message.objects.create(
-                conversation=conversation,
-                direction=Message.Direction.INBOUND,
-                type=type,
-                text=text,
-                payload=payload,
-                preview=preview[:200],
-                status=Message.Status.RECEIVED,
-                wamid=wamid,
-                reply_to=reply_to,
-                is_forwarded=is_forwarded,
-                error_code=error_code,
-                error_title=error_title[:300],
-                error_details=error_details,
-                timestamp=timestamp,
-            )
-    except IntegrityError:
-        # Another worker stored the same wamid (Meta redelivered while we were processing).
-        return Message.objects.get(wamid=wamid), False
+) -> Message:
+    """A new inbound message. The caller holds the sender's contact row lock and has checked that the
+    wamid is new, so no other worker can be storing it (the unique wamid would refuse it anyway)."""
+    message = Message.objects.create(
+        conversation=conversation,
+        direction=Message.Direction.INBOUND,
+        type=type,
+        text=text,
+        payload=payload,
+        preview=preview[:200],
+        status=Message.Status.RECEIVED,
+        wamid=wamid,
+        reply_to=reply_to,
+        is_forwarded=is_forwarded,
+        error_code=error_code,
+        error_title=error_title[:300],
+        error_details=error_details,
+        timestamp=timestamp,
+    )
     events.message_created(message)
     handle_new_inbound_message(message=message)
-    return message, True
+    return message
 
 
 STATUS_TIME_FIELD = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at", "played": "read_at"}
@@ -855,12 +850,72 @@ def record_agent_reply(*, conversation: Conversation, by: Any) -> Conversation:
     return conversation
 
 
+# ---------------------------------------------------------------------------------------------------
+# The contact side panel: the CRM's services write, and the inbox hears about it.
+# ---------------------------------------------------------------------------------------------------
+
+# A contact rarely has more than a few live conversations; the bound keeps one edit one small batch.
+CONTACT_EVENT_LIMIT = 50
+
+
+def _contact_changed(conversation: Conversation) -> None:
+    """List rows and thread heads show the contact's name, panels its details: tell those who see
+    its active conversations and the one the change came from (resolved ones show it when next drawn)."""
+    related = (
+        Conversation.objects.filter(contact_id=conversation.contact_id)
+        .filter(~Q(status=Conversation.Status.RESOLVED) | Q(pk=conversation.pk))
+        .only("pk", "status", "assignee_id", "team_id", "unread_count")
+        .order_by(F("last_message_at").desc(nulls_last=True), "-id")[:CONTACT_EVENT_LIMIT]
+    )
+    for other in related:
+        events.conversation_updated(other, change="contact")
+
+
+def _locked_contact(conversation: Conversation) -> Contact:
+    # The panel edits one field at a time: a fresh, locked row keeps two agents' edits of different
+    # fields from overwriting each other (update_contact saves the whole row).
+    return Contact.objects.select_for_update().get(pk=conversation.contact_id)
+
+
+@transaction.atomic
+def edit_contact(*, conversation: Conversation, by: Any, **changes: Any) -> Contact:
+    """Changes details or attributes of the conversation's contact (crm.services.update_contact)."""
+    _check_can_act(conversation, by)
+    contact = crm_services.update_contact(contact=_locked_contact(conversation), **changes)
+    _contact_changed(conversation)
+    return contact
+
+
+@transaction.atomic
+def tag_contact(*, conversation: Conversation, name: str, by: Any) -> Tag:
+    _check_can_act(conversation, by)
+    tag = crm_services.add_contact_tag(contact=_locked_contact(conversation), name=name)
+    _contact_changed(conversation)
+    return tag
+
+
+@transaction.atomic
+def untag_contact(*, conversation: Conversation, tag: Tag, by: Any) -> None:
+    _check_can_act(conversation, by)
+    crm_services.remove_contact_tag(contact=_locked_contact(conversation), tag=tag)
+    _contact_changed(conversation)
+
+
+@transaction.atomic
+def note_contact(*, conversation: Conversation, body: str, by: Any) -> Note:
+    _check_can_act(conversation, by)
+    note = crm_services.add_note(contact=conversation.contact, body=body, author=by)
+    _contact_changed(conversation)
+    return note
+
+
 def handle_new_inbound_message(*, message: Message) -> None:
     """Called once per new inbound message (never for a redelivery), inside the storing transaction:
     the conversation reopens, counts and times move, and the bot answers while it is on."""
     from conversations import bot
 
     conversation = message.conversation
+    first_inbound = conversation.last_inbound_at is None
     change = "updated"
     if conversation.status in (Conversation.Status.RESOLVED, Conversation.Status.SNOOZED):
         change = "reopened"
@@ -886,7 +941,7 @@ def handle_new_inbound_message(*, message: Message) -> None:
     )
     events.conversation_updated(conversation, change=change)
     if conversation.bot_active and message.type != Message.Type.REACTION:
-        bot.answer(message=message)
+        bot.answer(message=message, first_inbound=first_inbound)
 
 
 # (workflow section ends)

@@ -1,8 +1,8 @@
-"""Inbox and reports, mounted at the root of a tenant's host (config/urls_tenant.py)."""
+"""Inbox, reports and the inbox settings, mounted at the root of a tenant's host (config/urls_tenant.py)."""
 
 from django.urls import path
 
-from conversations import views
+from conversations import settings_views, views
 
 app_name = "inbox"
 
@@ -16,6 +16,14 @@ urlpatterns = [
     path("inbox/c/<int:pk>/head/", views.thread_head, name="head"),
     path("inbox/c/<int:pk>/messages/", views.thread_messages, name="messages"),
     path("inbox/c/<int:pk>/contact/", views.contact_panel, name="contact"),
+    path("inbox/c/<int:pk>/contact/field/<str:field>/", views.contact_field, name="contact_field"),
+    path("inbox/c/<int:pk>/contact/tags/", views.contact_tag_add, name="contact_tag_add"),
+    path(
+        "inbox/c/<int:pk>/contact/tags/<int:tag>/remove/",
+        views.contact_tag_remove,
+        name="contact_tag_remove",
+    ),
+    path("inbox/c/<int:pk>/contact/notes/", views.contact_note_add, name="contact_note_add"),
     path("inbox/c/<int:pk>/assign/", views.assign, name="assign"),
     path("inbox/c/<int:pk>/take/", views.take, name="take"),
     path("inbox/c/<int:pk>/status/", views.set_status, name="status"),
@@ -30,4 +38,28 @@ urlpatterns = [
     path("inbox/m/<int:pk>/", views.message_fragment, name="message"),
     path("inbox/m/<int:pk>/retry/", views.retry, name="retry"),
     path("reports/", views.reports_page, name="reports"),
+    # Settings → Inbox (owners and admins): conversations/settings_views.py.
+    path("settings/inbox/", settings_views.settings_page, name="settings-inbox"),
+    path("settings/inbox/messages/", settings_views.save_messages, name="settings-inbox-messages"),
+    path("settings/inbox/hours/", settings_views.save_hours, name="settings-inbox-hours"),
+    path("settings/inbox/rules/", settings_views.rules, name="settings-inbox-rules"),
+    path("settings/inbox/rules/<int:pk>/", settings_views.rule, name="settings-inbox-rule"),
+    path(
+        "settings/inbox/rules/<int:pk>/active/",
+        settings_views.rule_active,
+        name="settings-inbox-rule-active",
+    ),
+    path("settings/inbox/rules/<int:pk>/move/", settings_views.rule_move, name="settings-inbox-rule-move"),
+    path(
+        "settings/inbox/rules/<int:pk>/delete/",
+        settings_views.rule_delete,
+        name="settings-inbox-rule-delete",
+    ),
+    path("settings/inbox/replies/", settings_views.replies, name="settings-inbox-replies"),
+    path("settings/inbox/replies/<int:pk>/", settings_views.reply, name="settings-inbox-reply"),
+    path(
+        "settings/inbox/replies/<int:pk>/delete/",
+        settings_views.reply_delete,
+        name="settings-inbox-reply-delete",
+    ),
 ]

@@ -7,6 +7,7 @@ Every fragment checks visibility again, so a socket event never reveals more tha
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -17,16 +18,21 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from config.api import error_body
 from conversations import selectors, services
 from conversations.models import Conversation
-from conversations.selectors import ListFilters, Viewer
+from conversations.selectors import ContactField, ListFilters, Viewer
 from conversations.services import MessageRejected, WorkflowError
-from crm.models import Tag, Team
+from crm.errors import ServiceError
+from crm.forms import ContactFieldForm, ContactForm, NoteForm
+from crm.models import Agent, AttributeDefinition, Tag, Team
+from crm.permissions import has_role
 
 MAX_TEXT = 4096
+TAGS = "inbox/_contact_tags.html"
+NOTES = "inbox/_contact_notes.html"
 STATUS_CHOICES = [
     ("open", "Open"),
     ("pending", "Pending"),
@@ -100,7 +106,6 @@ def _thread_context(viewer: Viewer, conversation: Conversation) -> dict[str, Any
         "teams": list(Team.objects.all()),
         "all_tags": list(Tag.objects.all()),
         "statuses": [s for s in Conversation.Status if s != Conversation.Status.SNOOZED],
-        "earlier": selectors.earlier_conversations(conversation, viewer),
         "max_text": MAX_TEXT,
         "viewer": viewer,
     }
@@ -198,11 +203,165 @@ def message_fragment(request: HttpRequest, viewer: Viewer, pk: int) -> HttpRespo
     return render(request, "inbox/_message.html", {"m": message})
 
 
+# ---------------------------------------------------------------------------------------------------
+# The contact side panel (loaded after the thread, so opening a conversation stays fast). Reading it
+# needs only sight of the conversation; changing the contact needs the CRM role that edits contacts.
+# Each form swaps its own part: 422 with the message next to the input, 403 with a refusal; a save
+# re-renders the whole panel and tells the list and the thread head (HX-Trigger; others hear it
+# over the socket).
+# ---------------------------------------------------------------------------------------------------
+
+CONTACT_EDIT_ROLE = Agent.Role.AGENT.value  # README, "Roles": agents create and edit contacts
+REFUSAL = {"code": "forbidden", "message": "Your role does not allow changing contacts."}
+
+
+def _can_edit_contact(request: HttpRequest) -> bool:
+    return has_role(request, CONTACT_EDIT_ROLE)
+
+
+def _panel_context(request: HttpRequest, viewer: Viewer, conversation: Conversation) -> dict[str, Any]:
+    return {
+        "conversation": conversation,
+        "panel": selectors.contact_panel(conversation, viewer),
+        "can_edit": _can_edit_contact(request),
+    }
+
+
+def _panel_conversation_or_404(viewer: Viewer, pk: int) -> Conversation:
+    conversation = selectors.panel_conversation(viewer, pk)
+    if conversation is None:
+        raise Http404("No such conversation")
+    return conversation
+
+
+def _saved_panel(
+    request: HttpRequest, viewer: Viewer, conversation: Conversation, *, saved: str, focus: str
+) -> HttpResponse:
+    conversation = _panel_conversation_or_404(viewer, conversation.pk)  # the contact as saved
+    context = {**_panel_context(request, viewer, conversation), "saved": saved, "focus": focus}
+    response = render(request, "inbox/_contact.html", context)
+    # The form aimed at its own part; a save redraws the panel.
+    response["HX-Retarget"] = "#contact-pane"
+    response["HX-Reswap"] = "innerHTML"
+    response["HX-Trigger"] = json.dumps({"inbox:contact-changed": {"conversation": conversation.pk}})
+    return response
+
+
+def _error_of(exc: ServiceError) -> dict[str, str]:
+    return {"code": exc.code, "message": exc.message}
+
+
 @require_GET
 @staff_view
 def contact_panel(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
-    conversation = _conversation_or_404(viewer, pk)
-    return render(request, "inbox/_contact.html", _thread_context(viewer, conversation))
+    conversation = _panel_conversation_or_404(viewer, pk)
+    return render(request, "inbox/_contact.html", _panel_context(request, viewer, conversation))
+
+
+def _field_or_404(conversation: Conversation, name: str) -> ContactField:
+    fields = selectors.contact_fields(conversation.contact, list(AttributeDefinition.objects.all()))
+    field = next((f for f in (*fields[0], *fields[1]) if f.name == name), None)
+    if field is None:
+        raise Http404("No such contact field")
+    return field
+
+
+@require_http_methods(["GET", "POST"])
+@staff_view
+def contact_field(request: HttpRequest, viewer: Viewer, pk: int, field: str) -> HttpResponse:
+    """One line of the panel: shown (GET), as a form (GET ?edit=1), saved (POST)."""
+    conversation = _panel_conversation_or_404(viewer, pk)
+    shown = _field_or_404(conversation, field)
+    can_edit = _can_edit_contact(request)
+    context: dict[str, Any] = {"conversation": conversation, "f": shown, "can_edit": can_edit}
+    editing = request.method == "POST" or request.GET.get("edit") == "1"
+    if editing and not can_edit:
+        return render(request, "inbox/_contact_field.html", {**context, "error": REFUSAL}, status=403)
+    if not editing:
+        # Back from the form (Cancel): the line's button takes the focus again.
+        return render(request, "inbox/_contact_field.html", {**context, "focus": field})
+    initial = ContactForm.initial_for(conversation.contact)
+    if request.method == "GET":
+        form = ContactFieldForm(field, initial=initial, auto_id="cf-input-%s")
+        return render(request, "inbox/_contact_field.html", {**context, "form": form})
+    form = ContactFieldForm(field, request.POST, initial=initial, auto_id="cf-input-%s")
+    if form.is_valid():
+        try:
+            services.edit_contact(conversation=conversation, by=request.user, **form.service_kwargs())
+        except ServiceError as exc:
+            form.add_service_error(exc)
+        else:
+            return _saved_panel(request, viewer, conversation, saved=f"{shown.label} saved.", focus=field)
+    errors = [
+        (error.code or "invalid", message)
+        for error in form.errors.as_data().get(field, []) + form.errors.as_data().get("__all__", [])
+        for message in error.messages
+    ]
+    context.update(form=form, errors=errors)
+    return render(request, "inbox/_contact_field.html", context, status=422)
+
+
+def _section(
+    request: HttpRequest,
+    viewer: Viewer,
+    conversation: Conversation,
+    template: str,
+    *,
+    status: int,
+    **extra: Any,
+) -> HttpResponse:
+    context = {**_panel_context(request, viewer, conversation), **extra}
+    return render(request, template, context, status=status)
+
+
+@require_POST
+@staff_view
+def contact_tag_add(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    conversation = _panel_conversation_or_404(viewer, pk)
+    name = request.POST.get("name", "")
+    if not _can_edit_contact(request):
+        return _section(request, viewer, conversation, TAGS, status=403, tags_error=REFUSAL)
+    try:
+        tag = services.tag_contact(conversation=conversation, name=name, by=request.user)
+    except ServiceError as exc:
+        return _section(
+            request, viewer, conversation, TAGS, status=422, tags_error=_error_of(exc), tag_value=name
+        )
+    return _saved_panel(request, viewer, conversation, saved=f"Tag {tag.name} added.", focus="tag")
+
+
+@require_POST
+@staff_view
+def contact_tag_remove(request: HttpRequest, viewer: Viewer, pk: int, tag: int) -> HttpResponse:
+    conversation = _panel_conversation_or_404(viewer, pk)
+    found = Tag.objects.filter(pk=tag).first()
+    if found is None:
+        raise Http404("No such tag")
+    if not _can_edit_contact(request):
+        return _section(request, viewer, conversation, TAGS, status=403, tags_error=REFUSAL)
+    services.untag_contact(conversation=conversation, tag=found, by=request.user)
+    return _saved_panel(request, viewer, conversation, saved=f"Tag {found.name} removed.", focus="tag")
+
+
+@require_POST
+@staff_view
+def contact_note_add(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    conversation = _panel_conversation_or_404(viewer, pk)
+    if not _can_edit_contact(request):
+        return _section(request, viewer, conversation, NOTES, status=403, notes_error=REFUSAL)
+    form = NoteForm(request.POST)
+    if form.is_valid():
+        try:
+            services.note_contact(conversation=conversation, body=form.cleaned_data["body"], by=request.user)
+        except ServiceError as exc:
+            error = _error_of(exc)
+        else:
+            return _saved_panel(request, viewer, conversation, saved="Note added.", focus="note")
+    else:
+        first = form.errors.as_data()["body"][0]
+        error = {"code": first.code or "invalid", "message": first.messages[0]}
+    body = request.POST.get("body", "")
+    return _section(request, viewer, conversation, NOTES, status=422, notes_error=error, note_value=body)
 
 
 @require_GET

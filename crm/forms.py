@@ -27,7 +27,10 @@ class ServiceForm(forms.Form):
         field = (error.field or "").split(".")[0]
         if field == "attributes" and error.field:
             field = "attr_" + error.field.split(".", 1)[1]
-        self.add_error(field if field in self.fields else None, error.message)
+        # The service's code stays with the message, so a page can say which rule refused the input.
+        self.add_error(
+            field if field in self.fields else None, forms.ValidationError(error.message, code=error.code)
+        )
 
 
 class ContactForm(ServiceForm):
@@ -85,6 +88,40 @@ class ContactForm(ServiceForm):
 
     def tag_names(self) -> list[str]:
         return [t.strip() for t in self.cleaned_data.get("tags", "").split(",") if t.strip()]
+
+
+class ContactFieldForm(ServiceForm):
+    """One field of ContactForm on its own, for editing a contact in place (the inbox's contact panel).
+
+    `field` is a ContactForm field name: a detail, or `attr_<key>` for a custom attribute (its type's
+    widget comes from ContactForm; crm.services.clean_attributes checks the value).
+    """
+
+    DETAILS = ("name", "email", "company", "owner", "marketing_consent", "blocked")
+
+    def __init__(self, field: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        whole = ContactForm()
+        if field not in self.DETAILS and not (field.startswith("attr_") and field in whole.fields):
+            raise KeyError(field)
+        self.field_name = field
+        self.fields[field] = whole.fields[field]
+        attrs = self.fields[field].widget.attrs
+        # The form replaces the value that was clicked: the focus goes straight to its input, and an
+        # error shown under it (only a bound form has one) is read with it.
+        attrs["autofocus"] = True
+        if self.is_bound:
+            attrs["aria-describedby"] = f"cf-{field}-error"
+
+    @property
+    def bound_field(self) -> forms.BoundField:
+        return self[self.field_name]
+
+    def service_kwargs(self) -> dict[str, Any]:
+        value = self.cleaned_data[self.field_name]
+        if self.field_name.startswith("attr_"):
+            return {"attributes": {self.field_name[5:]: value}}
+        return {self.field_name: value}
 
 
 class NoteForm(ServiceForm):

@@ -532,6 +532,27 @@ def merge_contacts(*, keep: Contact, discard: Contact) -> Contact:
     return keep
 
 
+TAG_NAME_MAX = Tag._meta.get_field("name").max_length or 50
+
+
+@transaction.atomic
+def add_contact_tag(*, contact: Contact, name: str) -> Tag:
+    """Tags the contact with the tag of that name (any case), creating the tag when there is none."""
+    name = (name or "").strip()
+    if not name:
+        raise ServiceError("invalid_name", "A tag needs a name.", field="name")
+    if len(name) > TAG_NAME_MAX:
+        raise ServiceError("invalid_name", f"A tag name has at most {TAG_NAME_MAX} characters.", field="name")
+    tag = tags_by_name([name])[0]
+    contact.tags.add(tag)
+    return tag
+
+
+def remove_contact_tag(*, contact: Contact, tag: Tag) -> None:
+    """Takes the tag off the contact; the tag itself stays (deleting tags is for admins)."""
+    contact.tags.remove(tag)
+
+
 def add_note(*, contact: Contact, body: str, author: User | None) -> Note:
     body = body.strip()
     if not body:

@@ -14,7 +14,6 @@ from django_tenants.utils import get_public_schema_name, schema_context
 
 import config.dramatiq  # noqa: F401
 from config.dramatiq import TENANT_OPTION
-from tenants.db import connection
 from tenants.models import WebhookEvent
 from tenants.selectors import active_tenant_schemas
 
@@ -41,22 +40,27 @@ def _safe_send(
 # -- inbound -------------------------------------------------------------------------------------------
 
 
+class WebhookEventsFailed(Exception):
+    pass
+
+
 @dramatiq.actor(queue_name="inbound", max_retries=8, min_backoff=1000, max_backoff=300_000)
-def process_webhook_event(event_id: int) -> None:
-    from whatsapp.services import process_webhook_event as process
-    from whatsapp.services import record_event_failure
+def process_webhook_events(event_ids: list[int]) -> None:
+    """A batch of events (the ingress stores concurrent POSTs together). A failed event is recorded and
+    the job retried with backoff; the events it already processed are skipped then."""
+    from whatsapp.services import process_webhook_events as process
 
-    try:
-        process(event_id=event_id)
-    except Exception as exc:
-        connection.set_schema_to_public()
-        record_event_failure(event_id=event_id, error=exc)
-        raise
+    failed = process(event_ids=event_ids)
+    if failed:
+        raise WebhookEventsFailed(f"webhook events failed: {failed}")
 
 
-def enqueue_webhook_event(*, event_id: int) -> bool:
+def enqueue_webhook_events(*, event_ids: list[int]) -> bool:
     # Events live in the public schema; processing switches to each change's tenant itself.
-    return _safe_send(process_webhook_event, event_id, schema=get_public_schema_name())
+    return _safe_send(process_webhook_events, event_ids, schema=get_public_schema_name())
+
+
+SWEEP_BATCH = 100
 
 
 @dramatiq.actor(queue_name="inbound", max_retries=0)
@@ -68,8 +72,8 @@ def sweep_webhook_events() -> None:
         .order_by("received_at")
         .values_list("pk", flat=True)[:5000]
     )
-    for event_id in ids:
-        enqueue_webhook_event(event_id=event_id)
+    for index in range(0, len(ids), SWEEP_BATCH):
+        enqueue_webhook_events(event_ids=ids[index : index + SWEEP_BATCH])
     if ids:
         log.info("webhook_events_swept", count=len(ids))
 

@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from conversations import events
@@ -125,6 +126,11 @@ def deliver_message(*, message_id: int) -> Outcome:
 
 def _claim(*, message_id: int) -> bool:
     """Mark the attempt as started, committed before any HTTP; False when nothing should be sent."""
+    # The usual case in one autocommitted statement; the locked path below handles an earlier claim.
+    if Message.objects.filter(
+        pk=message_id, wamid__isnull=True, status=Message.Status.QUEUED, send_started_at__isnull=True
+    ).update(send_started_at=timezone.now(), send_attempts=F("send_attempts") + 1):
+        return True
     with transaction.atomic():
         message = Message.objects.select_for_update().get(pk=message_id)
         if message.wamid or message.status != Message.Status.QUEUED:

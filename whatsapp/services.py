@@ -9,6 +9,7 @@ import json
 import mimetypes
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -19,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from conversations import events
+from conversations import bot, events
 from conversations.models import Message
 from conversations.services import (
     apply_message_status,
@@ -34,6 +35,7 @@ from tenants.models import NumberRoute, Tenant, WebhookEvent
 from whatsapp import crypto, metrics, parsing
 from whatsapp.client import GraphError, RetryClass, client_for
 from whatsapp.models import MediaFile, MessageTemplate, PendingStatus, WhatsAppChannel
+from whatsapp.webhook import Accepted
 
 log = structlog.get_logger("whatsapp")
 
@@ -139,11 +141,17 @@ def set_channel_status(*, channel: WhatsAppChannel, status: str, reason: str = "
 _app_secrets_cache: dict[str, tuple[float, list[str]]] = {}
 
 
+def cached_app_secrets() -> list[str] | None:
+    """The secrets while the cache is fresh, else None (the async ingress then loads them in a thread)."""
+    cached = _app_secrets_cache.get("secrets")
+    return cached[1] if cached and cached[0] > time.monotonic() else None
+
+
 def app_secrets() -> list[str]:
     """WHATSAPP_APP_SECRET first, then any number's override (cached briefly: read on every POST)."""
-    cached = _app_secrets_cache.get("secrets")
-    if cached and cached[0] > time.monotonic():
-        return cached[1]
+    cached = cached_app_secrets()
+    if cached is not None:
+        return cached
     secrets = [settings.WHATSAPP_APP_SECRET] if settings.WHATSAPP_APP_SECRET else []
     for token in NumberRoute.objects.exclude(app_secret_encrypted="").values_list(
         "app_secret_encrypted", flat=True
@@ -158,51 +166,106 @@ def app_secrets() -> list[str]:
     return secrets
 
 
-def record_webhook_event(*, body: bytes, phone_number_ids: list[str]) -> WebhookEvent:
-    return WebhookEvent.objects.create(body=body, phone_number_ids=phone_number_ids)
+def record_webhook_events(*, accepted: list[Accepted]) -> list[int]:
+    """Store verified bodies in one INSERT and one commit (the ingress batches concurrent POSTs)."""
+    with transaction.atomic():
+        events = WebhookEvent.objects.bulk_create(
+            [WebhookEvent(body=a.body, phone_number_ids=a.phone_number_ids) for a in accepted]
+        )
+    return [event.pk for event in events]
 
 
 MAX_EVENT_ATTEMPTS = 10
 
 
-def process_webhook_event(*, event_id: int) -> str:
-    """Route each change by phone_number_id and process it in its tenant's schema. Safe to run twice:
-    messages are keyed by wamid and statuses merge monotonically."""
-    with transaction.atomic():
-        event = (
-            WebhookEvent.objects.select_for_update(skip_locked=True)
-            .filter(pk=event_id, status__in=[WebhookEvent.Status.PENDING, WebhookEvent.Status.UNROUTED])
-            .first()
-        )
-        if event is None:
-            return "skip"
-        changes = parsing.load_body(json.loads(bytes(event.body)))
-        ids = {c.phone_number_id for c in changes}
-        routes = {
-            r.phone_number_id: r.tenant
-            for r in NumberRoute.objects.select_related("tenant").filter(phone_number_id__in=ids)
-        }
-        unknown: list[str] = []
-        tenant: Tenant | None = None
-        for change in changes:
-            route = routes.get(change.phone_number_id)
+@dataclass
+class _BatchCache:
+    """Lookups shared by the events of one job: routes and numbers rarely change within a batch."""
+
+    routes: dict[str, Tenant | None] = field(default_factory=dict)
+    channels: dict[tuple[str, str], WhatsAppChannel | None] = field(default_factory=dict)
+
+    def route(self, phone_number_id: str) -> Tenant | None:
+        if phone_number_id not in self.routes:
+            found = (
+                NumberRoute.objects.select_related("tenant").filter(phone_number_id=phone_number_id).first()
+            )
+            self.routes[phone_number_id] = found.tenant if found else None
+        return self.routes[phone_number_id]
+
+    def channel(self, phone_number_id: str) -> WhatsAppChannel | None:
+        key = (connection.schema_name, phone_number_id)
+        if key not in self.channels:
+            self.channels[key] = WhatsAppChannel.objects.filter(phone_number_id=phone_number_id).first()
+        return self.channels[key]
+
+
+def process_webhook_events(*, event_ids: list[int]) -> list[int]:
+    """A job's events in one transaction: one commit and one schema switch per tenant instead of one
+    per event. If anything in it fails, each event is processed again in a transaction of its own, so
+    a bad event holds up none of the others. Safe to run twice: messages are keyed by wamid and
+    statuses merge monotonically. Returns the ids that failed."""
+    cache = _BatchCache()
+    if len(event_ids) > 1:
+        try:
+            with bot.settings_cached_for_batch():
+                _process_events(event_ids, cache)
+            return []
+        except Exception:
+            connection.set_schema_to_public()
+            log.warning("webhook_batch_failed", events=len(event_ids), exc_info=True)
+    failed = []
+    for event_id in event_ids:
+        try:
+            with bot.settings_cached_for_batch():
+                _process_events([event_id], cache)
+        except Exception as exc:
+            connection.set_schema_to_public()
+            log.exception("webhook_event_failed", event_id=event_id)
+            record_event_failure(event_id=event_id, error=exc)
+            failed.append(event_id)
+    return failed
+
+
+@transaction.atomic
+def _process_events(event_ids: list[int], cache: _BatchCache) -> None:
+    """Route each change by phone_number_id and process it in its tenant's schema."""
+    events = list(
+        WebhookEvent.objects.select_for_update(skip_locked=True)
+        .filter(pk__in=event_ids, status__in=[WebhookEvent.Status.PENDING, WebhookEvent.Status.UNROUTED])
+        .order_by("pk")
+    )
+    unknown: dict[int, set[str]] = {event.pk: set() for event in events}
+    tenant_of: dict[int, Tenant] = {}
+    by_schema: dict[str, list[tuple[WebhookEvent, parsing.Change]]] = {}
+    for event in events:
+        for change in parsing.load_body(json.loads(bytes(event.body))):
+            route = cache.route(change.phone_number_id)
             if route is None:
-                unknown.append(change.phone_number_id)
+                unknown[event.pk].add(change.phone_number_id)
                 continue
-            with schema_context(route.schema_name):
-                if not process_change(change):
-                    unknown.append(change.phone_number_id)
-                    continue
-            tenant = route
+            by_schema.setdefault(route.schema_name, []).append((event, change))
+            tenant_of.setdefault(event.pk, route)
+    for schema, items in by_schema.items():
+        with schema_context(schema):
+            known = []
+            for event, change in items:
+                channel = cache.channel(change.phone_number_id)
+                if channel is None:
+                    unknown[event.pk].add(change.phone_number_id)
+                else:
+                    known.append((channel, change))
+            process_changes(known)
+    now = timezone.now()
+    for event in events:
+        missing = unknown[event.pk]
         event.attempts += 1
-        event.status = (
-            WebhookEvent.Status.PROCESSED if tenant or not unknown else WebhookEvent.Status.UNROUTED
-        )
-        event.tenant = tenant
-        event.error = f"Unknown phone_number_id: {', '.join(sorted(set(unknown)))}" if unknown else ""
-        event.processed_at = timezone.now()
-        event.save(update_fields=["attempts", "status", "tenant", "error", "processed_at"])
-        return str(event.status)
+        event.tenant = tenant_of.get(event.pk)
+        routed = event.tenant is not None or not missing
+        event.status = WebhookEvent.Status.PROCESSED if routed else WebhookEvent.Status.UNROUTED
+        event.error = f"Unknown phone_number_id: {', '.join(sorted(missing))}" if missing else ""
+        event.processed_at = now
+    WebhookEvent.objects.bulk_update(events, ["attempts", "status", "tenant", "error", "processed_at"])
 
 
 def record_event_failure(*, event_id: int, error: BaseException) -> None:
@@ -219,24 +282,31 @@ def record_event_failure(*, event_id: int, error: BaseException) -> None:
 def replay_webhook_event(*, event: WebhookEvent) -> None:
     """From the platform admin: process the raw event again (idempotent: nothing is duplicated)."""
     WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.PENDING, error="")
-    from whatsapp.actors import enqueue_webhook_event
+    from whatsapp.actors import enqueue_webhook_events
 
     event_id = event.pk
-    transaction.on_commit(lambda: enqueue_webhook_event(event_id=event_id))
+    transaction.on_commit(lambda: enqueue_webhook_events(event_ids=[event_id]))
 
 
-def process_change(change: parsing.Change) -> bool:
-    """One change of an event, in the tenant's schema. False when the tenant has no such number."""
-    channel = WhatsAppChannel.objects.filter(phone_number_id=change.phone_number_id).first()
-    if channel is None:
-        return False
-    for message in change.messages:
-        ingest_message(channel=channel, inbound=message, profiles=change.profiles)
-    for status in change.statuses:
+def process_changes(changes: list[tuple[WhatsAppChannel, parsing.Change]]) -> None:
+    """Changes of one tenant, in its schema. Row locks are taken in one order (senders' contacts by
+    wa_id, then messages by wamid) so two workers with overlapping batches wait instead of deadlocking;
+    the sort is stable, so one sender's messages keep their order."""
+    inbound = sorted(
+        ((channel, message, change.profiles) for channel, change in changes for message in change.messages),
+        key=lambda item: item[1].from_wa_id,
+    )
+    for channel, message, profiles in inbound:
+        ingest_message(channel=channel, inbound=message, profiles=profiles)
+    statuses = sorted(
+        ((channel, status) for channel, change in changes for status in change.statuses),
+        key=lambda item: item[1].wamid,
+    )
+    for channel, status in statuses:
         ingest_status(channel=channel, update=status)
-    for error in change.errors:
-        log.warning("whatsapp_webhook_error", phone_number_id=channel.phone_number_id, error=error)
-    return True
+    for channel, change in changes:
+        for error in change.errors:
+            log.warning("whatsapp_webhook_error", phone_number_id=channel.phone_number_id, error=error)
 
 
 def upsert_contact(*, wa_id: str, user_id: str = "", name: str = "", seen_at: dt.datetime) -> Contact:
@@ -279,22 +349,24 @@ def ingest_message(
     if not inbound.wamid or not inbound.from_wa_id:
         log.warning("whatsapp_message_without_sender", wamid=inbound.wamid)
         return None
-    existing = Message.objects.filter(wamid=inbound.wamid).first()
-    if existing is not None:
-        # A redelivery: nothing is stored twice, but a media download that failed gets another try.
-        _ensure_media_download(existing)
-        return existing
     profile = profiles.get(inbound.from_wa_id) or profiles.get(inbound.from_user_id) or parsing.Profile("")
+    # The contact's row lock comes first: it serialises every worker handling this sender, so the
+    # wamid check below is authoritative and a redelivery can't race its first delivery.
     contact = upsert_contact(
         wa_id=inbound.from_wa_id,
         user_id=inbound.from_user_id or profile.user_id,
         name=profile.name,
         seen_at=inbound.timestamp,
     )
+    existing = Message.objects.filter(wamid=inbound.wamid).first()
+    if existing is not None:
+        # A redelivery: nothing is stored twice, but a media download that failed gets another try.
+        _ensure_media_download(existing)
+        return existing
     conversation = find_conversation_for_inbound(contact=contact, channel=channel)
     target_wamid = inbound.reaction_target or inbound.context_wamid
     reply_to = Message.objects.filter(wamid=target_wamid).first() if target_wamid else None
-    message, created = store_inbound_message(
+    message = store_inbound_message(
         conversation=conversation,
         wamid=inbound.wamid,
         type=inbound.type,
@@ -308,8 +380,6 @@ def ingest_message(
         error_title=inbound.error_title,
         error_details=inbound.error_details,
     )
-    if not created:
-        return message
     metrics.MESSAGES.labels(direction="in", type=message.type, status="received").inc()
     if inbound.type == Message.Type.REACTION and reply_to is not None:
         set_reaction(target=reply_to, side="contact", emoji=inbound.reaction_emoji)

@@ -186,8 +186,28 @@
     if (event.conversation === openId()) {
       refreshHead(event.conversation);
       if (event.type === "conversation.bot" || event.type === "conversation.assigned") appendNewMessages(event.conversation);
+      if (event.type === "conversation.contact") refreshContact(event.conversation);
     }
     refreshCounts();
+  }
+
+  // --- contact panel ------------------------------------------------------------------------------
+  // Someone changed the contact: redraw the panel, unless this agent is working in it (a form open or
+  // the focus inside), where a redraw would throw their input or their place away.
+  async function refreshContact(id) {
+    const pane = $("#contact-pane");
+    if (!pane || $(".cf-form", pane) || pane.contains(document.activeElement)) return;
+    const html = await fetchHtml(`/inbox/c/${id}/contact/`);
+    if (html && id === openId()) { pane.innerHTML = html; activate(pane); }
+  }
+  function setContactOpen(open) {
+    const pane = $("#contact-pane");
+    if (!pane) return;
+    pane.classList.toggle("open", open);
+    $$(".thread-head [data-toggle-contact]").forEach((b) => b.setAttribute("aria-expanded", String(open)));
+    // As an overlay (narrow screens) the panel takes the focus, and gives it back when closed.
+    if (open) pane.focus();
+    else { const toggle = $(".thread-head [data-toggle-contact]"); if (toggle) toggle.focus(); }
   }
 
   function showViewers(event) {
@@ -442,6 +462,29 @@
     loadTemplates(picker, form.dataset.conversation);
     scrollToEnd();
   });
+  // The panel's forms answer 422 (the message next to the input) and 403 (a refusal) with the part to
+  // show: swap those instead of treating them as failures.
+  document.body.addEventListener("htmx:beforeSwap", (e) => {
+    const config = e.detail.requestConfig;
+    const status = e.detail.xhr.status;
+    if ((status === 422 || status === 403) && config && config.elt && config.elt.closest("#contact-pane")) {
+      e.detail.shouldSwap = true;
+      e.detail.isError = false;
+    }
+  });
+  // A save in the panel: the list row and the thread head show the contact's name.
+  document.body.addEventListener("inbox:contact-changed", (e) => {
+    const id = e.detail && e.detail.conversation;
+    if (!id) return;
+    refreshRow(id);
+    if (id === openId()) refreshHead(id);
+  });
+  document.body.addEventListener("keydown", (e) => {
+    if (e.key !== "Escape") return;
+    const form = e.target.closest && e.target.closest(".cf-form");
+    const cancel = form && $("[data-cancel]", form);
+    if (cancel) { e.preventDefault(); cancel.click(); }
+  });
   document.body.addEventListener("htmx:afterSwap", (e) => {
     if (e.detail.target && e.detail.target.id === "thread-pane") {
       $("#inbox").classList.add("has-thread");
@@ -459,8 +502,7 @@
     const toggle = e.target.closest("[data-toggle-contact]");
     if (toggle) {
       const pane = $("#contact-pane");
-      const open = pane.classList.toggle("open");
-      toggle.setAttribute("aria-expanded", String(open));
+      if (pane) setContactOpen(!pane.classList.contains("open"));
     }
   });
 

@@ -62,8 +62,8 @@ def test_media_messages_get_a_download_job(public_client, channel_a, tenant_a):
     from whatsapp.testing import post_webhook, run_jobs
 
     post_webhook(public_client, deliver_only)
-    ran = run_jobs(only={"process_webhook_event"})
-    assert ran == ["process_webhook_event"]
+    ran = run_jobs(only={"process_webhook_events"})
+    assert ran == ["process_webhook_events"]
     with schema_context(tenant_a.schema_name):
         media = MediaFile.objects.get()
         assert (media.kind, media.media_id, media.mime_type) == ("image", "1003383421387256", "image/jpeg")
@@ -263,3 +263,65 @@ def test_a_status_before_its_message_is_kept_and_applied_when_the_message_appear
         message.refresh_from_db()
         assert message.status == "delivered"
         assert PendingStatus.objects.count() == 0
+
+
+def _events(*bodies: dict) -> list[int]:
+    from whatsapp.services import record_webhook_events
+    from whatsapp.webhook import Accepted
+
+    return record_webhook_events(
+        accepted=[Accepted(body=payloads.encode(b), phone_number_ids=[PNID_A]) for b in bodies]
+    )
+
+
+def test_a_batch_of_events_from_several_senders_is_processed_in_one_job(channel_a, tenant_a):
+    from tenants.models import WebhookEvent
+    from whatsapp.services import process_webhook_events
+
+    bodies = [
+        payloads.text_event(phone_number_id=PNID_A, wa_id=f"44790000000{i % 3}", text=f"batch {i}")
+        for i in range(7)
+    ]
+    unknown = payloads.text_event(phone_number_id="999999999999999", wa_id="447900000009", text="nobody's")
+    ids = _events(*bodies, unknown)
+
+    assert process_webhook_events(event_ids=ids) == []
+
+    statuses = dict(WebhookEvent.objects.filter(pk__in=ids).values_list("pk", "status"))
+    assert [statuses[i] for i in ids] == ["processed"] * 7 + ["unrouted"]
+    with schema_context(tenant_a.schema_name):
+        texts = list(Message.objects.order_by("timestamp", "id").values_list("text", flat=True))
+        assert sorted(texts) == sorted(f"batch {i}" for i in range(7))
+        assert Conversation.objects.count() == 3
+        for i in range(3):
+            own = Message.objects.filter(conversation__contact__wa_id=f"44790000000{i}").order_by("id")
+            # One sender's messages keep their order within the batch.
+            assert list(own.values_list("text", flat=True)) == [f"batch {n}" for n in range(i, 7, 3)]
+
+
+def test_a_failing_event_in_a_batch_holds_up_none_of_the_others(channel_a, tenant_a, monkeypatch):
+    from tenants.models import WebhookEvent
+    from whatsapp import services
+
+    real = services.ingest_message
+
+    def flaky(*, channel, inbound, profiles):
+        if inbound.text == "poison":
+            raise RuntimeError("cannot process this one")
+        return real(channel=channel, inbound=inbound, profiles=profiles)
+
+    monkeypatch.setattr(services, "ingest_message", flaky)
+    ids = _events(
+        payloads.text_event(phone_number_id=PNID_A, wa_id="447900000001", text="before"),
+        payloads.text_event(phone_number_id=PNID_A, wa_id="447900000002", text="poison"),
+        payloads.text_event(phone_number_id=PNID_A, wa_id="447900000003", text="after"),
+    )
+
+    assert services.process_webhook_events(event_ids=ids) == [ids[1]]
+
+    events = {e.pk: e for e in WebhookEvent.objects.filter(pk__in=ids)}
+    assert [events[i].status for i in ids] == ["processed", "pending", "processed"]
+    assert "cannot process this one" in events[ids[1]].error
+    assert events[ids[1]].attempts == 1
+    with schema_context(tenant_a.schema_name):
+        assert sorted(Message.objects.values_list("text", flat=True)) == ["after", "before"]

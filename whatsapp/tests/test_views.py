@@ -112,7 +112,7 @@ def test_a_valid_event_is_stored_before_the_200_and_processed_by_a_job(public_cl
     event = WebhookEvent.objects.get()
     assert event.status == WebhookEvent.Status.PENDING
     assert event.phone_number_ids == [PNID_A]
-    assert queued_jobs() == ["process_webhook_event"]
+    assert queued_jobs() == ["process_webhook_events"]
     run_jobs()
     event.refresh_from_db()
     assert event.status == WebhookEvent.Status.PROCESSED

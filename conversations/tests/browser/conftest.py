@@ -154,6 +154,9 @@ def live_stack(django_db_setup: Any, django_db_blocker: Any, _sandbox_server: Sa
             sandbox.configure(webhook_url=None, status_delay=0.0)
             server.should_exit = True
             thread.join(timeout=15)
+            from config.asgi import webhook_ingress
+
+            webhook_ingress.close()
             worker.stop()
             broker.flush_all()
             sandbox.reset()

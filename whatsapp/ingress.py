@@ -1,0 +1,196 @@
+"""The webhook's POST path under ASGI: verified, stored durably, acknowledged, with no Django request.
+
+Meta's webhook is the one endpoint whose rate the business doesn't choose, so it skips what it doesn't
+need: Django's middleware stack, a thread per request and a new database connection per request
+(measured in docs/benchmarks.md). The checks are the same functions the Django view uses
+(whatsapp.webhook); what differs is the write: POSTs that arrive while a batch is being committed wait
+for the next one, and each batch is one INSERT, one COMMIT and one job (group commit). A POST is
+acknowledged only after its batch has committed, so a 200 always means stored.
+
+Everything else (the GET handshake, other paths) goes to the wrapped application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections
+
+from tenants.db import connection
+from whatsapp import webhook
+
+log = structlog.get_logger("whatsapp.webhook")
+
+PATH = "/webhooks/whatsapp/"
+MAX_BATCH = 200
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def _store(accepted: list[webhook.Accepted]) -> list[int]:
+    """In the ingress's own thread, whose connection stays open between batches."""
+    from whatsapp.actors import enqueue_webhook_events
+    from whatsapp.services import record_webhook_events
+
+    connection.set_schema_to_public()
+    try:
+        ids = record_webhook_events(accepted=accepted)
+    except (OperationalError, InterfaceError):
+        # The kept connection died (database restarted): one retry on a fresh one.
+        close_old_connections()
+        connection.close()
+        ids = record_webhook_events(accepted=accepted)
+    # Committed: if the broker is down the sweeper processes them later.
+    enqueue_webhook_events(event_ids=ids)
+    return ids
+
+
+def _load_secrets() -> list[str]:
+    from whatsapp.services import app_secrets
+
+    connection.set_schema_to_public()
+    return app_secrets()
+
+
+class _GroupCommit:
+    """The first POST to find no batch in flight commits the waiting ones, then any that queued
+    meanwhile; the others wait on their future. No background task: nothing outlives its requests."""
+
+    def __init__(self, executor: ThreadPoolExecutor) -> None:
+        self.executor = executor
+        self.waiting: list[tuple[webhook.Accepted, asyncio.Future[int]]] = []
+        self.flushing = False
+
+    async def submit(self, accepted: webhook.Accepted) -> int:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        self.waiting.append((accepted, future))
+        if not self.flushing:
+            self.flushing = True
+            try:
+                while self.waiting:
+                    batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
+                    await self._flush(loop, batch)
+            finally:
+                self.flushing = False
+        return await future
+
+    async def _flush(
+        self, loop: asyncio.AbstractEventLoop, batch: list[tuple[webhook.Accepted, asyncio.Future[int]]]
+    ) -> None:
+        try:
+            ids = await loop.run_in_executor(self.executor, _store, [accepted for accepted, _ in batch])
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), event_id in zip(batch, ids, strict=True):
+            if not future.done():
+                future.set_result(event_id)
+
+
+class WebhookIngress:
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+        # One thread, hence one kept database connection, per process; batching makes one enough.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-ingress")
+        self.batches: dict[asyncio.AbstractEventLoop, _GroupCommit] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != PATH:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        limit = settings.WHATSAPP_WEBHOOK_MAX_BYTES
+        headers = {name.lower(): value for name, value in scope.get("headers", [])}
+        try:
+            declared = int(headers.get(b"content-length", b"0") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            await self._reply(send, webhook.too_large(limit))
+            return
+        body = await self._read(receive, limit)
+        if body is None:
+            await self._reply(send, webhook.too_large(limit))
+            return
+        verdict = webhook.check_webhook(
+            body=body,
+            signature=headers.get(b"x-hub-signature-256", b"").decode("latin-1"),
+            secrets=await self._secrets(),
+            limit=limit,
+        )
+        if isinstance(verdict, webhook.Rejected):
+            await self._reply(send, verdict)
+            return
+        try:
+            event_id = await self._batch().submit(verdict)
+        except Exception as exc:
+            # Not stored: a 503 makes Meta deliver it again later.
+            log.error("webhook_store_failed", error=repr(exc))
+            await self._reply(send, webhook.Rejected(503, "unavailable", "The event could not be stored."))
+            return
+        webhook.count("accepted", seconds=time.perf_counter() - started)
+        await self._send_json(send, 200, b'{"status": "accepted", "event": %d}' % event_id)
+
+    def close(self) -> None:
+        """Close the kept connection (tests, before their database is dropped)."""
+        # Looked up in the ingress's thread: `connection` resolves to the calling thread's connection.
+        self.executor.submit(lambda: connection.close()).result()
+
+    def _batch(self) -> _GroupCommit:
+        loop = asyncio.get_running_loop()
+        batch = self.batches.get(loop)
+        if batch is None:
+            # Keyed by loop: a test's event loops come and go; a server has one per process.
+            self.batches = {known: b for known, b in self.batches.items() if not known.is_closed()}
+            batch = self.batches[loop] = _GroupCommit(self.executor)
+        return batch
+
+    async def _secrets(self) -> list[str]:
+        from whatsapp.services import cached_app_secrets
+
+        secrets = cached_app_secrets()
+        if secrets is None:
+            secrets = await asyncio.get_running_loop().run_in_executor(self.executor, _load_secrets)
+        return secrets
+
+    @staticmethod
+    async def _read(receive: Receive, limit: int) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return b""
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _reply(self, send: Send, rejected: webhook.Rejected) -> None:
+        webhook.count(rejected.code)
+        await self._send_json(send, rejected.status, rejected.json())
+
+    @staticmethod
+    async def _send_json(send: Send, status: int, body: bytes) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

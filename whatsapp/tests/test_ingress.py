@@ -1,0 +1,182 @@
+"""The webhook's ASGI ingress (the production path for POSTs) through config.asgi's application: the
+same checks as the Django view, writes batched by group commit in the ingress's own thread. Its
+connection commits for real, so these tests remove the events they made."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import dramatiq
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import HttpCommunicator
+from django.conf import settings
+from django.db import OperationalError
+
+from config.dramatiq import broker
+from tenants.db import connection
+from tenants.models import WebhookEvent
+from whatsapp import payloads
+from whatsapp.testing import PNID_A
+
+PATH = "/webhooks/whatsapp/"
+
+
+@pytest.fixture
+def events(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    from config.asgi import webhook_ingress
+
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        first = WebhookEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+        broker.flush_all()
+        yield
+        webhook_ingress.close()
+        broker.flush_all()
+        WebhookEvent.objects.filter(pk__gt=first).delete()
+
+
+def _body(index: int = 0) -> bytes:
+    return payloads.encode(
+        payloads.text_event(phone_number_id=PNID_A, wa_id=f"4479{index:08d}", text=f"hello {index}")
+    )
+
+
+async def _post(body: bytes, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    from config.asgi import application
+
+    if headers is None:
+        headers = {"X-Hub-Signature-256": payloads.sign(body, settings.WHATSAPP_APP_SECRET)}
+    communicator = HttpCommunicator(
+        application,
+        "POST",
+        PATH,
+        body=body,
+        headers=[(b"host", b"localhost"), *((k.lower().encode(), v.encode()) for k, v in headers.items())],
+    )
+    return await communicator.get_response(timeout=20)
+
+
+@sync_to_async
+def _stored(**filters: Any) -> dict[int, WebhookEvent]:
+    connection.set_schema_to_public()
+    try:
+        return {event.pk: event for event in WebhookEvent.objects.filter(**filters)}
+    finally:
+        connection.close()  # this thread's connection would keep the test database from being dropped
+
+
+def _jobs() -> list[list[int]]:
+    return [
+        dramatiq.Message.decode(data).args[0]
+        for queue in broker.queues.values()
+        for data in list(queue.queue)
+        if dramatiq.Message.decode(data).actor_name == "process_webhook_events"
+    ]
+
+
+async def test_concurrent_posts_are_each_stored_and_acknowledged_in_shared_batches(events):
+    bodies = [_body(index) for index in range(40)]
+    responses = await asyncio.gather(*(_post(body) for body in bodies))
+
+    assert [r["status"] for r in responses] == [200] * 40
+    ids = [json.loads(r["body"])["event"] for r in responses]
+    assert len(set(ids)) == 40
+    stored = await _stored(pk__in=ids)
+    assert [bytes(stored[event_id].body) for event_id in ids] == bodies
+    jobs = _jobs()
+    # Every event is in exactly one job, and POSTs that waited for a commit shared one.
+    assert sorted(event_id for job in jobs for event_id in job) == sorted(ids)
+    assert len(jobs) < 40
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "code"),
+    [
+        ({}, _body(), 403, "missing_signature"),
+        ({"X-Hub-Signature-256": "sha256=" + "0" * 64}, _body(), 403, "invalid_signature"),
+        (None, b"{not json", 400, "invalid_json"),
+        (None, b'{"object": "page", "entry": []}', 400, "not_whatsapp"),
+    ],
+)
+async def test_a_rejected_post_stores_nothing(events, headers, body, status, code):
+    response = await _post(body, headers)
+
+    assert response["status"] == status
+    assert json.loads(response["body"])["error"]["code"] == code
+    assert await _stored(body=body) == {}
+    assert _jobs() == []
+
+
+async def test_a_body_over_the_limit_gets_413_and_is_not_stored(events, settings):
+    settings.WHATSAPP_WEBHOOK_MAX_BYTES = 1000
+    body = payloads.encode(payloads.text_event(phone_number_id=PNID_A, wa_id="447900000001", text="x" * 2000))
+
+    response = await _post(body)
+
+    assert response["status"] == 413
+    assert json.loads(response["body"])["error"]["code"] == "payload_too_large"
+    assert await _stored(body=body) == {}
+
+
+async def test_the_handshake_still_reaches_django(events):
+    from config.asgi import application
+
+    query = f"hub.mode=subscribe&hub.verify_token={settings.WHATSAPP_VERIFY_TOKEN}&hub.challenge=77"
+    communicator = HttpCommunicator(application, "GET", f"{PATH}?{query}", headers=[(b"host", b"localhost")])
+    response = await communicator.get_response(timeout=20)
+
+    assert response["status"] == 200
+    assert response["body"] == b"77"
+
+
+async def test_with_the_broker_down_the_event_is_still_stored_for_the_sweeper(events, monkeypatch):
+    def down(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(broker, "enqueue", down)
+    body = _body(7)
+
+    response = await _post(body)
+
+    assert response["status"] == 200
+    event = (await _stored(pk=json.loads(response["body"])["event"])).popitem()[1]
+    assert event.status == WebhookEvent.Status.PENDING
+    assert bytes(event.body) == body
+
+
+async def test_when_the_database_fails_the_post_gets_503_so_meta_retries(events, monkeypatch):
+    from whatsapp import services
+
+    def broken(**kwargs: Any) -> list[int]:
+        raise OperationalError("the server closed the connection")
+
+    monkeypatch.setattr(services, "record_webhook_events", broken)
+    body = _body(8)
+
+    response = await _post(body)
+
+    assert response["status"] == 503
+    assert json.loads(response["body"])["error"]["code"] == "unavailable"
+    assert await _stored(body=body) == {}
+
+
+@pytest.mark.django_db
+def test_a_batch_is_stored_with_one_insert():
+    from django.test.utils import CaptureQueriesContext
+
+    from whatsapp.services import record_webhook_events
+    from whatsapp.webhook import Accepted
+
+    batch = [Accepted(body=_body(index), phone_number_ids=[PNID_A]) for index in range(25)]
+    with CaptureQueriesContext(connection) as queries:
+        ids = record_webhook_events(accepted=batch)
+
+    assert [q["sql"].split()[0] for q in queries.captured_queries].count("INSERT") == 1
+
+    assert list(WebhookEvent.objects.filter(pk__in=ids).order_by("pk").values_list("body", flat=True)) == [
+        a.body for a in batch
+    ]
