@@ -15,6 +15,8 @@ RUN pip install --no-cache-dir .
 COPY . .
 # collectstatic needs settings only, not a database; the key is a throwaway for this step.
 RUN DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput -v0 && chown -R app /app
+# Owned by the app user: an empty named volume mounted here takes the directory's owner.
+RUN mkdir -p /data/media /data/metrics && chown app /data/media /data/metrics
 USER app
 EXPOSE 8000
 CMD ["uvicorn", "config.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--no-access-log"]

@@ -10,15 +10,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-from config.embedded import embedded_services
+from config.embedded import DATA_DIR, embedded_services
+from config.prometheus import empty_multiprocess_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> int:
     os.environ.setdefault("DJANGO_ENV", "development")
+    # Every process writes its metrics here and the web's /metrics adds them up (config/prometheus.py).
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(DATA_DIR / "prometheus")
     with embedded_services() as extra:
         env = {**os.environ, **extra}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the setup commands below are not worth counting
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         manage = [sys.executable, str(ROOT / "manage.py")]
         subprocess.run([*manage, "migrate_platform", "-v", "0"], env=env, check=True, cwd=ROOT)
@@ -31,9 +35,13 @@ def main() -> int:
             "  Ctrl-C stops everything.\n",
             flush=True,
         )
+        # Emptied before any process starts, never while one runs: each writes to the files it opened.
+        empty_multiprocess_dir(metrics_dir)
         try:
             return subprocess.call(
-                [sys.executable, "-m", "honcho", "start", "-f", "Procfile"], env=env, cwd=ROOT
+                [sys.executable, "-m", "honcho", "start", "-f", "Procfile"],
+                env={**env, "PROMETHEUS_MULTIPROC_DIR": metrics_dir},
+                cwd=ROOT,
             )
         except KeyboardInterrupt:
             return 0

@@ -5,8 +5,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.crypto import constant_time_compare
-from django_prometheus.exports import ExportToDjangoView
 from django_tenants.utils import get_public_schema_name
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from config.prometheus import export_registry
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
@@ -19,4 +21,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
             {"error": {"code": "forbidden", "message": "Metrics need the metrics token.", "details": {}}},
             status=403,
         )
-    return ExportToDjangoView(request)
+    # The mode comes from settings, not from os.environ at request time: Dramatiq's Prometheus
+    # middleware writes PROMETHEUS_MULTIPROC_DIR into the environment of any process it boots in.
+    registry = export_registry(settings.PROMETHEUS_MULTIPROC_DIR)
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

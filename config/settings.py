@@ -240,6 +240,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 METRICS_TOKEN = secret("METRICS_TOKEN", "")
 PROMETHEUS_METRIC_NAMESPACE = "wacrm"
+# Shared by web, worker and scheduler processes so /metrics shows them all (config/prometheus.py).
+# Empty: each process keeps its own metrics in memory and /metrics shows the web process's.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if PROMETHEUS_MULTIPROC_DIR:
+    from config.prometheus import enable_multiprocess
+
+    enable_multiprocess(PROMETHEUS_MULTIPROC_DIR)
 
 # WhatsApp Cloud API. With no WHATSAPP_GRAPH_URL, development and tests talk to the bundled sandbox.
 WHATSAPP_GRAPH_URL = env.str(
@@ -265,6 +272,10 @@ WHATSAPP_SEND_BACKOFF_SECONDS = env.float("WHATSAPP_SEND_BACKOFF_SECONDS", defau
 WHATSAPP_SEND_BACKOFF_MAX_SECONDS = env.float("WHATSAPP_SEND_BACKOFF_MAX_SECONDS", default=600.0)
 # Share of a number's throughput bulk traffic may use; the rest stays free for agent replies.
 WHATSAPP_BULK_SHARE = env.float("WHATSAPP_BULK_SHARE", default=0.8)
+# Statuses that arrived before their message wait this long for it (Meta redelivers for up to 7 days).
+WHATSAPP_PENDING_STATUS_RETENTION_DAYS = env.int("WHATSAPP_PENDING_STATUS_RETENTION_DAYS", default=7)
+# Processed raw webhook events are kept this long (replay, inspection); unrouted and failed ones stay.
+WHATSAPP_WEBHOOK_EVENT_RETENTION_DAYS = env.int("WHATSAPP_WEBHOOK_EVENT_RETENTION_DAYS", default=30)
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "config.api_schema.ApiAutoSchema",
@@ -339,6 +350,7 @@ PERIODIC_JOBS: dict[str, tuple[str, int]] = {
     "whatsapp_sweep_webhooks": ("whatsapp.actors.sweep_webhook_events", 30),
     "whatsapp_requeue_sends": ("whatsapp.actors.requeue_stuck_sends", 60),
     "whatsapp_sync_templates": ("whatsapp.actors.sync_all_templates", 6 * 3600),
+    "whatsapp_cleanup": ("whatsapp.actors.cleanup_whatsapp_records", 3600),
     "inbox_housekeeping": ("conversations.actors.inbox_housekeeping", 60),
 }
 AUTHENTICATION_BACKENDS = ["crm.auth.RateLimitedModelBackend"]

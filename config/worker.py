@@ -11,8 +11,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup()
 
 from django.apps import apps  # noqa: E402
+from django.conf import settings  # noqa: E402
 
-import config.dramatiq  # noqa: E402,F401
+import config.dramatiq  # noqa: E402
+
+if settings.PROMETHEUS_MULTIPROC_DIR:
+    # Before process_boot, which the Dramatiq CLI emits right after importing this module.
+    from config.dramatiq_metrics import WorkerMetrics
+
+    config.dramatiq.broker.add_middleware(WorkerMetrics())
 
 
 def import_actors() -> None:

@@ -180,3 +180,31 @@ def sync_all_templates() -> None:
             )
         for channel_id in ids:
             _safe_send(sync_channel_templates, channel_id, schema=schema)
+
+
+# -- retention -----------------------------------------------------------------------------------------
+
+
+@dramatiq.actor(queue_name="default", max_retries=3)
+def cleanup_whatsapp_records() -> None:
+    """Public schema: processed webhook events past their retention; then one message per tenant (each
+    carrying its schema) for its stale pending statuses."""
+    from tenants.selectors import tenant_schemas
+    from whatsapp.retention import delete_processed_webhook_events
+
+    days = settings.WHATSAPP_WEBHOOK_EVENT_RETENTION_DAYS
+    deleted = delete_processed_webhook_events(older_than=timezone.now() - dt.timedelta(days=days))
+    if deleted:
+        log.info("webhook_events_deleted", count=deleted)
+    for schema in tenant_schemas():
+        _safe_send(cleanup_pending_statuses_for_tenant, schema=schema)
+
+
+@dramatiq.actor(queue_name="default", max_retries=3)
+def cleanup_pending_statuses_for_tenant() -> None:
+    from whatsapp.retention import delete_stale_pending_statuses
+
+    days = settings.WHATSAPP_PENDING_STATUS_RETENTION_DAYS
+    deleted = delete_stale_pending_statuses(older_than=timezone.now() - dt.timedelta(days=days))
+    if deleted:
+        log.info("pending_statuses_deleted", count=deleted)

@@ -42,3 +42,16 @@ def test_the_compose_file_runs_every_process_with_healthchecks_and_volumes():
 def test_the_procfile_runs_web_worker_and_scheduler():
     names = {line.split(":", 1)[0] for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()}
     assert {"web", "worker", "scheduler"} <= names
+
+
+def test_web_worker_and_scheduler_share_one_metrics_directory_that_starts_empty():
+    spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = spec["services"]
+    for name in ("web", "worker", "scheduler"):
+        service = services[name]
+        assert service["environment"]["PROMETHEUS_MULTIPROC_DIR"] == "/data/metrics", name
+        assert "metrics:/data/metrics" in service["volumes"], name
+    # The one-shot migration is not a process worth counting.
+    assert "PROMETHEUS_MULTIPROC_DIR" not in services["migrate"]["environment"]
+    # tmpfs: fresh when the stack starts, never emptied under running processes.
+    assert spec["volumes"]["metrics"]["driver_opts"]["type"] == "tmpfs"

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.management import CommandError, call_command
 from django_tenants.utils import schema_context
 
-from tenants.models import NumberRoute
+from tenants.models import NumberRoute, WebhookEvent
 from whatsapp.models import WhatsAppChannel
 
 
@@ -37,3 +39,50 @@ def test_connect_whatsapp_refuses_a_number_of_another_tenant(tenant_a, tenant_b)
         call_command("connect_whatsapp", "--tenant", "beta", *args)
     with pytest.raises(CommandError, match="No tenant"):
         call_command("connect_whatsapp", "--tenant", "nobody", *args)
+
+
+# simulate_inbound against the live web and worker processes: test_live_processes.py. Its bad arguments:
+
+
+def test_simulate_inbound_names_an_unknown_tenant(db):
+    with pytest.raises(CommandError, match="No tenant with the slug 'nobody'"):
+        call_command("simulate_inbound", "--tenant", "nobody", "--from", "+15551234567", "--text", "hi")
+
+
+def test_simulate_inbound_refuses_what_is_not_a_phone_number(channel_a):
+    for sender in ("not-a-number", "+12", "1234567890123456789"):
+        with pytest.raises(CommandError, match="is not a phone number"):
+            call_command("simulate_inbound", "--tenant", "alpha", "--from", sender, "--text", "hi")
+    assert not WebhookEvent.objects.exists()
+
+
+def test_simulate_inbound_needs_a_connected_number(tenant_b, channel_a):
+    with pytest.raises(CommandError, match="beta has no WhatsApp number"):
+        call_command("simulate_inbound", "--tenant", "beta", "--from", "+15551234567", "--text", "hi")
+    with pytest.raises(CommandError, match="alpha has no WhatsApp number with the id 999"):
+        call_command(
+            "simulate_inbound",
+            "--tenant",
+            "alpha",
+            "--from",
+            "+15551234567",
+            "--text",
+            "hi",
+            "--phone-number-id",
+            "999",
+        )
+
+
+def test_simulate_inbound_says_when_the_app_cannot_be_reached(channel_a):
+    with pytest.raises(CommandError, match=re.escape("Could not reach http://127.0.0.1:1/")):
+        call_command(
+            "simulate_inbound",
+            "--tenant",
+            "alpha",
+            "--from",
+            "+15551234567",
+            "--text",
+            "hi",
+            "--url",
+            "http://127.0.0.1:1/webhooks/whatsapp/",
+        )

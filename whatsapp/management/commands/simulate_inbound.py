@@ -39,6 +39,10 @@ class Command(BaseCommand):
             if options["phone_number_id"]:
                 channels = channels.filter(phone_number_id=options["phone_number_id"])
             channel = channels.first()
+        if channel is None and options["phone_number_id"]:
+            raise CommandError(
+                f"{tenant.slug} has no WhatsApp number with the id {options['phone_number_id']}."
+            )
         if channel is None:
             raise CommandError(f"{tenant.slug} has no WhatsApp number; run connect_whatsapp first.")
         try:
