@@ -4,7 +4,8 @@ make bench BENCH_ARGS=whatsapp
   BENCH_WA_EVENTS (3000)   signed webhook POSTs for (a) and for (b)
   BENCH_WA_CONCURRENCY (16) concurrent connections of the load generator
   BENCH_WA_WEB (2)          uvicorn worker processes
-  BENCH_WA_WORKERS (2)      Dramatiq processes (8 threads each)
+  BENCH_WA_WORKERS (2)      Dramatiq processes
+  BENCH_WA_THREADS (8)      threads per Dramatiq process
   BENCH_WA_SENDS (4000)     outbound messages over the 13 numbers for (c)
 
 (a) accepted/s and p50/p99 acknowledgement latency of many concurrent signed POSTs (no workers running:
@@ -151,6 +152,7 @@ def main() -> dict[str, Any]:
     concurrency = int(os.environ.get("BENCH_WA_CONCURRENCY", "16"))
     web_processes = int(os.environ.get("BENCH_WA_WEB", "2"))
     worker_processes = int(os.environ.get("BENCH_WA_WORKERS", "2"))
+    worker_threads = int(os.environ.get("BENCH_WA_THREADS", "8"))
     sends = int(os.environ.get("BENCH_WA_SENDS", "4000"))
 
     call_command("migrate_platform", verbosity=0)
@@ -249,7 +251,7 @@ def main() -> dict[str, Any]:
                     "--processes",
                     str(worker_processes),
                     "--threads",
-                    "8",
+                    str(worker_threads),
                 ],
                 {**env, "DB_CONN_MAX_AGE": "60"},
                 "bench-worker.log",
