@@ -2,7 +2,8 @@
 
 make bench BENCH_ARGS=inbox
     BENCH_CONVERSATIONS (100000), BENCH_MESSAGES_PER (10), BENCH_SAMPLES (200),
-    BENCH_RATE (200 inbound messages/s), BENCH_SECONDS (10), BENCH_REUSE=1 keeps the data of an earlier run.
+    BENCH_RATE (200 inbound messages/s), BENCH_SECONDS (10), BENCH_WORKERS (2 Dramatiq processes),
+    BENCH_REUSE=1 keeps the data of an earlier run.
 
 Measures, in this process through Django's test Client (server time: middleware, tenant routing, queries,
 templates), the p95 of the inbox's first page and of opening a conversation; then starts the web server
@@ -264,6 +265,7 @@ async def _drive(port: int, cookie: str, rate: float, seconds: float, wa_ids: li
     headers = {"Origin": f"http://{HOST}", "Cookie": f"{settings.SESSION_COOKIE_NAME}={cookie}"}
     total = int(rate * seconds)
     sent: dict[str, float] = {}
+    acks: list[float] = []
     async with websockets.connect(
         url, additional_headers=headers, max_size=None, host="127.0.0.1", port=port
     ) as ws:
@@ -298,6 +300,7 @@ async def _drive(port: int, cookie: str, rate: float, seconds: float, wa_ids: li
                     content=body,
                     headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
                 )
+                acks.append(time.perf_counter() - sent[wamid])
                 assert response.status_code == 200, response.text
 
             started = time.perf_counter()
@@ -314,7 +317,7 @@ async def _drive(port: int, cookie: str, rate: float, seconds: float, wa_ids: li
         while len(arrived) < total and time.perf_counter() < deadline:
             await asyncio.sleep(0.1)
         receiver.cancel()
-    return {"sent": sent, "arrived": arrived, "achieved_rate": achieved}
+    return {"sent": sent, "arrived": arrived, "achieved_rate": achieved, "acks": acks}
 
 
 def measure_webhook_to_socket(rate: float, seconds: float, conversations: int) -> dict[str, Any]:
@@ -349,7 +352,7 @@ def measure_webhook_to_socket(rate: float, seconds: float, conversations: int) -
             f"{bin_dir}/dramatiq",
             "config.worker",
             "--processes",
-            "1",
+            os.environ.get("BENCH_WORKERS", "2"),
             "--threads",
             "8",
             "--queues",
@@ -385,11 +388,13 @@ def measure_webhook_to_socket(rate: float, seconds: float, conversations: int) -
     ]
     missing = len(outcome["sent"]) - len(delays)
     summary = summary_ms(delays) if delays else {}
+    acks = summary_ms(outcome["acks"])
+    print(f"webhook acknowledgements: p50 {acks['p50_ms']} ms, p99 {acks['p99_ms']} ms")
     print(
         f"webhook -> socket at {outcome['achieved_rate']:.0f}/s ({len(outcome['sent'])} messages): "
         f"p50 {summary.get('p50_ms')} ms, p99 {summary.get('p99_ms')} ms, missing {missing}"
     )
-    return {"rate": round(outcome["achieved_rate"], 1), "delay": summary, "missing": missing}
+    return {"rate": round(outcome["achieved_rate"], 1), "delay": summary, "ack": acks, "missing": missing}
 
 
 def main() -> dict[str, Any]:

@@ -253,7 +253,7 @@ def main() -> dict[str, Any]:
                     "--threads",
                     str(worker_threads),
                 ],
-                {**env, "DB_CONN_MAX_AGE": "60"},
+                {key: value for key, value in env.items() if key != "DB_CONN_MAX_AGE"},
                 "bench-worker.log",
             )
         ]

@@ -134,7 +134,7 @@ _db["HOST"] = unquote(_db.get("HOST") or "")
 _db["ENGINE"] = "django_tenants.postgresql_backend"
 # 0 for the web process: under ASGI every request runs in a new thread, so a persistent connection per
 # thread is never reused and piles up until PostgreSQL refuses clients. Worker threads live long and
-# set DB_CONN_MAX_AGE (Procfile, docker-compose.yml) to keep theirs.
+# keep theirs (config/worker.py defaults DB_CONN_MAX_AGE to 60 there).
 _db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
 _db["CONN_HEALTH_CHECKS"] = True
 _db.setdefault("OPTIONS", {})

@@ -8,6 +8,9 @@ import os
 import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Worker threads live as long as the process, so their connections are worth keeping (the web's are not:
+# see DB_CONN_MAX_AGE in config/settings.py). Without this every job paid for a new PostgreSQL backend.
+os.environ.setdefault("DB_CONN_MAX_AGE", "60")
 django.setup()
 
 from django.apps import apps  # noqa: E402

@@ -141,10 +141,11 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if self._is_new(payload.get("seq")):
             await self.send_json(payload)
 
-    async def realtime_event(self, event: dict[str, Any]) -> None:
-        """Events published by conversations.events arrive here; a socket in several of the audience's
-        groups gets each event once."""
-        await self._forward(event["payload"])
+    async def realtime_batch(self, event: dict[str, Any]) -> None:
+        """Events published by conversations.events arrive here, several at a time; a socket in several
+        of the audience's groups gets each event once."""
+        for payload in event["payloads"]:
+            await self._forward(payload)
 
     # --- presence -----------------------------------------------------------------------------------
 

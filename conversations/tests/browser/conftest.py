@@ -39,6 +39,16 @@ WABA = "302290129340398"
 OWNER = f"owner@{SLUG}.test"
 # Generous bounds: the machine is shared; a test waits at most this long for one thing to show.
 WAIT_MS = 30_000  # generous: CI machines are slow under load; waits are bounds, not assertions
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _patient_expectations() -> None:
+    """`expect` keeps its own 5 s default whatever the page's timeout: give it the same bound."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+
+
 # Set to a directory (e.g. docs/screenshots) to keep the screenshots the tests take.
 SCREENSHOTS_DIR = os.environ.get("INBOX_SCREENSHOTS_DIR", "")
 

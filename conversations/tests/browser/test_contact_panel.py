@@ -64,6 +64,8 @@ def test_an_agent_renames_the_contact_tags_it_and_notes_it_beside_the_thread(
         # A value its definition refuses: the message shows under the input; Escape gives up.
         wired(page, "#cf-attr_seats .cf-value")
         panel.locator("#cf-attr_seats .cf-value").click()
+        # Focused once htmx has swapped the form in and wired it: Enter then submits through htmx.
+        expect(panel.locator("#cf-input-attr_seats")).to_be_focused()
         panel.locator("#cf-input-attr_seats").fill("a dozen")
         panel.locator("#cf-input-attr_seats").press("Enter")
         expect(panel.locator("#cf-attr_seats .error")).to_have_text("Seats must be a number.")
