@@ -81,6 +81,17 @@ def send_in_schema(actor: dramatiq.Actor, schema: str, *args: Any, **kwargs: Any
     return actor.send_with_options(args=args, kwargs=kwargs, **options)
 
 
+# An idle Redis consumer backs off exponentially up to the worker's timeout (1 s), so the first message
+# after a quiet spell waited up to a second: too slow for a reply to show in the inbox. Capped at 100 ms,
+# an idle worker process polls each queue ten times a second.
+IDLE_POLL_MS = 100
+
+
+class PromptRedisBroker(RedisBroker):
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> dramatiq.Consumer:
+        return super().consume(queue_name, prefetch=prefetch, timeout=min(timeout, IDLE_POLL_MS))
+
+
 _broker: dramatiq.Broker | None = None
 
 
@@ -91,7 +102,7 @@ def get_broker() -> dramatiq.Broker:
             _broker = StubBroker()
             _broker.emit_after("process_boot")
         else:
-            _broker = RedisBroker(url=settings.DRAMATIQ_BROKER_URL, namespace="wacrm-tasks")
+            _broker = PromptRedisBroker(url=settings.DRAMATIQ_BROKER_URL, namespace="wacrm-tasks")
         _broker.add_middleware(TenantMiddleware())
         for queue in settings.DRAMATIQ_QUEUES:
             _broker.declare_queue(queue)
