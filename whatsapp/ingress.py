@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections
+from django.db import InterfaceError, OperationalError
 
 from tenants.db import connection
 from whatsapp import webhook
@@ -45,7 +45,6 @@ def _store(accepted: list[webhook.Accepted]) -> list[int]:
         ids = record_webhook_events(accepted=accepted)
     except (OperationalError, InterfaceError):
         # The kept connection died (database restarted): one retry on a fresh one.
-        close_old_connections()
         connection.close()
         ids = record_webhook_events(accepted=accepted)
     # Committed: if the broker is down the sweeper processes them later.
@@ -58,6 +57,10 @@ def _load_secrets() -> list[str]:
 
     connection.set_schema_to_public()
     return app_secrets()
+
+
+class _Disconnected(Exception):
+    """The client went away before its body arrived."""
 
 
 class _GroupCommit:
@@ -119,7 +122,10 @@ class WebhookIngress:
         if declared > limit:
             await self._reply(send, webhook.too_large(limit))
             return
-        body = await self._read(receive, limit)
+        try:
+            body = await self._read(receive, limit)
+        except _Disconnected:
+            return  # nobody to answer, nothing stored
         if body is None:
             await self._reply(send, webhook.too_large(limit))
             return
@@ -166,12 +172,13 @@ class WebhookIngress:
 
     @staticmethod
     async def _read(receive: Receive, limit: int) -> bytes | None:
+        """The body, or None when it is over the limit."""
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return b""
+                raise _Disconnected
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
