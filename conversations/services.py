@@ -57,8 +57,7 @@ def _check_channel(conversation: Conversation) -> WhatsAppChannel:
     if not channel.is_active:
         raise MessageRejected(
             "channel_inactive",
-            f"The WhatsApp number {channel} is {channel.get_status_display().lower()}"
-            + (f": {channel.status_reason}" if channel.status_reason else "."),
+            channel.unavailable_reason,
             {"channel": channel.pk, "status": channel.status},
         )
     return channel

@@ -90,9 +90,7 @@ def deliver_message(*, message_id: int) -> Outcome:
         return Outcome("skip")  # a duplicate job; the scheduled one (or the requeue sweeper) sends it
     channel = message.conversation.channel
     if channel is None or not channel.is_active:
-        reason = f"The WhatsApp number is {channel.get_status_display().lower() if channel else 'missing'}"
-        if channel is not None and channel.status_reason:
-            reason += f": {channel.status_reason}"
+        reason = channel.unavailable_reason if channel else "The conversation has no WhatsApp number."
         fail_message(message_id=message.pk, code=None, title=reason[:300])
         return Outcome("failed")
 

@@ -45,6 +45,16 @@ class WhatsAppChannel(models.Model):
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
 
+    @property
+    def unavailable_reason(self) -> str:
+        """Why nothing can be sent from this number now, as shown to staff ("" when it is active)."""
+        if self.is_active:
+            return ""
+        state = "needs re-authorisation" if self.status == self.Status.NEEDS_REAUTH else "is disabled"
+        return f"The WhatsApp number {self} {state}" + (
+            f": {self.status_reason}" if self.status_reason else "."
+        )
+
 
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 

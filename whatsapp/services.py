@@ -583,9 +583,7 @@ def upload_media(
     kind = kind or kind_for_mime(mime_type)
     check_media(kind=kind, mime_type=mime_type, size=len(content))
     if not channel.is_active:
-        raise MediaRejected(
-            "channel_inactive", f"The WhatsApp number {channel} is {channel.get_status_display().lower()}."
-        )
+        raise MediaRejected("channel_inactive", channel.unavailable_reason)
     try:
         media_id = client_for(channel).upload_media(
             phone_number_id=channel.phone_number_id, content=content, mime_type=mime_type, filename=filename
