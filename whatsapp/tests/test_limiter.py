@@ -10,24 +10,24 @@ def test_slots_are_booked_back_to_back_at_the_cap_across_workers(settings):
 
     key = "wacrm:wa:rate:alpha:1"
     client = redis.Redis.from_url(settings.REDIS_URL)
-    limiter.acquire(schema="alpha", phone_number_id="1", cap=100, max_wait=5)
+    # Half-second slots: however slow the machine, the 40 bookings finish long before the schedule
+    # they book catches up with the clock (with 10 ms slots a slow run fell behind it and failed).
+    limiter.acquire(schema="alpha", phone_number_id="1", cap=2, max_wait=60)
     first_tat = int(client.get(key))
     reserved: list[bool] = []
 
     def worker() -> None:
         for _ in range(10):
-            reserved.append(
-                limiter.acquire(schema="alpha", phone_number_id="1", cap=100, max_wait=5).reserved
-            )
+            reserved.append(limiter.acquire(schema="alpha", phone_number_id="1", cap=2, max_wait=60).reserved)
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    # 40 more slots of 10 ms each (100/s), one after the other, whichever worker asked.
+    # 40 more slots of 500 ms each (2/s), one after the other, whichever worker asked.
     assert reserved == [True] * 40
-    assert int(client.get(key)) - first_tat == 40 * 10_000
+    assert int(client.get(key)) - first_tat == 40 * 500_000
 
 
 def test_a_slot_too_far_ahead_is_not_reserved_and_spends_nothing():
