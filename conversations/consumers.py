@@ -141,6 +141,14 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if self._is_new(payload.get("seq")):
             await self.send_json(payload)
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale database connections (in the sync thread) before every handler. Realtime
+        # events touch no database, and that thread hop was on every event's way to the browser.
+        if message.get("type") == "realtime.batch":
+            await self.realtime_batch(message)
+        else:
+            await super().dispatch(message)
+
     async def realtime_batch(self, event: dict[str, Any]) -> None:
         """Events published by conversations.events arrive here, several at a time; a socket in several
         of the audience's groups gets each event once."""

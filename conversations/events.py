@@ -17,7 +17,7 @@ import atexit
 import os
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from channels.layers import get_channel_layer
@@ -130,7 +130,7 @@ def _send(groups: Iterable[str], payload: dict[str, Any]) -> None:
 def publish(payload: dict[str, Any], *, group: str | None = None) -> None:
     """Send to a group of the current tenant (default: all its agents) once the transaction commits.
 
-    For events that are not about one conversation; conversation events use publish_for().
+    For events that are not about one conversation; conversation events use publish_events().
     """
     target = group or agents_group(connection.schema_name)
     transaction.on_commit(lambda: _send([target], payload))
@@ -148,31 +148,41 @@ def audience(assignee_id: int | None, team_id: int | None) -> list[str]:
     return groups
 
 
-def publish_for(
-    conversation: Any,
-    payload: dict[str, Any],
-    *,
-    previously: tuple[int | None, int | None] | None = None,
-) -> None:
-    """Record the event and, on commit, send it to those who may see the conversation.
+class Event(NamedTuple):
+    """An event about a conversation. `previously` is the (assignee_id, team_id) before a reassignment:
+    those who just lost sight of the conversation get the event too, so their list drops it."""
 
-    `previously` is the (assignee_id, team_id) before a reassignment: those who just lost sight of the
-    conversation get the event too, so their list drops it.
-    """
+    conversation: Any
+    payload: dict[str, Any]
+    previously: tuple[int | None, int | None] | None = None
+
+
+def publish_events(events: list[Event]) -> None:
+    """Record the events (one INSERT) and, on commit, send each to those who may see its conversation."""
     from conversations.models import InboxEvent
 
-    event = InboxEvent.objects.create(
-        conversation_id=conversation.pk, payload=payload, created_at=timezone.now()
+    if not events:
+        return
+    now = timezone.now()
+    rows = InboxEvent.objects.bulk_create(
+        [InboxEvent(conversation_id=e.conversation.pk, payload=e.payload, created_at=now) for e in events]
     )
-    groups = audience(conversation.assignee_id, conversation.team_id)
-    if previously is not None:
-        groups += audience(*previously)
-    message = {**payload, "seq": event.pk}
-    transaction.on_commit(lambda: _send(groups, message))
+    outgoing = []
+    for event, row in zip(events, rows, strict=True):
+        groups = audience(event.conversation.assignee_id, event.conversation.team_id)
+        if event.previously is not None:
+            groups += audience(*event.previously)
+        outgoing.append((groups, {**event.payload, "seq": row.pk}))
+
+    def send() -> None:
+        for groups, message in outgoing:
+            _send(groups, message)
+
+    transaction.on_commit(send)
 
 
-def message_created(message: Any) -> None:
-    publish_for(
+def message_created_event(message: Any) -> Event:
+    return Event(
         message.conversation,
         {
             "type": "message.created",
@@ -184,15 +194,36 @@ def message_created(message: Any) -> None:
     )
 
 
+def message_created(message: Any) -> None:
+    publish_events([message_created_event(message)])
+
+
 def message_updated(message: Any) -> None:
-    publish_for(
-        message.conversation,
+    payload = {
+        "type": "message.updated",
+        "conversation": message.conversation_id,
+        "message": message.pk,
+        "status": message.status,
+    }
+    publish_events([Event(message.conversation, payload)])
+
+
+def conversation_event(
+    conversation: Any,
+    *,
+    change: str = "updated",
+    previously: tuple[int | None, int | None] | None = None,
+) -> Event:
+    return Event(
+        conversation,
         {
-            "type": "message.updated",
-            "conversation": message.conversation_id,
-            "message": message.pk,
-            "status": message.status,
+            "type": f"conversation.{change}",
+            "conversation": conversation.pk,
+            "status": conversation.status,
+            "assignee": conversation.assignee_id,
+            "unread": conversation.unread_count,
         },
+        previously,
     )
 
 
@@ -202,14 +233,4 @@ def conversation_updated(
     change: str = "updated",
     previously: tuple[int | None, int | None] | None = None,
 ) -> None:
-    publish_for(
-        conversation,
-        {
-            "type": f"conversation.{change}",
-            "conversation": conversation.pk,
-            "status": conversation.status,
-            "assignee": conversation.assignee_id,
-            "unread": conversation.unread_count,
-        },
-        previously=previously,
-    )
+    publish_events([conversation_event(conversation, change=change, previously=previously)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
@@ -14,7 +15,7 @@ from conversations.models import Conversation, Message
 from conversations.selectors import Viewer, can_see, viewer_for
 from crm import services as crm_services
 from crm.models import Agent, Contact, Note, Tag, Team
-from tenants.db import connection
+from tenants.db import connection, update_rows
 
 if TYPE_CHECKING:
     from whatsapp.models import MediaFile, MessageTemplate, WhatsAppChannel
@@ -514,57 +515,142 @@ def retry_message(*, message: Message, user: Any) -> Message:
     return message
 
 
-def find_conversation_for_inbound(*, contact: Contact, channel: WhatsAppChannel) -> Conversation:
-    """The contact's latest conversation on this number (reopened by handle_new_inbound_message if
-    resolved), or a new one. The caller holds the contact row lock, so two workers never create two."""
-    conversation = (
-        Conversation.objects.select_for_update()
-        .filter(contact=contact, channel=channel)
-        .order_by("-id")
-        .first()
-    )
-    if conversation is None:
-        conversation = Conversation.objects.create(contact=contact, channel=channel)
-        events.conversation_updated(conversation, change="created")
-    return conversation
+@dataclass
+class InboundDraft:
+    """A new inbound message of `contact` on `channel`, ready to store."""
+
+    contact: Contact
+    channel: WhatsAppChannel
+    wamid: str
+    type: str
+    text: str
+    payload: dict[str, Any]
+    preview: str
+    timestamp: dt.datetime
+    is_forwarded: bool = False
+    reply_to: Message | None = None
+    error_code: int | None = None
+    error_title: str = ""
+    error_details: str = ""
 
 
-def store_inbound_message(
-    *,
-    conversation: Conversation,
-    wamid: str,
-    type: str,
-    text: str,
-    payload: dict[str, Any],
-    preview: str,
-    timestamp: dt.datetime,
-    is_forwarded: bool = False,
-    reply_to: Message | None = None,
-    error_code: int | None = None,
-    error_title: str = "",
-    error_details: str = "",
-) -> Message:
-    """A new inbound message. The caller holds the sender's contact row lock and has checked that the
-    wamid is new, so no other worker can be storing it (the unique wamid would refuse it anyway)."""
-    message = Message.objects.create(
-        conversation=conversation,
-        direction=Message.Direction.INBOUND,
-        type=type,
-        text=text,
-        payload=payload,
-        preview=preview[:200],
-        status=Message.Status.RECEIVED,
-        wamid=wamid,
-        reply_to=reply_to,
-        is_forwarded=is_forwarded,
-        error_code=error_code,
-        error_title=error_title[:300],
-        error_details=error_details,
-        timestamp=timestamp,
+CONVERSATION_INBOUND_FIELDS = [
+    "status",
+    "resolved_at",
+    "snoozed_until",
+    "unread_count",
+    "last_message_at",
+    "last_inbound_at",
+    "updated_at",
+]
+
+
+Pair = tuple[int, int | None]  # (contact, number)
+
+
+def _conversations_for_inbound(
+    drafts: list[InboundDraft],
+) -> tuple[dict[Pair, Conversation], list[Conversation]]:
+    """Each (contact, number)'s latest conversation, locked (reopened by store_inbound_messages if
+    resolved), or a new one; and the new ones. The caller holds the contacts' row locks, so no other
+    worker creates a conversation for them meanwhile and the latest one cannot change under us."""
+    contacts = {draft.contact.pk: draft.contact for draft in drafts}
+    pairs: dict[Pair, WhatsAppChannel] = {
+        (draft.contact.pk, draft.channel.pk): draft.channel for draft in drafts
+    }
+    latest = (
+        Conversation.objects.filter(contact_id__in=contacts, channel_id__in={c for _, c in pairs})
+        .order_by("contact_id", "channel_id", "-id")
+        .distinct("contact_id", "channel_id")
+        .values("pk")
     )
-    events.message_created(message)
-    handle_new_inbound_message(message=message)
-    return message
+    found: dict[Pair, Conversation] = {}
+    for conversation in Conversation.objects.select_for_update().filter(pk__in=latest).order_by("pk"):
+        key = (conversation.contact_id, conversation.channel_id)
+        if key in pairs:
+            found[key] = conversation
+    created = Conversation.objects.bulk_create(
+        [
+            Conversation(contact=contacts[c], channel=channel)
+            for (c, n), channel in pairs.items()
+            if (c, n) not in found
+        ]
+    )
+    for conversation in created:
+        found[(conversation.contact_id, conversation.channel_id)] = conversation
+    for conversation in found.values():
+        # The caller's contact carries this batch's changes (window, name); the bot reads it.
+        conversation.contact = contacts[conversation.contact_id]
+    return found, created
+
+
+def store_inbound_messages(*, drafts: list[InboundDraft]) -> list[Message]:
+    """New inbound messages, in order: conversations found or opened and reopened, counts and times
+    moved, events published, and the bot answers where it is on. The caller holds the senders' contact
+    row locks and has checked that the wamids are new (the unique wamid would refuse them anyway).
+
+    The number of statements does not grow with the batch (one to find and lock the conversations,
+    one INSERT for the messages, one UPDATE for the conversations, one for the events) unless the bot
+    answers: a worker under load takes many messages per transaction, and per-message statements were
+    most of its CPU."""
+    if not drafts:
+        return []
+    conversations, created = _conversations_for_inbound(drafts)
+    messages = Message.objects.bulk_create(
+        [
+            Message(
+                conversation=conversations[(draft.contact.pk, draft.channel.pk)],
+                direction=Message.Direction.INBOUND,
+                type=draft.type,
+                text=draft.text,
+                payload=draft.payload,
+                preview=draft.preview[:200],
+                status=Message.Status.RECEIVED,
+                wamid=draft.wamid,
+                reply_to=draft.reply_to,
+                is_forwarded=draft.is_forwarded,
+                error_code=draft.error_code,
+                error_title=draft.error_title[:300],
+                error_details=draft.error_details,
+                timestamp=draft.timestamp,
+            )
+            for draft in drafts
+        ]
+    )
+    now = timezone.now()
+    changes: dict[int, str] = {}
+    first_inbound = []
+    for message in messages:
+        conversation = message.conversation
+        changes.setdefault(conversation.pk, "updated")
+        first_inbound.append(conversation.last_inbound_at is None)
+        if conversation.status in (Conversation.Status.RESOLVED, Conversation.Status.SNOOZED):
+            changes[conversation.pk] = "reopened"
+            conversation.status = Conversation.Status.OPEN
+            conversation.resolved_at = None
+            conversation.snoozed_until = None
+        if message.type != Message.Type.REACTION:
+            conversation.unread_count += 1
+        if conversation.last_message_at is None or message.timestamp > conversation.last_message_at:
+            conversation.last_message_at = message.timestamp
+        if conversation.last_inbound_at is None or message.timestamp > conversation.last_inbound_at:
+            conversation.last_inbound_at = message.timestamp
+        conversation.updated_at = now
+    touched = {message.conversation.pk: message.conversation for message in messages}
+    update_rows(Conversation, list(touched.values()), CONVERSATION_INBOUND_FIELDS)
+    events.publish_events(
+        [
+            *(events.conversation_event(conversation, change="created") for conversation in created),
+            *(events.message_created_event(message) for message in messages),
+            *(events.conversation_event(c, change=changes[pk]) for pk, c in touched.items()),
+        ]
+    )
+    from conversations import bot
+
+    for message, first in zip(messages, first_inbound, strict=True):
+        if message.conversation.bot_active and message.type != Message.Type.REACTION:
+            bot.answer(message=message, first_inbound=first)
+    return messages
 
 
 STATUS_TIME_FIELD = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at", "played": "read_at"}
@@ -906,41 +992,6 @@ def note_contact(*, conversation: Conversation, body: str, by: Any) -> Note:
     note = crm_services.add_note(contact=conversation.contact, body=body, author=by)
     _contact_changed(conversation)
     return note
-
-
-def handle_new_inbound_message(*, message: Message) -> None:
-    """Called once per new inbound message (never for a redelivery), inside the storing transaction:
-    the conversation reopens, counts and times move, and the bot answers while it is on."""
-    from conversations import bot
-
-    conversation = message.conversation
-    first_inbound = conversation.last_inbound_at is None
-    change = "updated"
-    if conversation.status in (Conversation.Status.RESOLVED, Conversation.Status.SNOOZED):
-        change = "reopened"
-        conversation.status = Conversation.Status.OPEN
-        conversation.resolved_at = None
-        conversation.snoozed_until = None
-    if message.type != Message.Type.REACTION:
-        conversation.unread_count += 1
-    if conversation.last_message_at is None or message.timestamp > conversation.last_message_at:
-        conversation.last_message_at = message.timestamp
-    if conversation.last_inbound_at is None or message.timestamp > conversation.last_inbound_at:
-        conversation.last_inbound_at = message.timestamp
-    conversation.save(
-        update_fields=[
-            "status",
-            "resolved_at",
-            "snoozed_until",
-            "unread_count",
-            "last_message_at",
-            "last_inbound_at",
-            "updated_at",
-        ]
-    )
-    events.conversation_updated(conversation, change=change)
-    if conversation.bot_active and message.type != Message.Type.REACTION:
-        bot.answer(message=message, first_inbound=first_inbound)
 
 
 # (workflow section ends)

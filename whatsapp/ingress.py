@@ -37,7 +37,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 def _store(accepted: list[webhook.Accepted]) -> list[int]:
     """In the ingress's own thread, whose connection stays open between batches."""
-    from whatsapp.actors import enqueue_webhook_events
+    from whatsapp.actors import wake_webhook_processing
     from whatsapp.services import record_webhook_events
 
     connection.set_schema_to_public()
@@ -48,7 +48,7 @@ def _store(accepted: list[webhook.Accepted]) -> list[int]:
         connection.close()
         ids = record_webhook_events(accepted=accepted)
     # Committed: if the broker is down the sweeper processes them later.
-    enqueue_webhook_events(event_ids=ids)
+    wake_webhook_processing()
     return ids
 
 

@@ -56,12 +56,16 @@ def _empty_broker() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_limiter() -> None:
+def _fresh_redis_state() -> None:
+    """No send-rate schedule and no processing-job flag carried over from another test."""
     import redis
+
+    from whatsapp.actors import WAKE_KEY
 
     client = redis.Redis.from_url(settings.REDIS_URL)
     for key in client.scan_iter("wacrm:wa:rate:*"):
         client.delete(key)
+    client.delete(WAKE_KEY)
 
 
 def run_jobs(*, include_delayed: bool = True, max_jobs: int = 100, only: set[str] | None = None) -> list[str]:

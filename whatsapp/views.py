@@ -10,7 +10,7 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 
 from whatsapp import webhook
-from whatsapp.actors import enqueue_webhook_events
+from whatsapp.actors import wake_webhook_processing
 from whatsapp.services import app_secrets, record_webhook_events
 
 
@@ -47,7 +47,7 @@ def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
         return _error(verdict.status, verdict.code, verdict.message)
     [event_id] = record_webhook_events(accepted=[verdict])
     # The event is committed: even if this enqueue fails, the sweeper processes it.
-    enqueue_webhook_events(event_ids=[event_id])
+    wake_webhook_processing()
     webhook.count("accepted", seconds=time.perf_counter() - started)
     return JsonResponse({"status": "accepted", "event": event_id})
 

@@ -14,7 +14,7 @@ from conversations.models import Conversation, Message
 from crm.models import Contact
 from whatsapp.testing import (  # noqa: F401  (the WhatsApp side's fixtures: sandbox, numbers, broker)
     _empty_broker,
-    _fresh_limiter,
+    _fresh_redis_state,
     _sandbox_server,
     channel_a,
     channel_b,

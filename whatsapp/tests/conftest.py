@@ -7,7 +7,7 @@ from whatsapp.testing import (  # noqa: F401 - fixtures and helpers, re-exported
     WABA_A,
     WABA_B,
     _empty_broker,
-    _fresh_limiter,
+    _fresh_redis_state,
     _sandbox_server,
     channel_a,
     channel_b,

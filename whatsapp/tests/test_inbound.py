@@ -285,7 +285,7 @@ def test_a_batch_of_events_from_several_senders_is_processed_in_one_job(channel_
     unknown = payloads.text_event(phone_number_id="999999999999999", wa_id="447900000009", text="nobody's")
     ids = _events(*bodies, unknown)
 
-    assert process_webhook_events(event_ids=ids) == []
+    assert process_webhook_events(event_ids=ids).failed == []
 
     statuses = dict(WebhookEvent.objects.filter(pk__in=ids).values_list("pk", "status"))
     assert [statuses[i] for i in ids] == ["processed"] * 7 + ["unrouted"]
@@ -303,21 +303,21 @@ def test_a_failing_event_in_a_batch_holds_up_none_of_the_others(channel_a, tenan
     from tenants.models import WebhookEvent
     from whatsapp import services
 
-    real = services.ingest_message
+    real = services.ingest_messages
 
-    def flaky(*, channel, inbound, profiles):
-        if inbound.text == "poison":
+    def flaky(inbound):
+        if any(message.text == "poison" for _, message, _ in inbound):
             raise RuntimeError("cannot process this one")
-        return real(channel=channel, inbound=inbound, profiles=profiles)
+        return real(inbound)
 
-    monkeypatch.setattr(services, "ingest_message", flaky)
+    monkeypatch.setattr(services, "ingest_messages", flaky)
     ids = _events(
         payloads.text_event(phone_number_id=PNID_A, wa_id="447900000001", text="before"),
         payloads.text_event(phone_number_id=PNID_A, wa_id="447900000002", text="poison"),
         payloads.text_event(phone_number_id=PNID_A, wa_id="447900000003", text="after"),
     )
 
-    assert services.process_webhook_events(event_ids=ids) == [ids[1]]
+    assert services.process_webhook_events(event_ids=ids).failed == [ids[1]]
 
     events = {e.pk: e for e in WebhookEvent.objects.filter(pk__in=ids)}
     assert [events[i].status for i in ids] == ["processed", "pending", "processed"]
@@ -325,3 +325,166 @@ def test_a_failing_event_in_a_batch_holds_up_none_of_the_others(channel_a, tenan
     assert events[ids[1]].attempts == 1
     with schema_context(tenant_a.schema_name):
         assert sorted(Message.objects.values_list("text", flat=True)) == ["after", "before"]
+
+
+def _statements(event_ids: list[int]) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from whatsapp.services import process_webhook_events
+
+    with CaptureQueriesContext(connection) as queries:
+        assert process_webhook_events(event_ids=event_ids).failed == []
+    return len(queries)
+
+
+def test_a_batch_of_known_senders_takes_the_same_statements_whatever_its_size(channel_a, tenant_a):
+    senders = [f"4479000001{i:02d}" for i in range(30)]
+    # Every sender has written before: their contacts and conversations exist.
+    assert (
+        _statements(
+            _events(*(payloads.text_event(phone_number_id=PNID_A, wa_id=w, text="hi") for w in senders))
+        )
+        > 0
+    )
+
+    small = _statements(
+        _events(*(payloads.text_event(phone_number_id=PNID_A, wa_id=w, text="hi") for w in senders[:3]))
+    )
+    large = _statements(
+        _events(*(payloads.text_event(phone_number_id=PNID_A, wa_id=w, text="hi") for w in senders))
+    )
+
+    assert small == large
+    with schema_context(tenant_a.schema_name):
+        assert Message.objects.filter(direction="in").count() == 63
+        assert Conversation.objects.count() == 30
+        assert set(Conversation.objects.values_list("unread_count", flat=True)) == {2, 3}
+
+
+def test_in_one_batch_a_new_sender_gets_one_contact_one_conversation_and_one_welcome(channel_a, tenant_a):
+    from conversations.models import BotSettings
+
+    with schema_context(tenant_a.schema_name):
+        BotSettings.objects.update_or_create(pk=1, defaults={"welcome_enabled": True, "welcome_text": "Hi!"})
+    ids = _events(
+        *(
+            payloads.text_event(phone_number_id=PNID_A, wa_id="447900000555", text=f"hello {i}")
+            for i in range(3)
+        )
+    )
+
+    assert _statements(ids) > 0
+
+    with schema_context(tenant_a.schema_name):
+        assert Contact.objects.filter(wa_id="447900000555").count() == 1
+        conversation = Conversation.objects.get(contact__wa_id="447900000555")
+        inbound = conversation.messages.filter(direction="in").order_by("id")
+        assert list(inbound.values_list("text", flat=True)) == ["hello 0", "hello 1", "hello 2"]
+        assert conversation.unread_count == 3
+        assert list(conversation.messages.filter(direction="out").values_list("text", flat=True)) == ["Hi!"]
+
+
+def test_a_reply_to_a_message_of_the_same_batch_links_to_it_and_a_duplicate_is_stored_once(
+    channel_a, tenant_a
+):
+    first = payloads.text_event(phone_number_id=PNID_A, wa_id=CUSTOMER, text="first", wamid="wamid.first")
+    reply = payloads.text_event(
+        phone_number_id=PNID_A, wa_id=CUSTOMER, text="about that", wamid="wamid.reply"
+    )
+    reply["entry"][0]["changes"][0]["value"]["messages"][0]["context"] = {
+        "from": CUSTOMER,
+        "id": "wamid.first",
+    }
+
+    assert _statements(_events(first, reply, first)) > 0
+
+    with schema_context(tenant_a.schema_name):
+        assert Message.objects.filter(wamid="wamid.first").count() == 1
+        assert Message.objects.get(wamid="wamid.reply").reply_to == Message.objects.get(wamid="wamid.first")
+
+
+def test_a_batch_reopens_a_resolved_conversation_and_publishes_each_message(conversation_a, tenant_a):
+    from conversations.models import InboxEvent
+
+    with schema_context(tenant_a.schema_name):
+        Conversation.objects.filter(pk=conversation_a.pk).update(status="resolved")
+    ids = _events(
+        *(payloads.text_event(phone_number_id=PNID_A, wa_id=CUSTOMER, text=f"back {i}") for i in range(2))
+    )
+
+    assert _statements(ids) > 0
+
+    with schema_context(tenant_a.schema_name):
+        assert Conversation.objects.get(pk=conversation_a.pk).status == "open"
+        kinds = [
+            e.payload["type"] for e in InboxEvent.objects.filter(conversation=conversation_a).order_by("id")
+        ]
+        assert kinds == ["message.created", "message.created", "conversation.reopened"]
+
+
+def test_one_job_takes_every_fresh_event_and_a_queued_job_needs_no_second(channel_a, tenant_a):
+    from tenants.models import WebhookEvent
+    from whatsapp.actors import wake_webhook_processing
+    from whatsapp.testing import queued_jobs, run_jobs
+
+    ids = _events(
+        *(payloads.text_event(phone_number_id=PNID_A, wa_id=f"44790000070{i}", text="hi") for i in range(3))
+    )
+    for _ in ids:
+        assert wake_webhook_processing()
+    assert queued_jobs() == ["process_webhook_events"]
+
+    run_jobs()
+
+    assert set(WebhookEvent.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"processed"}
+    # The round has started: an event committed now needs a job of its own.
+    assert wake_webhook_processing()
+    assert queued_jobs() == ["process_webhook_events"]
+
+
+def test_an_event_that_failed_once_is_left_to_the_sweeper_not_taken_as_fresh(channel_a, tenant_a):
+    from tenants.models import WebhookEvent
+    from whatsapp.actors import enqueue_webhook_events, wake_webhook_processing
+    from whatsapp.testing import run_jobs
+
+    [failed] = _events(payloads.text_event(phone_number_id=PNID_A, wa_id=CUSTOMER, text="again"))
+    WebhookEvent.objects.filter(pk=failed).update(attempts=1, error="boom")
+
+    wake_webhook_processing()
+    run_jobs()
+    assert WebhookEvent.objects.get(pk=failed).status == "pending"
+
+    enqueue_webhook_events(event_ids=[failed])  # as the sweeper does
+    run_jobs()
+    assert WebhookEvent.objects.get(pk=failed).status == "processed"
+
+
+def test_a_job_arriving_while_the_drain_is_busy_is_served_by_its_next_round(monkeypatch):
+    import threading
+
+    from whatsapp import actors, services
+
+    first_round_running, finish_first_round = threading.Event(), threading.Event()
+    rounds: list[list[int]] = []
+
+    def process(*, event_ids: list[int], fresh: int, cache: object) -> services.EventsOutcome:
+        rounds.append(event_ids)
+        if len(rounds) == 1:
+            first_round_running.set()
+            finish_first_round.wait(10)
+        return services.EventsOutcome(taken=event_ids, failed=[])
+
+    monkeypatch.setattr(services, "process_webhook_events", process)
+    drain = actors._Drain()
+    busy = threading.Thread(target=drain.run, args=([1],))
+    busy.start()
+    assert first_round_running.wait(10)
+
+    assert drain.run([2]) == []  # returns at once: the running drain takes it
+    finish_first_round.set()
+    busy.join(10)
+
+    # The second round looked for fresh events (event 2 among them) instead of ending.
+    assert rounds == [[1], []]
+    assert not drain.busy
