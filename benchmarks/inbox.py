@@ -33,6 +33,7 @@ WABA = "900000000000002"
 OWNER = f"owner@{SLUG}.test"
 PASSWORD = "Sturdy-Pass-42"
 HOST = f"{SLUG}.localhost"
+WARMUP = 50
 
 
 def _columns(cursor: Any, table: str) -> list[tuple[str, str, bool, bool]]:
@@ -252,72 +253,183 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-async def _drive(port: int, cookie: str, rate: float, seconds: float, wa_ids: list[str]) -> dict[str, Any]:
-    import httpx
-    import websockets
+def _webhook_requests(port: int, wa_ids: list[str], tag: str, count: int) -> list[tuple[str, bytes]]:
+    """(wamid, raw HTTP request) pairs, signed before the clock starts: the load generator shares the two
+    cores with what it measures, so it does as little as it can while measuring."""
     from django.conf import settings
 
     from whatsapp import payloads
+
+    requests = []
+    for index in range(count):
+        wamid = f"wamid.benchws.{tag}.{index}"
+        body = payloads.encode(
+            payloads.text_event(
+                phone_number_id=PNID,
+                wa_id=wa_ids[index % len(wa_ids)],
+                text=f"bench message {index}",
+                wamid=wamid,
+            )
+        )
+        head = (
+            f"POST /webhooks/whatsapp/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Content-Type: application/json\r\n"
+            f"X-Hub-Signature-256: {payloads.sign(body, settings.WHATSAPP_APP_SECRET or '')}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        requests.append((wamid, head.encode() + body))
+    return requests
+
+
+class _Connections:
+    """Keep-alive HTTP/1.1 connections, one request at a time each (raw asyncio: httpx cost more CPU per
+    request than the ingress it measured). One idle for a while is dropped, not reused: uvicorn closes
+    idle connections after 5 s."""
+
+    IDLE_SECONDS = 2.0
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+
+    async def post(self, request: bytes) -> bytes:
+        while self.idle:
+            reader, writer, used = self.idle.pop()
+            if time.monotonic() - used < self.IDLE_SECONDS:
+                break
+            writer.close()
+        else:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        if length:
+            await reader.readexactly(length)
+        self.idle.append((reader, writer, time.monotonic()))
+        return head
+
+    def close(self) -> None:
+        for _, writer, _ in self.idle:
+            writer.close()
+
+
+def _cpu_seconds(web: int, worker: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the web and worker process trees, PostgreSQL, Redis and
+    this load generator, and the machine's busy and stolen time (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    procs: dict[int, tuple[str, int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                raw = handle.read()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        procs[int(entry)] = (comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+
+    def tree(root: int) -> float:
+        members, grew = {root}, True
+        while grew:
+            grew = False
+            for pid, (_, parent, _) in procs.items():
+                if parent in members and pid not in members:
+                    members.add(pid)
+                    grew = True
+        return sum(procs[pid][2] for pid in members if pid in procs)
+
+    with open("/proc/stat") as handle:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (
+            int(v) for v in handle.readline().split()[1:9]
+        )
+    return {
+        "web": tree(web),
+        "worker": tree(worker),
+        "postgres": sum(cpu for comm, _, cpu in procs.values() if comm == "postgres"),
+        "redis": sum(cpu for comm, _, cpu in procs.values() if comm.startswith("redis-server")),
+        "load generator": procs.get(os.getpid(), ("", 0, 0.0))[2],
+        "machine busy": (user + nice + system + irq + softirq) / tick,
+        "machine stolen": steal / tick,
+    }
+
+
+async def _drive(
+    port: int, cookie: str, rate: float, seconds: float, wa_ids: list[str], pids: tuple[int, int]
+) -> dict[str, Any]:
+    import websockets
+    from django.conf import settings
 
     arrived: dict[int, float] = {}
     # The tenant's host in the URL (Host header); the TCP connection goes to 127.0.0.1.
     url = f"ws://{HOST}:{port}/ws/inbox/"
     headers = {"Origin": f"http://{HOST}", "Cookie": f"{settings.SESSION_COOKIE_NAME}={cookie}"}
     total = int(rate * seconds)
+    tag = f"{os.getpid()}.{int(time.time())}"
+    warmup = _webhook_requests(port, wa_ids[::-1], f"{tag}.warm", WARMUP)
+    requests = _webhook_requests(port, wa_ids, tag, total)
     sent: dict[str, float] = {}
     acks: list[float] = []
+    connections = _Connections(port)
     async with websockets.connect(
         url, additional_headers=headers, max_size=None, host="127.0.0.1", port=port
     ) as ws:
         hello = await ws.recv()
         assert b"hello" in (hello if isinstance(hello, bytes) else hello.encode()), hello
+        received = 0
 
         async def receive() -> None:
             import json
 
+            nonlocal received
             async for raw in ws:
                 event = json.loads(raw)
                 if event.get("type") == "message.created" and event.get("direction") == "in":
+                    received += 1
                     arrived.setdefault(event["message"], time.perf_counter())
 
         receiver = asyncio.create_task(receive())
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as http:
 
-            async def post(index: int, wamid: str) -> None:
-                body = payloads.encode(
-                    payloads.text_event(
-                        phone_number_id=PNID,
-                        wa_id=wa_ids[index % len(wa_ids)],
-                        text=f"bench message {index}",
-                        wamid=wamid,
-                    )
-                )
-                signature = payloads.sign(body, settings.WHATSAPP_APP_SECRET or "")
-                sent[wamid] = time.perf_counter()
-                response = await http.post(
-                    "/webhooks/whatsapp/",
-                    content=body,
-                    headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
-                )
-                acks.append(time.perf_counter() - sent[wamid])
-                assert response.status_code == 200, response.text
-
+        async def post(wamid: str, request: bytes, record: bool) -> None:
             started = time.perf_counter()
-            tasks = []
-            for index in range(total):
-                due = started + index / rate
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(post(index, f"wamid.benchws.{os.getpid()}.{index}")))
-            await asyncio.gather(*tasks)
-            achieved = total / (time.perf_counter() - started)
+            head = await connections.post(request)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            if record:
+                sent[wamid] = started
+                acks.append(time.perf_counter() - started)
+
+        # Warm-up at a tenth of the rate, until every message arrived: the worker has imported Django,
+        # opened its connections and filled its caches before the clock starts.
+        for wamid, request in warmup:
+            await post(wamid, request, record=False)
+            await asyncio.sleep(10 / rate)
+        deadline = time.perf_counter() + 60
+        while received < WARMUP and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+        arrived.clear()
+
+        cpu_before = _cpu_seconds(*pids)
+        started = time.perf_counter()
+        tasks = []
+        for index, (wamid, request) in enumerate(requests):
+            delay = started + index / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(post(wamid, request, record=True)))
+        await asyncio.gather(*tasks)
+        achieved = total / (time.perf_counter() - started)
         deadline = time.perf_counter() + 60
         while len(arrived) < total and time.perf_counter() < deadline:
             await asyncio.sleep(0.1)
+        cpu_after = _cpu_seconds(*pids)
         receiver.cancel()
-    return {"sent": sent, "arrived": arrived, "achieved_rate": achieved, "acks": acks}
+        connections.close()
+    cpu_ms = {name: round((cpu_after[name] - cpu_before[name]) * 1000 / total, 2) for name in cpu_before}
+    return {"sent": sent, "arrived": arrived, "achieved_rate": achieved, "acks": acks, "cpu_ms": cpu_ms}
 
 
 def measure_webhook_to_socket(rate: float, seconds: float, conversations: int) -> dict[str, Any]:
@@ -375,12 +487,23 @@ def measure_webhook_to_socket(rate: float, seconds: float, conversations: int) -
         # Existing customers write again (their conversations are found and reopened).
         wa_ids = [f"4930{i:09d}" for i in random.Random(3).sample(range(1, conversations + 1), 2000)]
         cookie = _session_cookie()
-        outcome = asyncio.run(_drive(port, cookie, rate, seconds, wa_ids))
+        outcome = asyncio.run(_drive(port, cookie, rate, seconds, wa_ids, (web.pid, worker.pid)))
     finally:
         _stop(web)
         _stop(worker)
     with schema_context(SLUG):
-        by_wamid = dict(Message.objects.filter(wamid__in=list(outcome["sent"])).values_list("wamid", "pk"))
+        stored = list(
+            Message.objects.filter(wamid__in=list(outcome["sent"])).values_list("wamid", "pk", "created_at")
+        )
+    by_wamid = {wamid: pk for wamid, pk, _ in stored}
+    # The two halves of the delay: to the message's INSERT in the worker (its created_at, wall clock),
+    # and from there to the socket (the rest of the round, the commit and the push).
+    wall = time.time() - time.perf_counter()
+    to_stored, to_socket = [], []
+    for wamid, pk, created in stored:
+        if pk in outcome["arrived"]:
+            to_stored.append(created.timestamp() - (outcome["sent"][wamid] + wall))
+            to_socket.append(outcome["arrived"][pk] + wall - created.timestamp())
     delays = [
         outcome["arrived"][by_wamid[wamid]] - posted
         for wamid, posted in outcome["sent"].items()
@@ -394,7 +517,18 @@ def measure_webhook_to_socket(rate: float, seconds: float, conversations: int) -
         f"webhook -> socket at {outcome['achieved_rate']:.0f}/s ({len(outcome['sent'])} messages): "
         f"p50 {summary.get('p50_ms')} ms, p99 {summary.get('p99_ms')} ms, missing {missing}"
     )
-    return {"rate": round(outcome["achieved_rate"], 1), "delay": summary, "ack": acks, "missing": missing}
+    stages = {"to_stored": summary_ms(to_stored), "stored_to_socket": summary_ms(to_socket)} if delays else {}
+    for name, stage in stages.items():
+        print(f"  {name}: p50 {stage['p50_ms']} ms, p99 {stage['p99_ms']} ms")
+    print("CPU ms per message: " + ", ".join(f"{name} {ms}" for name, ms in outcome["cpu_ms"].items()))
+    return {
+        "rate": round(outcome["achieved_rate"], 1),
+        "delay": summary,
+        "ack": acks,
+        "missing": missing,
+        "stages": stages,
+        "cpu_ms_per_message": outcome["cpu_ms"],
+    }
 
 
 def main() -> dict[str, Any]:
