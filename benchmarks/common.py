@@ -1,7 +1,8 @@
-"""Shared set-up for benchmarks: a database of their own (<name>_bench), Django, percentiles."""
+"""Shared set-up for benchmarks: a database of their own (<name>_bench), Django, percentiles, HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import statistics
 from urllib.parse import urlsplit, urlunsplit
@@ -68,3 +69,16 @@ def summary_ms(values: list[float]) -> dict[str, float]:
         "p99_ms": round(percentile(values, 99) * 1000, 2),
         "n": len(values),
     }
+
+
+async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> bytes:
+    """Send a raw HTTP/1.1 request on a keep-alive connection and read the response; returns its head."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    if length:
+        await reader.readexactly(length)
+    return head

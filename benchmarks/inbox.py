@@ -25,7 +25,7 @@ import time
 from contextlib import closing
 from typing import Any
 
-from benchmarks.common import bench_database_url, setup_django, summary_ms
+from benchmarks.common import bench_database_url, exchange, setup_django, summary_ms
 
 SLUG = "inboxbench"
 PNID = "900000000000001"
@@ -300,14 +300,7 @@ class _Connections:
             writer.close()
         else:
             reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        writer.write(request)
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-        if length:
-            await reader.readexactly(length)
+        head = await exchange(reader, writer, request)
         self.idle.append((reader, writer, time.monotonic()))
         return head
 

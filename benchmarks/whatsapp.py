@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import bench_database_url, setup_django, summary_ms
+from benchmarks.common import bench_database_url, exchange, setup_django, summary_ms
 
 ROOT = Path(__file__).resolve().parent.parent
 NUMBERS = 13
@@ -68,14 +68,7 @@ async def _post_all(port: int, requests: list[bytes], concurrency: int) -> tuple
             except asyncio.QueueEmpty:
                 break
             started = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            if length:
-                await reader.readexactly(length)
+            head = await exchange(reader, writer, request)
             latencies.append(time.perf_counter() - started)
             if not head.startswith(b"HTTP/1.1 200"):
                 failures += 1
