@@ -17,6 +17,7 @@ from django_tenants.utils import get_public_schema_name, schema_context
 
 import config.dramatiq  # noqa: F401
 from config.dramatiq import TENANT_OPTION
+from config.redis_client import redis_client
 from tenants.models import WebhookEvent
 from tenants.selectors import active_tenant_schemas
 
@@ -61,14 +62,6 @@ def process_webhook_events(event_ids: list[int]) -> None:
 # committed before it starts); it expires in case that job is lost.
 WAKE_KEY = "wacrm:wa:inbound:scheduled"
 WAKE_TTL_MS = 2000
-_redis_client: redis.Redis | None = None
-
-
-def _redis() -> redis.Redis:
-    global _redis_client
-    if _redis_client is None:
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
-    return _redis_client
 
 
 def wake_webhook_processing() -> bool:
@@ -76,7 +69,7 @@ def wake_webhook_processing() -> bool:
     started (its round will take these events too). Under load that is one job per round instead of
     one per POST, each of which cost a worker ~2 ms of CPU even when it found nothing left to do."""
     try:
-        if not _redis().set(WAKE_KEY, 1, nx=True, px=WAKE_TTL_MS):
+        if not redis_client().set(WAKE_KEY, 1, nx=True, px=WAKE_TTL_MS):
             return True
     except redis.RedisError as exc:
         log.warning("inbound_wake_flag_failed", error=repr(exc))
@@ -86,7 +79,7 @@ def wake_webhook_processing() -> bool:
 def _round_starts() -> None:
     # Before the round looks for events: one committed after this gets a job of its own.
     try:
-        _redis().delete(WAKE_KEY)
+        redis_client().delete(WAKE_KEY)
     except redis.RedisError as exc:
         log.warning("inbound_wake_flag_failed", error=repr(exc))
 

@@ -15,6 +15,8 @@ from functools import lru_cache
 import redis
 from django.conf import settings
 
+from config.redis_client import redis_client
+
 # KEYS: number TAT, bulk TAT. ARGV: interval µs, bulk interval µs, max wait µs, bulk (0/1).
 # Returns {reserved (0/1), wait µs}.
 ACQUIRE = """
@@ -50,13 +52,8 @@ class Slot:
 
 
 @lru_cache(maxsize=1)
-def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
-
-
-@lru_cache(maxsize=1)
 def _script() -> redis.commands.core.Script:
-    return _client().register_script(ACQUIRE)
+    return redis_client().register_script(ACQUIRE)
 
 
 def acquire(
@@ -76,4 +73,4 @@ def acquire(
 
 def reset(*, schema: str, phone_number_id: str) -> None:
     key = f"wacrm:wa:rate:{schema}:{phone_number_id}"
-    _client().delete(key, key + ":bulk")
+    redis_client().delete(key, key + ":bulk")
