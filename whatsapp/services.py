@@ -248,6 +248,7 @@ def process_webhook_events(
             return EventsOutcome(taken, taken)
         log.warning("webhook_batch_failed", events=len(taken), exc_info=True)
     taken = taken or event_ids
+    cache = RouteCache()  # in case a number the drain cached changed and is what failed
     failed = []
     for event_id in taken:
         try:
