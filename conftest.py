@@ -40,8 +40,12 @@ def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> None:
 
 @pytest.fixture(autouse=True)
 def _reset_schema() -> Iterator[None]:
+    from tenants.middleware import forget_tenants
+
     yield
     connection.set_schema_to_public()
+    # A test's rolled-back tenant change must not outlive it in the host cache.
+    forget_tenants()
 
 
 @pytest.fixture

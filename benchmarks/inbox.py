@@ -157,7 +157,9 @@ def build(conversations: int, per: int) -> None:
                     "reactions": "'{}'::jsonb",
                 },
             )
-            cursor.execute("ANALYZE")
+            # Vacuumed as well, as a database in use would be: the visibility map lets the unread
+            # counts be read from their index alone.
+            cursor.execute("VACUUM ANALYZE")
         print(
             f"inserted {conversations} contacts and conversations, {conversations * per} messages "
             f"in {time.perf_counter() - started:.1f} s"

@@ -4,6 +4,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 
 class Conversation(models.Model):
@@ -21,13 +22,15 @@ class Conversation(models.Model):
         on_delete=models.SET_NULL,
         related_name="conversations",
     )
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN, db_index=True)
+    # status and assignee lead the list's composite indexes below, which serve their lookups too.
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN, db_index=False)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="assigned_conversations",
+        db_index=False,
     )
     team = models.ForeignKey(
         "crm.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
@@ -45,7 +48,21 @@ class Conversation(models.Model):
 
     class Meta:
         ordering = ["-last_message_at", "-id"]
-        indexes = [models.Index(fields=["status", "-last_message_at"], name="conv_status_activity_idx")]
+        # The list reads its first page straight off an index in its exact order (last activity, then id,
+        # both descending), so a page costs the same at 100 or 100,000 conversations; every index here is
+        # also paid on each inbound message's UPDATE, hence no single-column ones beside them.
+        indexes = [
+            models.Index(fields=["-last_message_at", "-id"], name="conv_activity_idx"),
+            models.Index(fields=["status", "-last_message_at", "-id"], name="conv_status_activity_idx"),
+            models.Index(
+                fields=["assignee", "status", "-last_message_at", "-id"], name="conv_assignee_activity_idx"
+            ),
+            # The unread badges count only conversations with unread messages, from the index alone (team:
+            # an agent sees their teams' conversations).
+            models.Index(
+                fields=["status", "assignee", "team"], condition=Q(unread_count__gt=0), name="conv_unread_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Conversation {self.pk} with {self.contact}"
@@ -95,14 +112,19 @@ class Message(models.Model):
         "received": 0,
     }
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # Served by msg_conv_time_idx, which leads with the conversation.
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     direction = models.CharField(max_length=3, choices=Direction.choices)
     type = models.CharField(max_length=20, choices=Type.choices, default=Type.TEXT)
     text = models.TextField(blank=True)
     payload = models.JSONField(default=dict, blank=True)
     preview = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
-    wamid = models.CharField(max_length=128, null=True, blank=True, unique=True)
+    # Unique by constraint rather than unique=True: the latter adds a second, LIKE-pattern index that
+    # no query uses and every insert pays for.
+    wamid = models.CharField(max_length=128, null=True, blank=True)
     reply_to = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
     )
@@ -123,7 +145,7 @@ class Message(models.Model):
     # Current reactions on this message by side ("contact", "business") -> emoji.
     reactions = models.JSONField(default=dict, blank=True)
     # A client-chosen key: the same key never creates a second message (double clicks, resends).
-    idempotency_key = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)
     # Bulk traffic (campaigns) goes to its own queue and leaves headroom for agent replies.
     bulk = models.BooleanField(default=False)
     send_attempts = models.PositiveIntegerField(default=0)
@@ -138,7 +160,11 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["timestamp", "id"]
-        indexes = [models.Index(fields=["conversation", "timestamp"], name="msg_conv_time_idx")]
+        indexes = [models.Index(fields=["conversation", "timestamp", "id"], name="msg_conv_time_idx")]
+        constraints = [
+            models.UniqueConstraint(fields=["wamid"], name="msg_wamid_uniq"),
+            models.UniqueConstraint(fields=["idempotency_key"], name="msg_idempotency_key_uniq"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.direction} {self.type} {self.pk}"

@@ -450,20 +450,27 @@ def mark_as_read(*, message: Message, user: Any = None) -> Message:
     """Tell Meta the contact's message was read (blue ticks on their side) and clear the unread count."""
     if message.direction != Message.Direction.INBOUND or not message.wamid:
         raise MessageRejected("invalid_read_target", "Only received messages can be marked as read.")
-    now = timezone.now()
     if message.read_at is None:
-        message.read_at = now
-        message.save(update_fields=["read_at"])
-    conversation = message.conversation
-    if conversation.unread_count:
-        conversation.unread_count = 0
-        conversation.save(update_fields=["unread_count", "updated_at"])
-        events.conversation_updated(conversation)
-    from whatsapp.actors import enqueue_read_receipt
-
-    message_id, schema = message.pk, connection.schema_name
-    transaction.on_commit(lambda: enqueue_read_receipt(message_id=message_id, schema=schema))
+        message.read_at = timezone.now()
+    _mark_read(message.conversation, message.pk)
     return message
+
+
+def _mark_read(conversation: Conversation, message_id: int | None) -> None:
+    """Clear the conversation's unread count and, given a message received from WhatsApp, mark it read and
+    queue its read receipt. Plain UPDATEs: opening an unread conversation is on the inbox's hot path."""
+    now = timezone.now()
+    if message_id is not None:
+        Message.objects.filter(pk=message_id, read_at__isnull=True).update(read_at=now)
+        from whatsapp.actors import enqueue_read_receipt
+
+        schema = connection.schema_name
+        transaction.on_commit(lambda: enqueue_read_receipt(message_id=message_id, schema=schema))
+    if conversation.unread_count:
+        Conversation.objects.filter(pk=conversation.pk).update(unread_count=0, updated_at=now)
+        conversation.unread_count = 0
+        conversation.updated_at = now
+        events.conversation_updated(conversation)
 
 
 @transaction.atomic
@@ -866,21 +873,18 @@ def mark_conversation_read(*, conversation: Conversation, by: Any) -> Conversati
     agent's: whoever reads the customer has read them)."""
     if conversation.unread_count == 0:
         return conversation
-    latest = (
-        Message.objects.filter(
-            conversation=conversation, direction=Message.Direction.INBOUND, wamid__isnull=False
+    latest = None
+    if conversation.channel_id is not None:
+        # Blue ticks on the customer's phone: Meta marks everything up to this message as read.
+        latest = (
+            Message.objects.filter(
+                conversation=conversation, direction=Message.Direction.INBOUND, wamid__isnull=False
+            )
+            .order_by("-timestamp", "-id")
+            .values_list("pk", flat=True)
+            .first()
         )
-        .order_by("-timestamp", "-id")
-        .first()
-    )
-    if latest is not None and conversation.channel_id is not None:
-        # Blue ticks on the customer's phone, and the count clears (the WhatsApp side's service).
-        mark_as_read(message=latest, user=by)
-        conversation.refresh_from_db(fields=["unread_count"])
-        return conversation
-    conversation.unread_count = 0
-    conversation.save(update_fields=["unread_count", "updated_at"])
-    events.conversation_updated(conversation, change="read")
+    _mark_read(conversation, latest)
     return conversation
 
 

@@ -1,6 +1,6 @@
 """Inbox, reports and the inbox settings, mounted at the root of a tenant's host (config/urls_tenant.py)."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from conversations import settings_views, views
 
@@ -14,6 +14,7 @@ urlpatterns = [
     path("inbox/c/<int:pk>/", views.conversation_page, name="conversation"),
     path("inbox/c/<int:pk>/row/", views.conversation_row, name="row"),
     path("inbox/c/<int:pk>/head/", views.thread_head, name="head"),
+    re_path(r"^inbox/c/(?P<pk>[0-9]+)/menu/(?P<menu>assign|tags)/$", views.thread_menu, name="menu"),
     path("inbox/c/<int:pk>/messages/", views.thread_messages, name="messages"),
     path("inbox/c/<int:pk>/contact/", views.contact_panel, name="contact"),
     path("inbox/c/<int:pk>/contact/field/<str:field>/", views.contact_field, name="contact_field"),

@@ -91,23 +91,26 @@ def _list_context(request: HttpRequest, viewer: Viewer) -> dict[str, Any]:
     }
 
 
+def _head_context(viewer: Viewer, conversation: Conversation) -> dict[str, Any]:
+    return {
+        "conversation": conversation,
+        "statuses": [s for s in Conversation.Status if s != Conversation.Status.SNOOZED],
+        "viewer": viewer,
+    }
+
+
 def _thread_context(viewer: Viewer, conversation: Conversation) -> dict[str, Any]:
     messages, more = selectors.thread_messages(conversation)
     closes = selectors.window_closes_at(conversation)
     now = timezone.now()
     return {
-        "conversation": conversation,
+        **_head_context(viewer, conversation),
         "messages": messages,
         "more_messages": more,
         "window_closes_at": closes,
         "window_open": closes is not None and closes > now,
         "window_seconds_left": int((closes - now).total_seconds()) if closes and closes > now else 0,
-        "agents": selectors.assignable_agents(),
-        "teams": list(Team.objects.all()),
-        "all_tags": list(Tag.objects.all()),
-        "statuses": [s for s in Conversation.Status if s != Conversation.Status.SNOOZED],
         "max_text": MAX_TEXT,
-        "viewer": viewer,
     }
 
 
@@ -171,8 +174,20 @@ def conversation_page(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResp
 @require_GET
 @staff_view
 def thread_head(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    return _head(request, viewer, pk)
+
+
+@require_GET
+@staff_view
+def thread_menu(request: HttpRequest, viewer: Viewer, pk: int, menu: str) -> HttpResponse:
+    """The thread head's assign and tags menus, loaded when first opened: opening a conversation does not
+    pay for the lists of agents, teams and tags."""
     conversation = _conversation_or_404(viewer, pk)
-    return render(request, "inbox/_thread_head.html", _thread_context(viewer, conversation))
+    if menu == "assign":
+        context = {"agents": selectors.assignable_agents(), "teams": list(Team.objects.all())}
+    else:
+        context = {"all_tags": list(Tag.objects.all())}
+    return render(request, f"inbox/_menu_{menu}.html", {"conversation": conversation, **context})
 
 
 @require_GET
@@ -381,7 +396,7 @@ def canned_list(request: HttpRequest, viewer: Viewer) -> JsonResponse:
 
 def _head(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
     conversation = _conversation_or_404(viewer, pk)
-    return render(request, "inbox/_thread_head.html", _thread_context(viewer, conversation))
+    return render(request, "inbox/_thread_head.html", _head_context(viewer, conversation))
 
 
 def _visible_or_404(viewer: Viewer, pk: int) -> Conversation:

@@ -42,6 +42,7 @@ def test_every_tenant_admin_list_page_runs_the_same_number_of_queries_as_it_grow
     url = f"/admin/crm/{model}/"
     with schema_context(tenant_a.schema_name):
         one_of_everything(owner_a)
+    client_a.get(url)  # the host's tenant is looked up once, then cached
     small = _queries(client_a, url)
     with schema_context(tenant_a.schema_name):
         for _ in range(4):

@@ -47,3 +47,17 @@ def test_a_session_from_one_tenant_is_worthless_on_another(tenant_a, tenant_b, c
     response = client_a.get("/admin/")
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_a_host_is_looked_up_once_and_a_suspension_applies_at_once(tenant_a, client_a):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tenants.services import set_tenant_active
+
+    client_a.get("/login/")
+    with CaptureQueriesContext(connection) as queries:
+        assert client_a.get("/login/").status_code == 200
+    assert not [q for q in queries.captured_queries if "tenants_domain" in q["sql"]]
+    set_tenant_active(tenant=tenant_a, active=False)
+    assert client_a.get("/login/").status_code == 403
