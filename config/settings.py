@@ -153,10 +153,14 @@ CACHES = {
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
     }
 }
+# Redis Pub/Sub: a group_send is one PUBLISH. The core RedisChannelLayer spent four round trips per group
+# (expiry sweep, member list, another sweep, a Lua script sent in full), awaited one by one from a worker
+# whose other thread holds the GIL: it was half of the delay from a stored message to the browser. It
+# keeps no backlog for a socket that is away; none is needed, a browser catches up from InboxEvent.
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "wacrm:asgi", "capacity": 1000, "expiry": 30},
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "wacrm:asgi"},
     }
 }
 DRAMATIQ_BROKER_URL = env.str("DRAMATIQ_BROKER_URL", default=REDIS_URL)
