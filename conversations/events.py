@@ -31,7 +31,7 @@ from conversations.groups import (
     unassigned_group,
     user_group,
 )
-from tenants.db import connection
+from tenants.db import connection, insert_rows
 
 log = structlog.get_logger("realtime")
 
@@ -164,9 +164,8 @@ def publish_events(events: list[Event]) -> None:
     if not events:
         return
     now = timezone.now()
-    rows = InboxEvent.objects.bulk_create(
-        [InboxEvent(conversation_id=e.conversation.pk, payload=e.payload, created_at=now) for e in events]
-    )
+    rows = [InboxEvent(conversation_id=e.conversation.pk, payload=e.payload, created_at=now) for e in events]
+    insert_rows(InboxEvent, rows)
     outgoing = []
     for event, row in zip(events, rows, strict=True):
         groups = audience(event.conversation.assignee_id, event.conversation.team_id)
