@@ -12,13 +12,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 import structlog
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
-from django_tenants.utils import schema_context
+from django_tenants.utils import get_public_schema_name, schema_context
 
 from conversations import bot, events
 from conversations.models import Message
@@ -168,20 +169,25 @@ def app_secrets() -> list[str]:
 
 def record_webhook_events(*, accepted: list[Accepted]) -> list[int]:
     """Store verified bodies in one INSERT and one commit (the ingress batches concurrent POSTs). Plain
-    SQL: the ORM's bulk_create took a fifth of the web process's CPU at 200 webhooks a second."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {WebhookEvent._meta.db_table} "
-            "(received_at, body, phone_number_ids, status, attempts, error) "
-            "SELECT now(), body, ids::jsonb, %s, 0, '' FROM unnest(%s::bytea[], %s::text[]) AS t(body, ids) "
-            "RETURNING id",
-            [
-                WebhookEvent.Status.PENDING,
-                [a.body for a in accepted],
-                [json.dumps(a.phone_number_ids) for a in accepted],
-            ],
-        )
-        return [row[0] for row in cursor.fetchall()]
+    SQL with binary parameters on the connection's own psycopg cursor: the ORM's bulk_create took a fifth
+    of the web process's CPU at 200 webhooks a second, and Django's client-side binding then spent as
+    much again quoting each body into the statement's text."""
+    table = f"{connection.ops.quote_name(get_public_schema_name())}.{WebhookEvent._meta.db_table}"
+    with transaction.atomic():
+        connection.ensure_connection()
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (received_at, body, phone_number_ids, status, attempts, error) "
+                "SELECT now(), body, ids::jsonb, %s, 0, '' "
+                "FROM unnest(%s::bytea[], %s::text[]) AS t(body, ids) RETURNING id",
+                [
+                    WebhookEvent.Status.PENDING,
+                    [a.body for a in accepted],
+                    [json.dumps(a.phone_number_ids) for a in accepted],
+                ],
+                binary=True,
+            )
+            return [row[0] for row in cursor.fetchall()]
 
 
 MAX_EVENT_ATTEMPTS = 10
