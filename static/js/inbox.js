@@ -87,7 +87,11 @@
 
   // --- list ---------------------------------------------------------------------------------------
   async function refreshRow(id, { moveToTop = false } = {}) {
-    const html = await fetchHtml(`/inbox/c/${id}/row/?${listQuery()}`);
+    const query = listQuery();
+    const html = await fetchHtml(`/inbox/c/${id}/row/?${query}`);
+    // The list was redrawn for another tab or filter meanwhile, and is current: this answer was for the
+    // old one (an empty one would have removed a row the new list rightly shows).
+    if (listQuery() !== query) return;
     const existing = document.getElementById(`conv-${id}`);
     const rows = $("#rows");
     if (!rows) return;

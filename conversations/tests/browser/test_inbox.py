@@ -152,6 +152,41 @@ def test_an_inbound_webhook_appears_in_the_list_and_the_open_thread_without_relo
     assert page.evaluate("window.__notReloaded") is True
 
 
+def test_a_row_fetched_for_the_previous_tab_does_not_remove_it_from_the_new_one(page, live):
+    # Unassigned: not on the "mine" tab the inbox opens on, but on "all".
+    conversation = make_conversation(live, name="Tomas Novak")
+    sign_in(page)
+    wait_for_socket(page)
+    held: list[Any] = []
+    finished: list[Any] = []
+    holding = [True]
+    page.route("**/row/**", lambda route: held.append(route) if holding[0] else route.continue_())
+    page.on("requestfinished", lambda request: finished.append(request) if "/row/" in request.url else None)
+
+    # Its events arrive while the list shows "mine": the row's refresh asks for it there (and is held).
+    live.inbound(conversation.contact.wa_id, "Is anyone there?")
+    for _ in range(600):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held and all("tab=mine" in route.request.url for route in held)
+
+    page.locator("a[data-tab=all]").click()
+    row = page.locator(f"#conv-{conversation.pk}")
+    expect(row).to_contain_text("Is anyone there?")
+    # Now the answers for "mine" (not in that list: 204) arrive, after the list moved on to "all".
+    holding[0] = False
+    count = len(held)
+    for route in held:
+        route.continue_()
+    for _ in range(600):
+        if len(finished) >= count:
+            break
+        page.wait_for_timeout(50)
+    page.wait_for_timeout(300)  # let the page handle the last answer
+    expect(row).to_have_count(1)
+
+
 def test_a_dropped_socket_reconnects_and_shows_the_messages_sent_meanwhile(page, live):
     conversation = make_conversation(live, name="Aisha Khan")
     state: dict[str, Any] = {"online": True, "routes": []}
