@@ -40,6 +40,12 @@ CONTACTS = [
 ]
 
 
+BOT_RULES = [
+    ("opening hours", "We answer Monday to Friday, 9:00 to 18:00."),
+    ("price", "Our prices are at https://example.com/prices. Ask us about bulk discounts!"),
+]
+
+
 def demo_messages(now: Any) -> list[dict[str, Any]]:
     """(contact index, direction, type, text, payload, status): one of every kind WhatsApp delivers."""
     img = {"id": "demo-media-1", "mime_type": "image/jpeg", "sha256": "", "caption": "Our shop front"}
@@ -236,6 +242,24 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo login: {DEMO_OWNER} / {DEMO_PASSWORD}")
 
     @transaction.atomic
+    def seed_bot(self) -> None:
+        """A welcome message and two keyword rules, so a new customer's first message shows the bot at
+        work; left alone once someone has changed them."""
+        from conversations import settings_services
+        from conversations.bot import load_settings
+        from conversations.models import AutoReplyRule
+
+        if not load_settings().welcome_text:
+            settings_services.update_bot_messages(
+                welcome_enabled=True,
+                welcome_text="Hi! Thanks for writing to Demo Outfitters. An agent will be with you shortly.",
+                away_enabled=False,
+                away_text="",
+            )
+        if not AutoReplyRule.objects.exists():
+            for keyword, reply in BOT_RULES:
+                settings_services.save_auto_reply_rule(keyword=keyword, reply=reply)
+
     def seed_tenant(self) -> None:
         from conversations.models import Conversation, Message
         from crm.models import Agent, Contact, Tag, Team
@@ -263,6 +287,7 @@ class Command(BaseCommand):
                     "components": item["components"],
                 },
             )
+        self.seed_bot()
         contacts = []
         for phone, name, tag_names in CONTACTS:
             contact, _ = Contact.objects.get_or_create(
