@@ -470,7 +470,7 @@ def _mark_read(conversation: Conversation, message_id: int | None) -> None:
         Conversation.objects.filter(pk=conversation.pk).update(unread_count=0, updated_at=now)
         conversation.unread_count = 0
         conversation.updated_at = now
-        events.conversation_updated(conversation)
+        events.conversation_updated(conversation, change="read")
 
 
 @transaction.atomic

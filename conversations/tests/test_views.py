@@ -297,3 +297,26 @@ def test_the_menus_follow_visibility_and_tenancy(client_a, tenant_a, tenant_b, a
         assert client_a.get(f"/inbox/c/{theirs.pk}/menu/{menu}/").status_code == 404
     client_a.logout()
     assert client_a.get(f"/inbox/c/{hidden.pk}/menu/assign/").status_code == 302
+
+
+def test_opening_an_unread_whatsapp_conversation_marks_its_latest_message_read_and_tells_meta(
+    client_a, tenant_a, owner_a, channel_a, django_capture_on_commit_callbacks
+):
+    from conversations.models import InboxEvent
+    from whatsapp.testing import queued_jobs
+
+    c = make_conversation(tenant_a, name="Blue Ticks", messages=3, unread_count=3, channel=channel_a)
+    login(client_a, tenant_a, owner_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client_a.get(f"/inbox/c/{c.pk}/", HTTP_HX_REQUEST="true").status_code == 200
+    with schema_context(tenant_a.schema_name):
+        assert Conversation.objects.get(pk=c.pk).unread_count == 0
+        read = Message.objects.filter(conversation=c, read_at__isnull=False).values_list("wamid", flat=True)
+        assert list(read) == [Message.objects.filter(conversation=c).order_by("-timestamp")[0].wamid]
+        event = InboxEvent.objects.filter(conversation_id=c.pk).latest("id")
+        assert event.payload["type"] == "conversation.read" and event.payload["unread"] == 0
+    assert "send_read_receipt" in queued_jobs()
+    # Opened again: nothing left to clear, nothing written, no second receipt.
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        client_a.get(f"/inbox/c/{c.pk}/", HTTP_HX_REQUEST="true")
+    assert callbacks == []
