@@ -86,12 +86,32 @@
   }
 
   // --- list ---------------------------------------------------------------------------------------
-  async function refreshRow(id, { moveToTop = false } = {}) {
+  // Events come in bursts (the last minute replayed when the page loads, many customers writing at
+  // once), several per conversation: rows and counts are fetched once per burst, not once per event.
+  const ROW_BURST = 20;
+  const pendingRows = new Map(); // conversation id -> move to top; ordered by each one's latest event
+  let rowsTimer = null;
+  let countsTimer = null;
+  function refreshRow(id, { moveToTop = false } = {}) {
+    const top = moveToTop || pendingRows.get(id) || false;
+    pendingRows.delete(id);
+    pendingRows.set(id, top);
+    if (!rowsTimer) rowsTimer = setTimeout(flushRows, 50);
+  }
+  async function flushRows() {
+    rowsTimer = null;
+    const batch = [...pendingRows];
+    pendingRows.clear();
+    if (batch.length > ROW_BURST) { refreshList(); return; }
     const query = listQuery();
-    const html = await fetchHtml(`/inbox/c/${id}/row/?${query}`);
-    // The list was redrawn for another tab or filter meanwhile, and is current: this answer was for the
-    // old one (an empty one would have removed a row the new list rightly shows).
+    const answers = await Promise.all(
+      batch.map(([id]) => fetchHtml(`/inbox/c/${id}/row/?${query}`).catch(() => null)));
+    // The list was redrawn for another tab or filter meanwhile, and is current: these answers were for
+    // the old one (an empty one would have removed a row the new list rightly shows).
     if (listQuery() !== query) return;
+    batch.forEach(([id, moveToTop], i) => { if (answers[i] !== null) placeRow(id, answers[i], moveToTop); });
+  }
+  function placeRow(id, html, moveToTop) {
     const existing = document.getElementById(`conv-${id}`);
     const rows = $("#rows");
     if (!rows) return;
@@ -113,7 +133,11 @@
     if (html && pane) { pane.innerHTML = html; activate(pane); markCurrent(); }
     refreshCounts();
   }
-  async function refreshCounts() {
+  function refreshCounts() {
+    if (!countsTimer) countsTimer = setTimeout(loadCounts, 50);
+  }
+  async function loadCounts() {
+    countsTimer = null;
     try {
       const response = await fetch("/inbox/counts/", { credentials: "same-origin" });
       const counts = await response.json();

@@ -12,9 +12,10 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from conversations.models import AutoReplyRule, Conversation, Message
-from conversations.tests.browser.conftest import WABA, Live, screenshot, sign_in, wait_until
+from conversations.tests.browser.conftest import PNID, WABA, Live, screenshot, sign_in, wait_until
 from crm.models import Contact
 from tenants.db import connection
+from whatsapp import payloads
 
 pytestmark = pytest.mark.browser
 
@@ -185,6 +186,32 @@ def test_a_row_fetched_for_the_previous_tab_does_not_remove_it_from_the_new_one(
         page.wait_for_timeout(50)
     page.wait_for_timeout(300)  # let the page handle the last answer
     expect(row).to_have_count(1)
+
+
+def test_a_burst_of_new_conversations_redraws_the_list_once_instead_of_a_fetch_per_event(page, live):
+    sign_in(page, next_url="/inbox/?tab=all")
+    wait_for_socket(page)
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url) if "/inbox/" in request.url else None)
+    senders = [new_wa_id() for _ in range(25)]
+    # One webhook with 25 customers: one processing round, so their ~75 events reach the page together.
+    live.post_webhook(
+        payloads.event(
+            phone_number_id=PNID,
+            contacts=[payloads.contact(wa_id, f"Burst {i}") for i, wa_id in enumerate(senders)],
+            messages=[
+                payloads.message(wa_id=wa_id, type="text", content={"body": "Any news?"}) for wa_id in senders
+            ],
+        )
+    )
+    for i in (0, 12, 24):
+        expect(page.locator("#rows .row", has_text=f"Burst {i}")).to_be_visible()
+    # One fetch per event would be some 75 row fetches and as many count fetches.
+    assert len([url for url in fetched if "/row/" in url]) < len(senders)
+    assert len([url for url in fetched if "/inbox/list/" in url]) <= 2
+    assert len([url for url in fetched if "/inbox/counts/" in url]) <= 5
+    with live.orm():  # out of the open list the module's later tests page through
+        Conversation.objects.filter(contact__wa_id__in=senders).update(status=Conversation.Status.RESOLVED)
 
 
 def test_a_dropped_socket_reconnects_and_shows_the_messages_sent_meanwhile(page, live):
