@@ -46,6 +46,12 @@ BOT_RULES = [
 ]
 
 
+SAVED_REPLIES = [
+    ("thanks", "Thank you", "Thank you for your message! Is there anything else I can help you with?"),
+    ("shipping", "Shipping times", "Orders ship within 1-2 business days; delivery takes 3-5 days."),
+]
+
+
 def demo_messages(now: Any) -> list[dict[str, Any]]:
     """(contact index, direction, type, text, payload, status): one of every kind WhatsApp delivers."""
     img = {"id": "demo-media-1", "mime_type": "image/jpeg", "sha256": "", "caption": "Our shop front"}
@@ -243,11 +249,11 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def seed_bot(self) -> None:
-        """A welcome message and two keyword rules, so a new customer's first message shows the bot at
-        work; left alone once someone has changed them."""
+        """A welcome message, two keyword rules and two saved replies, so a new customer's first message
+        shows the bot at work and `/` in the composer offers something; left alone once changed."""
         from conversations import settings_services
         from conversations.bot import load_settings
-        from conversations.models import AutoReplyRule
+        from conversations.models import AutoReplyRule, CannedResponse
 
         if not load_settings().welcome_text:
             settings_services.update_bot_messages(
@@ -259,6 +265,9 @@ class Command(BaseCommand):
         if not AutoReplyRule.objects.exists():
             for keyword, reply in BOT_RULES:
                 settings_services.save_auto_reply_rule(keyword=keyword, reply=reply)
+        if not CannedResponse.objects.exists():
+            for shortcut, title, text in SAVED_REPLIES:
+                settings_services.save_canned_response(shortcut=shortcut, title=title, text=text)
 
     def seed_tenant(self) -> None:
         from conversations.models import Conversation, Message
