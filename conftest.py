@@ -8,7 +8,8 @@ resolve *.localhost).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 os.environ.setdefault("DJANGO_ENV", "test")
@@ -20,6 +21,21 @@ from django_tenants.utils import schema_context
 from tenants.db import connection
 
 PASSWORD = "Sturdy-Pass-42"
+# Waits on other processes (a live server, workers, the sandbox) are bounds, not timing assertions: boots
+# and jobs on a shared CI machine can be slow.
+WAIT_SECONDS = 60.0
+
+
+def wait_until(check: Callable[[], Any], *, what: str, timeout: float = WAIT_SECONDS) -> Any:
+    """Poll `check` until it returns something truthy, and return that; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

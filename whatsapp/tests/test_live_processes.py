@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from django.db import connections
 from django_tenants.utils import schema_context
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import PASSWORD
+from conftest import PASSWORD, WAIT_SECONDS, wait_until
 from tenants.db import connection
 from whatsapp.sandbox import Sandbox
 
@@ -39,21 +38,9 @@ SLUG = "opsstack"
 PNID = "406540352242922"
 WABA = "402290129340398"
 METRICS_TOKEN = "live-metrics-token"
-WAIT = 60.0  # a bound, not a timing assertion: boots and jobs on a shared machine can be slow
 BROKER_NAMESPACE = "wacrm-tasks"
 # The tests' own reads run in a rolled-back transaction and see what the subprocesses commit.
 pytestmark = pytest.mark.django_db
-
-
-def wait_until(check: Callable[[], Any], *, what: str, timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def _free_port() -> int:
@@ -133,7 +120,7 @@ class Stack:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         try:
-            return process.wait(timeout=WAIT)
+            return process.wait(timeout=WAIT_SECONDS)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()

@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from django.db import connections
 from django_tenants.utils import schema_context
 
 from config.dramatiq import broker
-from conftest import PASSWORD
+from conftest import PASSWORD, wait_until
 from tenants.db import connection
 from whatsapp import payloads
 from whatsapp.sandbox import Sandbox
@@ -79,18 +78,6 @@ class Live:
 
     def orm(self) -> Any:
         return schema_context(self.tenant.schema_name)
-
-
-def wait_until(check: Callable[[], Any], *, timeout: float = WAIT_MS / 1000, what: str = "") -> Any:
-    """Poll (the database, the sandbox) until `check` returns something truthy; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        time.sleep(0.05)
 
 
 class _Server(uvicorn.Server):

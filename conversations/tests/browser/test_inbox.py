@@ -11,8 +11,9 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from conftest import wait_until
 from conversations.models import AutoReplyRule, Conversation, Message
-from conversations.tests.browser.conftest import PNID, WABA, Live, screenshot, sign_in, wait_until
+from conversations.tests.browser.conftest import PNID, WABA, Live, screenshot, sign_in
 from crm.models import Contact
 from tenants.db import connection
 from whatsapp import payloads
@@ -72,13 +73,19 @@ def open_conversation(page: Any, conversation: Any) -> None:
     wait_for_socket(page)
 
 
-def wait_for_js(page: Any, expression: str, timeout_ms: int = 30_000) -> None:
-    """Poll a JavaScript expression (page.wait_for_function would eval(), which the page's CSP forbids)."""
+def wait_for_page(page: Any, check: Any, what: str, timeout_ms: int = 30_000) -> None:
+    """Poll `check` while the page runs (Playwright delivers its events, routes included, only while
+    the test waits on the page)."""
     for _ in range(timeout_ms // 50):
-        if page.evaluate(expression):
+        if check():
             return
         page.wait_for_timeout(50)
-    raise AssertionError(f"timed out waiting for {expression}")
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_for_js(page: Any, expression: str, timeout_ms: int = 30_000) -> None:
+    """Poll a JavaScript expression (page.wait_for_function would eval(), which the page's CSP forbids)."""
+    wait_for_page(page, lambda: page.evaluate(expression), expression, timeout_ms)
 
 
 def wait_for_socket(page: Any) -> None:
@@ -166,11 +173,8 @@ def test_a_row_fetched_for_the_previous_tab_does_not_remove_it_from_the_new_one(
 
     # Its events arrive while the list shows "mine": the row's refresh asks for it there (and is held).
     live.inbound(conversation.contact.wa_id, "Is anyone there?")
-    for _ in range(600):
-        if held:
-            break
-        page.wait_for_timeout(50)
-    assert held and all("tab=mine" in route.request.url for route in held)
+    wait_for_page(page, lambda: held, "a row fetch for the mine tab")
+    assert all("tab=mine" in route.request.url for route in held)
 
     page.locator("a[data-tab=all]").click()
     row = page.locator(f"#conv-{conversation.pk}")
@@ -180,10 +184,7 @@ def test_a_row_fetched_for_the_previous_tab_does_not_remove_it_from_the_new_one(
     count = len(held)
     for route in held:
         route.continue_()
-    for _ in range(600):
-        if len(finished) >= count:
-            break
-        page.wait_for_timeout(50)
+    wait_for_page(page, lambda: len(finished) >= count, "the held row fetches to finish")
     page.wait_for_timeout(300)  # let the page handle the last answer
     expect(row).to_have_count(1)
 
