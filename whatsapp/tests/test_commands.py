@@ -44,45 +44,29 @@ def test_connect_whatsapp_refuses_a_number_of_another_tenant(tenant_a, tenant_b)
 # simulate_inbound against the live web and worker processes: test_live_processes.py. Its bad arguments:
 
 
+def simulate(tenant: str, *extra: str, sender: str = "+15551234567") -> None:
+    call_command("simulate_inbound", "--tenant", tenant, "--from", sender, "--text", "hi", *extra)
+
+
 def test_simulate_inbound_names_an_unknown_tenant(db):
     with pytest.raises(CommandError, match="No tenant with the slug 'nobody'"):
-        call_command("simulate_inbound", "--tenant", "nobody", "--from", "+15551234567", "--text", "hi")
+        simulate("nobody")
 
 
 def test_simulate_inbound_refuses_what_is_not_a_phone_number(channel_a):
     for sender in ("not-a-number", "+12", "1234567890123456789"):
         with pytest.raises(CommandError, match="is not a phone number"):
-            call_command("simulate_inbound", "--tenant", "alpha", "--from", sender, "--text", "hi")
+            simulate("alpha", sender=sender)
     assert not WebhookEvent.objects.exists()
 
 
 def test_simulate_inbound_needs_a_connected_number(tenant_b, channel_a):
     with pytest.raises(CommandError, match="beta has no WhatsApp number"):
-        call_command("simulate_inbound", "--tenant", "beta", "--from", "+15551234567", "--text", "hi")
+        simulate("beta")
     with pytest.raises(CommandError, match="alpha has no WhatsApp number with the id 999"):
-        call_command(
-            "simulate_inbound",
-            "--tenant",
-            "alpha",
-            "--from",
-            "+15551234567",
-            "--text",
-            "hi",
-            "--phone-number-id",
-            "999",
-        )
+        simulate("alpha", "--phone-number-id", "999")
 
 
 def test_simulate_inbound_says_when_the_app_cannot_be_reached(channel_a):
     with pytest.raises(CommandError, match=re.escape("Could not reach http://127.0.0.1:1/")):
-        call_command(
-            "simulate_inbound",
-            "--tenant",
-            "alpha",
-            "--from",
-            "+15551234567",
-            "--text",
-            "hi",
-            "--url",
-            "http://127.0.0.1:1/webhooks/whatsapp/",
-        )
+        simulate("alpha", "--url", "http://127.0.0.1:1/webhooks/whatsapp/")
