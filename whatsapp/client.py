@@ -1,18 +1,24 @@
 """All Graph API HTTP. Every failure is a GraphError carrying Meta's code, title and a retry class.
 
-One pooled httpx.Client per process (thread-safe), so workers reuse connections to Meta.
+Every request goes through core.fetch (one pooled, SSRF-guarded client per process): Graph API calls only
+to the WHATSAPP_GRAPH_URL origin, media downloads only from Meta's media hosts (WHATSAPP_MEDIA_HOSTS) or
+that origin, so the access token never reaches any other host.
 """
 
 from __future__ import annotations
 
 import enum
-import threading
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from django.conf import settings
+
+from core.fetch import Fetched, FetchError, FetchRefused, fetch
+from core.fetch import client as guarded_client
 
 
 class RetryClass(enum.StrEnum):
@@ -80,23 +86,30 @@ class MediaInfo:
     file_size: int | None
 
 
-_http: httpx.Client | None = None
-_http_lock = threading.Lock()
+# Graph object ids (media, phone numbers, accounts) are decimal numbers; anything else in a payload that
+# should hold one (a URL, a path) is refused before it can become part of a request.
+GRAPH_ID_RE = re.compile(r"[0-9]{1,32}")
+# One segment of a Graph API path: an id or an edge name. No dots, slashes, colons or percent signs.
+_PATH_SEGMENT_RE = re.compile(r"[A-Za-z0-9_]{1,128}")
+# Graph API JSON answers are small; a template page of 100 is well under this.
+GRAPH_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+# A 100 MB document over a slow link: the whole download, not each read (WHATSAPP_HTTP_TIMEOUT bounds those).
+MEDIA_DOWNLOAD_SECONDS = 600.0
+# Redirects of a media download are followed within the same origin only (core.fetch refuses the others).
+MEDIA_MAX_REDIRECTS = 3
+
+
+def is_graph_id(value: object) -> bool:
+    return isinstance(value, str) and GRAPH_ID_RE.fullmatch(value) is not None
 
 
 def http() -> httpx.Client:
-    global _http
-    if _http is None:
-        with _http_lock:
-            if _http is None:
-                _http = httpx.Client(
-                    timeout=httpx.Timeout(settings.WHATSAPP_HTTP_TIMEOUT, connect=5.0),
-                    limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
-                )
-    return _http
+    """The process's pooled, SSRF-guarded client (core.fetch). Send through GraphClient._request, which
+    also checks the URL and bounds the response."""
+    return guarded_client()
 
 
-def _error_from_response(response: httpx.Response) -> GraphError:
+def _error_from_response(response: httpx.Response | Fetched) -> GraphError:
     try:
         body = response.json()
     except ValueError:
@@ -125,20 +138,30 @@ class GraphClient:
         self.headers = {"Authorization": f"Bearer {access_token}"}
 
     def _request(self, method: str, path: str, *, sent_means_uncertain: bool = False, **kwargs: Any) -> Any:
-        url = path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
+        """`path` is ids and edge names (`{phone_number_id}/messages`) joined under WHATSAPP_GRAPH_URL; never
+        a URL, and query parameters go in `params`. kwargs: params, json, data, files, content.
+        Returns a core.fetch.Fetched (status_code, headers, content, json())."""
+        segments = path.strip("/").split("/")
+        if not all(_PATH_SEGMENT_RE.fullmatch(segment) for segment in segments):
+            raise GraphError(
+                code=None,
+                title="Refused: not a Graph API path (ids and edge names only).",
+                details=path[:200],
+                retry_class=RetryClass.PERMANENT,
+            )
+        url = f"{self.base_url}/{'/'.join(quote(segment, safe='') for segment in segments)}"
         try:
-            response = http().request(method, url, headers=self.headers, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            # Nothing reached Meta: safe to try again.
-            raise GraphError(
-                code=None, title=f"Network error: {type(exc).__name__}", retry_class=RetryClass.RETRY
-            ) from exc
-        except httpx.HTTPError as exc:
-            # The request may have been processed: for sends, a retry could deliver twice.
-            retry_class = RetryClass.UNCERTAIN if sent_means_uncertain else RetryClass.RETRY
-            raise GraphError(
-                code=None, title=f"Network error: {type(exc).__name__}", retry_class=retry_class
-            ) from exc
+            response = fetch(
+                method,
+                url,
+                headers=self.headers,
+                allowed_hosts=[self.base_url],  # this origin only
+                max_bytes=GRAPH_MAX_RESPONSE_BYTES,
+                timeout=settings.WHATSAPP_HTTP_TIMEOUT,
+                **kwargs,
+            )
+        except FetchError as exc:
+            raise _fetch_error(exc, sent_means_uncertain=sent_means_uncertain) from exc
         if response.status_code >= 400:
             raise _error_from_response(response)
         return response
@@ -164,38 +187,55 @@ class GraphClient:
         )
 
     def get_media(self, *, media_id: str) -> MediaInfo:
+        if not is_graph_id(media_id):
+            raise GraphError(
+                code=None,
+                title="Not a WhatsApp media id (digits only): nothing was fetched.",
+                retry_class=RetryClass.PERMANENT,
+            )
         data = self._request("GET", media_id).json()
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+            raise GraphError(
+                code=None,
+                title="The Graph API gave no download URL for the media.",
+                retry_class=RetryClass.RETRY,
+            )
         size = data.get("file_size")
         return MediaInfo(
-            url=str(data["url"]),
+            url=data["url"],
             mime_type=str(data.get("mime_type", "")),
             sha256=str(data.get("sha256", "")),
             file_size=int(size) if size is not None else None,
         )
 
     def download(self, *, url: str, max_bytes: int) -> bytes:
-        """Media URLs need the bearer token and expire after five minutes: fetch right after get_media."""
-        chunks: list[bytes] = []
-        total = 0
+        """Media URLs need the bearer token and expire after five minutes: fetch right after get_media.
+
+        The URL comes from the Graph API, but the token goes only to Meta's media hosts over https
+        (WHATSAPP_MEDIA_HOSTS) or back to the Graph API's own origin; redirects stay within the origin."""
         try:
-            with http().stream("GET", url, headers=self.headers) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise _error_from_response(response)
-                for chunk in response.iter_bytes():
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise GraphError(
-                            code=None,
-                            title=f"Media is larger than {max_bytes} bytes.",
-                            retry_class=RetryClass.PERMANENT,
-                        )
-                    chunks.append(chunk)
-        except httpx.HTTPError as exc:
-            raise GraphError(
-                code=None, title=f"Network error: {type(exc).__name__}", retry_class=RetryClass.RETRY
-            ) from exc
-        return b"".join(chunks)
+            response = fetch(
+                "GET",
+                url,
+                headers=self.headers,
+                allowed_hosts=[self.base_url, *settings.WHATSAPP_MEDIA_HOSTS],
+                https_only=True,  # http only for operator-configured hosts (the sandbox)
+                max_bytes=max_bytes,
+                timeout=settings.WHATSAPP_HTTP_TIMEOUT,
+                total_timeout=MEDIA_DOWNLOAD_SECONDS,
+                max_redirects=MEDIA_MAX_REDIRECTS,
+            )
+        except FetchError as exc:
+            if exc.code == "too_large":
+                raise GraphError(
+                    code=None,
+                    title=f"Media is larger than {max_bytes} bytes.",
+                    retry_class=RetryClass.PERMANENT,
+                ) from exc
+            raise _fetch_error(exc, what="Media download") from exc
+        if response.status_code >= 300:
+            raise _error_from_response(response)
+        return response.content
 
     def upload_media(self, *, phone_number_id: str, content: bytes, mime_type: str, filename: str) -> str:
         response = self._request(
@@ -204,17 +244,82 @@ class GraphClient:
             data={"messaging_product": "whatsapp", "type": mime_type},
             files={"file": (filename, content, mime_type)},
         )
-        return str(response.json()["id"])
+        media_id = str((response.json() or {}).get("id") or "")
+        if not is_graph_id(media_id):
+            raise GraphError(
+                code=None,
+                title="The Graph API answered the upload without a media id.",
+                retry_class=RetryClass.RETRY,
+            )
+        return media_id
 
     def iter_templates(self, *, waba_id: str, page_size: int = 100) -> Iterator[dict[str, Any]]:
-        """Every template of the account, following paging.next until the last page."""
-        url: str | None = f"{waba_id}/message_templates"
-        params: dict[str, Any] | None = {"limit": page_size}
-        while url:
-            data = self._request("GET", url, params=params).json()
+        """Every template of the account, page by page while Meta gives a next page. The next page is asked
+        for by its `after` cursor, not by fetching the paging.next URL: only our own paths are requested."""
+        params: dict[str, Any] = {"limit": page_size}
+        while True:
+            data = self._request("GET", f"{waba_id}/message_templates", params=params).json()
             yield from data.get("data", [])
-            url = (data.get("paging") or {}).get("next")
-            params = None
+            paging = data.get("paging") or {}
+            after = (paging.get("cursors") or {}).get("after")
+            if not paging.get("next") or not after:
+                return
+            params = {"limit": page_size, "after": after}
+
+    # -- reads that prove a number belongs to an account (whatsapp.services.verify_number) -------------
+
+    def get_phone_number(self, *, phone_number_id: str) -> PhoneNumber:
+        """GET /{phone_number_id}: Meta answers code 100 unless the token may read the number."""
+        data = self._request(
+            "GET", phone_number_id, params={"fields": "id,display_phone_number,verified_name,quality_rating"}
+        ).json()
+        return PhoneNumber.from_graph(data if isinstance(data, dict) else {})
+
+    def iter_phone_numbers(self, *, waba_id: str, page_size: int = 100) -> Iterator[PhoneNumber]:
+        """GET /{waba_id}/phone_numbers, page by page by the `after` cursor (as iter_templates)."""
+        params: dict[str, Any] = {"limit": page_size}
+        while True:
+            data = self._request("GET", f"{waba_id}/phone_numbers", params=params).json()
+            data = data if isinstance(data, dict) else {}
+            for item in data.get("data") or []:
+                if isinstance(item, dict):
+                    yield PhoneNumber.from_graph(item)
+            paging: dict[str, Any] = data["paging"] if isinstance(data.get("paging"), dict) else {}
+            after = (paging.get("cursors") or {}).get("after")
+            if not paging.get("next") or not after:
+                return
+            params = {"limit": page_size, "after": after}
+
+
+def _fetch_error(
+    exc: FetchError, *, sent_means_uncertain: bool = False, what: str = "Graph API request"
+) -> GraphError:
+    if isinstance(exc, FetchRefused) or exc.code == "too_large":
+        # Refused by policy, or an answer no retry will shrink: retrying cannot help.
+        return GraphError(code=None, title=f"{what} refused: {exc.message}", retry_class=RetryClass.PERMANENT)
+    if not exc.sent:
+        retry_class = RetryClass.RETRY  # nothing reached Meta: safe to try again
+    else:
+        # The request may have been processed: for sends, a retry could deliver twice.
+        retry_class = RetryClass.UNCERTAIN if sent_means_uncertain else RetryClass.RETRY
+    return GraphError(code=None, title=f"Network error: {exc.message}", retry_class=retry_class)
+
+
+@dataclass(frozen=True)
+class PhoneNumber:
+    id: str
+    display_phone_number: str = ""
+    verified_name: str = ""
+    quality_rating: str = ""
+
+    @classmethod
+    def from_graph(cls, data: dict[str, Any]) -> PhoneNumber:
+        return cls(
+            id=str(data.get("id") or ""),
+            display_phone_number=str(data.get("display_phone_number") or ""),
+            verified_name=str(data.get("verified_name") or ""),
+            quality_rating=str(data.get("quality_rating") or ""),
+        )
 
 
 def client_for(channel: Any) -> GraphClient:

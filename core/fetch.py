@@ -1,0 +1,407 @@
+"""The one way the server fetches a URL (trust rules in ARCHITECTURE.md): SSRF-safe, bounded in size and time.
+
+Two checks, so that neither a crafted URL nor DNS can make the server reach what it must not:
+
+1. The URL, before anything is sent and again at every redirect: http or https only, no user:password@,
+   port 80 or 443 unless the host is operator-configured, and the caller's host allow-list (Meta's media
+   hosts, the Graph API's own origin, ...).
+2. The connection, in the pooled client's network backend (httpcore's hook for opening sockets): the host
+   is resolved once, the connection is refused if any address is private, loopback, link-local,
+   multicast, reserved or unspecified (or an IPv4-mapped, 6to4 or NAT64 IPv6 form of one), and the socket
+   is opened to the very address that was checked. There is no second lookup, so a DNS answer that changes
+   between check and connect (rebinding) cannot move the connection. TLS is unaffected: httpcore starts TLS
+   with the URL's host name, so SNI and certificate checks are for the name, not the address.
+
+Hosts in OUTBOUND_ALLOWED_HOSTS are configured by the operator (the sandboxes, the Graph API URL's host,
+a platform-wide gateway): they may be on private addresses and use any port. OUTBOUND_ALLOW_PRIVATE_NETWORKS
+lifts the address refusal for every other host (local development only).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json as jsonlib
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpcore
+import httpx
+from django.conf import settings
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+SCHEMES = frozenset({"http", "https"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+CONNECT_TIMEOUT = 5.0
+# IPv6 forms that carry an IPv4 address a gateway may forward to: checked as that IPv4 address.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+# inet_aton's legacy forms (2130706433, 0x7f.1, 0177.0.0.1): the C resolver accepts them as addresses.
+_LEGACY_IPV4 = re.compile(r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}", re.IGNORECASE)
+
+
+class FetchError(Exception):
+    """The fetch failed. `code` is stable; `sent` is False when the request cannot have reached the server
+    (so repeating it cannot do anything twice)."""
+
+    def __init__(self, code: str, message: str, *, sent: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.sent = sent
+
+
+class FetchRefused(FetchError):
+    """The URL, a redirect or the address the host resolves to is not allowed. Nothing was sent; retrying
+    cannot help."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message, sent=False)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    url: str  # the final URL, after any redirect that was followed
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        try:
+            return self.content.decode(_charset(self.headers), errors="replace")
+        except LookupError:  # a charset Python does not know
+            return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return jsonlib.loads(self.content)
+
+
+def _charset(headers: httpx.Headers) -> str:
+    match = re.search(r"charset=([\w-]+)", headers.get("content-type", ""), re.IGNORECASE)
+    return match.group(1) if match else "utf-8"
+
+
+# -- policy ------------------------------------------------------------------------------------------------
+
+
+def _normalise(host: str) -> str:
+    return host.strip().strip("[]").lower().rstrip(".")
+
+
+def host_matches(host: str, patterns: Iterable[str]) -> bool:
+    """`host` is one of `patterns`: an exact name or address, or `*.example.com` for any subdomain."""
+    host = _normalise(host)
+    for pattern in patterns:
+        wanted = _normalise(pattern)
+        if wanted.startswith("*."):
+            if host.endswith(wanted[1:]) and len(host) > len(wanted) - 1:
+                return True
+        elif wanted and host == wanted:
+            return True
+    return False
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, _normalise(url.host), url.port or DEFAULT_PORTS.get(url.scheme)
+
+
+def _allowed_by(url: httpx.URL, patterns: Iterable[str]) -> bool:
+    """Patterns are host patterns (any port the port rule allows) or origins (`http://127.0.0.1:8001`:
+    that scheme, host and port only)."""
+    for pattern in patterns:
+        if "://" in pattern:
+            if _origin(httpx.URL(pattern)) == _origin(url):
+                return True
+        elif host_matches(url.host, [pattern]):
+            return True
+    return False
+
+
+def is_operator_host(host: str) -> bool:
+    return host_matches(host, settings.OUTBOUND_ALLOWED_HOSTS)
+
+
+def is_public_address(address: IPAddress) -> bool:
+    """Reachable on the public internet: not private, loopback, link-local, multicast, reserved or
+    unspecified, directly or inside an IPv6 form that embeds an IPv4 address."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64_LOCAL:
+            return False
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in _NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None and not is_public_address(embedded):
+            return False
+        if address.teredo is not None:
+            return False
+    return address.is_global and not (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    )
+
+
+def _literal_address(host: str) -> IPAddress | None:
+    host = _normalise(host)
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if _LEGACY_IPV4.fullmatch(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address the system resolver gives for `host` (tests replace this: no outside network)."""
+    found: list[IPAddress] = []
+    for *_, sockaddr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        address = ipaddress.ip_address(str(sockaddr[0]))
+        if address not in found:
+            found.append(address)
+    return found
+
+
+def addresses_for(host: str, port: int) -> list[IPAddress]:
+    """The addresses a connection to `host` may use, each checked; raises FetchRefused if any is not public
+    (unless OUTBOUND_ALLOW_PRIVATE_NETWORKS), httpcore.ConnectError if the name does not resolve."""
+    name = _normalise(host)
+    literal = _literal_address(name)
+    if literal is not None:
+        addresses = [literal]
+    elif name == "localhost" or name.endswith(".localhost"):
+        # Loopback by definition (RFC 6761), whatever a resolver says.
+        addresses = [ipaddress.IPv4Address("127.0.0.1")]
+    else:
+        try:
+            addresses = resolve(name, port)
+        except (OSError, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"{host} does not resolve: {exc}") from exc
+        if not addresses:
+            raise httpcore.ConnectError(f"{host} does not resolve")
+    if not settings.OUTBOUND_ALLOW_PRIVATE_NETWORKS:
+        for address in addresses:
+            if not is_public_address(address):
+                raise FetchRefused(
+                    "address_not_allowed",
+                    f"{host} is or resolves to {address}, a private or reserved address.",
+                )
+    return addresses
+
+
+def check_url(
+    url: str | httpx.URL,
+    *,
+    allowed_hosts: Iterable[str] | None = None,
+    https_only: bool = False,
+    resolve_host: bool = False,
+) -> httpx.URL:
+    """The URL parsed, if the server may fetch it; FetchRefused says why not. `resolve_host` also checks the
+    addresses now (to tell a user early); fetching checks them again at connect time regardless."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise FetchRefused("invalid_url", f"Not a valid URL: {exc}") from exc
+    if parsed.scheme not in SCHEMES:
+        raise FetchRefused("scheme_not_allowed", "Only http and https URLs are fetched.")
+    if parsed.userinfo:
+        raise FetchRefused("credentials_in_url", "URLs with a user name or password are not fetched.")
+    if not parsed.host:
+        raise FetchRefused("invalid_url", "The URL has no host.")
+    operator = is_operator_host(parsed.host)
+    if https_only and parsed.scheme != "https" and not operator:
+        raise FetchRefused("scheme_not_allowed", f"Only https is allowed for {parsed.host}.")
+    if parsed.port not in (None, 80, 443) and not operator:
+        raise FetchRefused("port_not_allowed", f"Port {parsed.port} is not allowed: only 80 and 443.")
+    if allowed_hosts is not None and not _allowed_by(parsed, allowed_hosts):
+        raise FetchRefused("host_not_allowed", f"{parsed.host} is not an allowed host for this request.")
+    if resolve_host and not operator:
+        try:
+            addresses_for(parsed.host, parsed.port or DEFAULT_PORTS[parsed.scheme])
+        except httpcore.ConnectError as exc:
+            raise FetchRefused("host_not_found", str(exc)) from exc
+    return parsed
+
+
+# -- the connection ----------------------------------------------------------------------------------------
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    """Opens each connection to an address it has checked (see the module docstring)."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        if is_operator_host(host):
+            return super().connect_tcp(host, port, timeout, local_address, socket_options)
+        error: Exception = httpcore.ConnectError(f"{host} has no address")
+        for address in addresses_for(host, port):
+            try:
+                return super().connect_tcp(str(address), port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc  # try the host's next address, as the system's own connect would
+        raise error
+
+
+class _GuardedTransport(httpx.HTTPTransport):
+    def __init__(self, *, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits, trust_env=False)
+        # httpx has no public option for the network backend: its pool is replaced by one with the same
+        # options and ours (HTTPTransport keeps the pool in `_pool`; httpx is pinned below 1.0).
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_GuardedBackend(),
+        )
+
+
+_client: httpx.Client | None = None
+_client_lock = threading.Lock()
+
+
+def client() -> httpx.Client:
+    """One pooled client per process (thread-safe), so workers reuse connections. It ignores proxy and
+    .netrc variables (a proxy would do the connecting, unchecked; .netrc would add credentials) and
+    follows no redirect itself: `fetch` checks each hop."""
+    global _client
+    if _client is None:
+        with _client_lock:
+            if _client is None:
+                _client = httpx.Client(
+                    transport=_GuardedTransport(
+                        limits=httpx.Limits(max_connections=200, max_keepalive_connections=100)
+                    ),
+                    trust_env=False,
+                    follow_redirects=False,
+                )
+    return _client
+
+
+# -- fetching ----------------------------------------------------------------------------------------------
+
+
+def fetch(
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    json: Any = None,
+    data: Mapping[str, Any] | None = None,
+    files: Any = None,
+    content: bytes | None = None,
+    allowed_hosts: Iterable[str] | None = None,
+    https_only: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    timeout: float = 10.0,
+    total_timeout: float = 60.0,
+    max_redirects: int = 0,
+    cross_origin_redirects: bool = False,
+) -> Fetched:
+    """Send one request and read the response, at most `max_bytes` of body (read as a stream and abandoned
+    past the limit) and at most `total_timeout` seconds in all (`timeout` bounds each network wait).
+
+    Redirects of GET and HEAD are followed up to `max_redirects`, each hop checked like the first URL; one
+    to another origin is refused unless `cross_origin_redirects`, and then `headers` (credentials) are not
+    sent there. A redirect not followed is returned as the response.
+    """
+    patterns = list(allowed_hosts) if allowed_hosts is not None else None
+    target = check_url(url, allowed_hosts=patterns, https_only=https_only)
+    first_origin = _origin(target)
+    deadline = time.monotonic() + total_timeout
+    body: dict[str, Any] = {"params": params, "json": json, "data": data, "files": files, "content": content}
+    for hop in range(max_redirects + 1):
+        response = _exchange(method, target, headers, body, max_bytes, timeout, deadline)
+        location = response.headers.get("location")
+        if (
+            response.status_code not in REDIRECT_STATUSES
+            or not location
+            or hop == max_redirects
+            or method.upper() not in ("GET", "HEAD")
+        ):
+            return response
+        try:
+            joined = target.join(location)
+        except httpx.InvalidURL as exc:
+            raise FetchRefused("invalid_url", f"Not a valid redirect: {exc}") from exc
+        if _origin(joined) != first_origin:
+            if not cross_origin_redirects:
+                raise FetchRefused(
+                    "redirect_not_allowed", f"A redirect to another host ({joined.host}) is not followed."
+                )
+            headers = None
+        target = check_url(joined, allowed_hosts=patterns, https_only=https_only)
+        body = {}  # the query of the first URL is not carried over, and GET/HEAD have no body
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _exchange(
+    method: str,
+    url: httpx.URL,
+    headers: Mapping[str, str] | None,
+    body: dict[str, Any],
+    max_bytes: int,
+    timeout: float,
+    deadline: float,
+) -> Fetched:
+    try:
+        with client().stream(
+            method,
+            url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
+            **body,
+        ) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise FetchError("too_large", f"The response is larger than {max_bytes} bytes.", sent=True)
+            chunks: list[bytes] = []
+            total = 0
+            for chunk in response.iter_bytes():
+                total += len(chunk)
+                if total > max_bytes:
+                    raise FetchError(
+                        "too_large", f"The response is larger than {max_bytes} bytes.", sent=True
+                    )
+                if time.monotonic() > deadline:
+                    raise FetchError("timeout", "The response took too long.", sent=True)
+                chunks.append(chunk)
+            return Fetched(
+                url=str(response.url),
+                status_code=response.status_code,
+                headers=response.headers,
+                content=b"".join(chunks),
+            )
+    except FetchError:
+        raise
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        raise FetchError("connect_failed", f"Could not connect to {url.host}: {type(exc).__name__}") from exc
+    except httpx.TimeoutException as exc:
+        raise FetchError(
+            "timeout", f"{url.host} did not answer in time: {type(exc).__name__}", sent=True
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise FetchError(
+            "network", f"Network error with {url.host}: {type(exc).__name__}", sent=True
+        ) from exc

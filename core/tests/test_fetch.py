@@ -1,0 +1,295 @@
+"""The SSRF-safe fetcher. There is no outside network here: names resolve through a patched resolver, and
+connections to "public" addresses are recorded and carried to a local server instead."""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from core import fetch as fetching
+from core.fetch import FetchError, FetchRefused, check_url, fetch, host_matches
+from core.testing import RecordingServer, Reply
+
+PUBLIC = "93.184.216.34"
+
+
+class Network:
+    """What the fetcher resolved and which addresses it opened sockets to."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, list[str]] = {}
+        self.lookups: list[str] = []
+        self.connects: list[tuple[str, int]] = []
+        self.carry_to: tuple[str, int] | None = None  # a local server standing in for every address
+
+
+@pytest.fixture(autouse=True)
+def _strict_policy(settings: Any) -> None:
+    # The test settings make the sandbox's host (127.0.0.1) operator-configured: these tests start from none.
+    settings.OUTBOUND_ALLOWED_HOSTS = []
+    settings.OUTBOUND_ALLOW_PRIVATE_NETWORKS = False
+
+
+@pytest.fixture
+def network(monkeypatch: pytest.MonkeyPatch) -> Iterator[Network]:
+    net = Network()
+    real_connect = socket.create_connection
+
+    def resolve(host: str, port: int) -> list[Any]:
+        net.lookups.append(host)
+        if host not in net.names:
+            raise socket.gaierror(socket.EAI_NONAME, "unknown in this test")
+        return [ipaddress.ip_address(address) for address in net.names[host]]
+
+    def create_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        net.connects.append((address[0], address[1]))
+        if net.carry_to is not None:
+            return real_connect(net.carry_to, *args, **kwargs)
+        if ipaddress.ip_address(address[0]).is_loopback:
+            return real_connect(address, *args, **kwargs)
+        raise ConnectionRefusedError("no outside network in tests")
+
+    monkeypatch.setattr(fetching, "resolve", resolve)
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    yield net
+
+
+@pytest.fixture
+def server() -> Iterator[RecordingServer]:
+    with RecordingServer() as running:
+        running.routes["/"] = Reply(200, b"hello")
+        yield running
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/",
+        "http://127.1.2.3/",
+        "http://localhost/",
+        "http://app.localhost/",
+        "http://10.0.0.1/",
+        "http://172.16.0.1/",
+        "http://172.31.255.254/",
+        "http://192.168.1.1/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://100.64.0.1/",
+        "http://0.0.0.0/",
+        "http://224.0.0.1/",
+        "http://240.0.0.1/",
+        "http://255.255.255.255/",
+        "http://[::1]/",
+        "http://[::]/",
+        "http://[fe80::1]/",
+        "http://[fc00::1]/",
+        "http://[ff02::1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://[2002:7f00:1::]/",  # 6to4 around 127.0.0.1
+        "http://[64:ff9b::a9fe:a9fe]/",  # NAT64 around 169.254.169.254
+        "http://2130706433/",  # 127.0.0.1 as one decimal number
+        "http://0x7f.1/",
+        "http://0x7f000001/",
+        "http://017700000001/",
+    ],
+)
+def test_it_refuses_private_loopback_link_local_and_reserved_addresses_in_any_spelling(
+    url: str, network: Network
+) -> None:
+    with pytest.raises(FetchRefused) as refused:
+        fetch("GET", url)
+    assert refused.value.code == "address_not_allowed"
+    assert network.connects == []
+
+
+def test_a_dotted_octal_address_is_refused_as_an_invalid_url(network: Network) -> None:
+    with pytest.raises(FetchRefused) as refused:
+        fetch("GET", "http://0177.0.0.1/")
+    assert refused.value.code in {"invalid_url", "address_not_allowed"}
+    assert network.connects == []
+
+
+def test_a_name_that_resolves_to_a_private_address_is_refused(network: Network) -> None:
+    network.names["intranet.example.com"] = ["10.1.2.3"]
+    # One private address among public ones is enough: every resolved address is checked.
+    network.names["mixed.example.com"] = [PUBLIC, "192.168.0.10"]
+    for url in ("http://intranet.example.com/", "https://mixed.example.com/"):
+        with pytest.raises(FetchRefused) as refused:
+            fetch("GET", url)
+        assert refused.value.code == "address_not_allowed"
+    assert network.connects == []
+
+
+def test_a_public_address_is_fetched_by_connecting_to_the_address_that_was_checked(
+    network: Network, server: RecordingServer
+) -> None:
+    network.names["www.example.com"] = [PUBLIC]
+    network.carry_to = ("127.0.0.1", server.port)
+    response = fetch("GET", "http://www.example.com/")
+    assert (response.status_code, response.content) == (200, b"hello")
+    assert network.connects == [(PUBLIC, 80)]
+    assert server.requests[0].headers["host"] == "www.example.com"
+
+
+def test_dns_rebinding_between_the_check_and_the_connect_cannot_reach_a_private_address(
+    network: Network, server: RecordingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = itertools.chain([[PUBLIC]], itertools.repeat(["127.0.0.1"]))
+
+    def rebinding(host: str, port: int) -> list[Any]:
+        network.lookups.append(host)
+        return [ipaddress.ip_address(a) for a in next(answers)]
+
+    monkeypatch.setattr(fetching, "resolve", rebinding)
+    network.carry_to = ("127.0.0.1", server.port)
+    fetch("GET", "http://rebind.example.com/")
+    # One lookup, and the socket went to the address that lookup gave: no second answer is ever used.
+    assert network.lookups == ["rebind.example.com"]
+    assert network.connects == [(PUBLIC, 80)]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://user:secret@www.example.com/", "http://user@www.example.com/", "https://:x@www.example.com/"],
+)
+def test_urls_with_credentials_are_refused(url: str, network: Network) -> None:
+    network.names["www.example.com"] = [PUBLIC]
+    with pytest.raises(FetchRefused) as refused:
+        fetch("GET", url)
+    assert refused.value.code == "credentials_in_url"
+    assert network.lookups == [] and network.connects == []
+
+
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "gopher://127.0.0.1:70/_stats", "ftp://www.example.com/", "dict://x:11211/"]
+)
+def test_only_http_and_https_urls_are_fetched(url: str, network: Network) -> None:
+    with pytest.raises(FetchRefused) as refused:
+        fetch("GET", url)
+    assert refused.value.code == "scheme_not_allowed"
+    assert network.connects == []
+
+
+def test_ports_other_than_80_and_443_are_refused_unless_the_host_is_operator_configured(
+    network: Network, server: RecordingServer, settings: Any
+) -> None:
+    network.names["www.example.com"] = [PUBLIC]
+    with pytest.raises(FetchRefused) as refused:
+        fetch("GET", "http://www.example.com:8080/")
+    assert refused.value.code == "port_not_allowed"
+    with pytest.raises(FetchRefused):
+        fetch("GET", server.url("/"))  # 127.0.0.1 on its own port: not configured by the operator yet
+
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]  # e.g. a sandbox: private address, any port
+    assert fetch("GET", server.url("/")).content == b"hello"
+    assert len(server.requests) == 1
+
+
+def test_allowing_private_networks_lifts_only_the_address_refusal(
+    network: Network, server: RecordingServer, settings: Any
+) -> None:
+    settings.OUTBOUND_ALLOW_PRIVATE_NETWORKS = True
+    network.names["intranet.example.com"] = ["10.0.0.7"]
+    network.carry_to = ("127.0.0.1", server.port)
+    assert fetch("GET", "http://intranet.example.com/").content == b"hello"
+    assert fetch("GET", "http://localhost/").content == b"hello"
+    assert network.connects == [("10.0.0.7", 80), ("127.0.0.1", 80)]
+    with pytest.raises(FetchRefused) as refused:
+        fetch("GET", "http://intranet.example.com:8080/")
+    assert refused.value.code == "port_not_allowed"
+
+
+def test_the_size_limit_is_enforced_while_streaming(server: RecordingServer, settings: Any) -> None:
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
+    sent = itertools.count()
+
+    def endless() -> Iterator[bytes]:
+        for _ in range(2000):
+            next(sent)
+            yield b"x" * 65536
+
+    server.routes["/stream"] = Reply(200, chunks=endless())
+    with pytest.raises(FetchError) as error:
+        fetch("GET", server.url("/stream"), max_bytes=200_000)
+    assert error.value.code == "too_large"
+    # The reader stopped soon after the limit: the server never got to send its 128 MB.
+    assert next(sent) < 2000
+
+    server.routes["/announced"] = Reply(200, b"y" * 5000)
+    with pytest.raises(FetchError) as error:
+        fetch("GET", server.url("/announced"), max_bytes=1000)
+    assert error.value.code == "too_large"
+    assert fetch("GET", server.url("/announced"), max_bytes=5000).content == b"y" * 5000
+
+
+def test_a_caller_s_host_allow_list_limits_where_a_request_may_go(settings: Any) -> None:
+    media = ["lookaside.fbsbx.com", "*.fbcdn.net", "http://127.0.0.1:8001"]
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
+    for allowed in (
+        "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1",
+        "https://scontent.xx.fbcdn.net/v/x.jpg",
+        "http://127.0.0.1:8001/_files/1",
+    ):
+        check_url(allowed, allowed_hosts=media, https_only=True)
+    for refused in (
+        "https://lookaside.fbsbx.com.evil.example/x",
+        "https://evilfbcdn.net/x",
+        "https://fbcdn.net/x",
+        "http://127.0.0.1:8002/steal",
+    ):
+        with pytest.raises(FetchRefused) as error:
+            check_url(refused, allowed_hosts=media, https_only=True)
+        assert error.value.code == "host_not_allowed"
+    with pytest.raises(FetchRefused) as error:
+        check_url("http://lookaside.fbsbx.com/x", allowed_hosts=media, https_only=True)
+    assert error.value.code == "scheme_not_allowed"
+    assert host_matches("Scontent.XX.fbcdn.net.", ["*.fbcdn.net"])
+
+
+def test_redirects_are_checked_at_every_hop_and_credentials_never_follow_one_to_another_host(
+    server: RecordingServer, settings: Any
+) -> None:
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
+    token = {"Authorization": "Bearer secret"}
+    with RecordingServer() as other:
+        other.routes["/landing"] = Reply(200, b"elsewhere")
+        server.routes["/moved"] = Reply(302, b"", {"Location": "/"})
+        server.routes["/away"] = Reply(302, b"", {"Location": other.url("/landing")})
+        server.routes["/metadata"] = Reply(302, b"", {"Location": "http://169.254.169.254/latest/meta-data/"})
+
+        assert fetch("GET", server.url("/moved"), headers=token, max_redirects=3).content == b"hello"
+        assert fetch("GET", server.url("/moved")).status_code == 302  # not followed unless asked
+
+        with pytest.raises(FetchRefused) as refused:
+            fetch("GET", server.url("/away"), headers=token, max_redirects=3)
+        assert refused.value.code == "redirect_not_allowed"
+        assert other.requests == []
+
+        with pytest.raises(FetchRefused) as refused:
+            fetch("GET", server.url("/metadata"), max_redirects=3, cross_origin_redirects=True)
+        assert refused.value.code == "address_not_allowed"
+
+        response = fetch(
+            "GET", server.url("/away"), headers=token, max_redirects=3, cross_origin_redirects=True
+        )
+        assert response.content == b"elsewhere"
+        assert "authorization" not in other.requests[0].headers
+    assert server.requests[1].headers["authorization"] == "Bearer secret"  # same origin: still sent
+
+
+def test_a_url_can_be_checked_with_its_addresses_before_it_is_stored(network: Network) -> None:
+    network.names["intranet.example.com"] = ["10.1.2.3"]
+    network.names["www.example.com"] = [PUBLIC]
+    with pytest.raises(FetchRefused) as refused:
+        check_url("https://intranet.example.com/doc", resolve_host=True)
+    assert refused.value.code == "address_not_allowed"
+    with pytest.raises(FetchRefused) as refused:
+        check_url("https://nowhere.example.com/doc", resolve_host=True)
+    assert refused.value.code == "host_not_found"
+    assert check_url("https://www.example.com/doc", resolve_host=True).host == "www.example.com"
+    assert network.connects == []
