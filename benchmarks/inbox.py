@@ -89,10 +89,12 @@ def build(conversations: int, per: int) -> None:
     from django_tenants.utils import schema_context
 
     from tenants.services import onboard_tenant
+    from whatsapp import sandbox
     from whatsapp.services import connect_channel
 
     tenant = onboard_tenant(slug=SLUG, name="Inbox Bench", owner_email=OWNER, owner_password=PASSWORD).tenant
-    connect_channel(tenant=tenant, phone_number_id=PNID, waba_id=WABA, access_token="bench-token")
+    with sandbox.serving([(PNID, WABA)]):  # connecting asks Meta (here a sandbox) whether it is the account's
+        connect_channel(tenant=tenant, phone_number_id=PNID, waba_id=WABA, access_token="bench-token")
     with schema_context(SLUG):
         from whatsapp.models import WhatsAppChannel
 

@@ -138,6 +138,7 @@ def main() -> dict[str, Any]:
     from conversations.models import Conversation, Message
     from crm.models import Contact
     from tenants.services import onboard_tenant
+    from whatsapp import sandbox as sandbox_module
     from whatsapp.actors import send_message
     from whatsapp.services import connect_channel
 
@@ -153,12 +154,14 @@ def main() -> dict[str, Any]:
         slug="wabench", name="WA Bench", owner_email="owner@wabench.test", owner_password="Sturdy-Pass-42"
     ).tenant
     pnids = [f"1{index:014d}" for index in range(1, NUMBERS + 1)]
-    channels = [
-        connect_channel(
-            tenant=tenant, phone_number_id=p, waba_id="100", access_token="bench", throughput_cap=CAP
-        )
-        for p in pnids
-    ]
+    # Connecting asks Meta whether the numbers are the account's: a sandbox of its own answers.
+    with sandbox_module.serving([(p, "100") for p in pnids]):
+        channels = [
+            connect_channel(
+                tenant=tenant, phone_number_id=p, waba_id="100", access_token="bench", throughput_cap=CAP
+            )
+            for p in pnids
+        ]
     broker.flush_all()
     import redis
 

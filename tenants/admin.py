@@ -113,10 +113,15 @@ class DomainAdmin(admin.ModelAdmin):
 
 @admin.register(NumberRoute)
 class NumberRouteAdmin(admin.ModelAdmin):
-    list_display = ["phone_number_id", "tenant", "created_at"]
-    search_fields = ["phone_number_id", "tenant__slug"]
+    """Where the operator resolves a number claimed by two workspaces: delete the wrong route, then the
+    rightful owner connects the number (Meta confirms it is theirs)."""
+
+    list_display = ["phone_number_id", "tenant", "waba_id", "verified_at", "created_at"]
+    list_filter = [("verified_at", admin.EmptyFieldListFilter)]
+    search_fields = ["phone_number_id", "waba_id", "tenant__slug"]
     list_select_related = ["tenant"]
     autocomplete_fields = ["tenant"]
+    readonly_fields = ["waba_id", "verified_at", "created_at"]
 
 
 @admin.register(WebhookEvent)

@@ -56,8 +56,14 @@ class NumberRoute(models.Model):
 
     phone_number_id = models.CharField(max_length=64, unique=True)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="number_routes")
-    # The number's app-secret override (Fernet, see whatsapp.crypto): webhook signatures are checked
-    # before the body is parsed, so the candidate secrets must be readable without the tenant schema.
+    # The WhatsApp Business Account the Graph API confirmed the number belongs to: account-level
+    # webhooks (template status, quality) carry only this id (entry.id) and are routed by it.
+    waba_id = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    # When the Graph API confirmed, with the tenant's token, that the number is in that account. Unset
+    # for routes made before the check existed: such a number may not get an app-secret override.
+    verified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The number's app-secret override (Fernet, see whatsapp.crypto), readable without the tenant schema
+    # because signatures are checked at the public webhook. It verifies this number's entries only.
     app_secret_encrypted = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -79,7 +85,11 @@ class WebhookEvent(models.Model):
 
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     body = models.BinaryField()
+    # What the signature check accepted: the numbers whose own secret verified the body, and the
+    # accounts (entry.id) of account-level changes verified with the platform's secret. Processing
+    # handles those changes only; any other change in the body is ignored.
     phone_number_ids = models.JSONField(default=list, blank=True)
+    waba_ids = models.JSONField(default=list, blank=True)
     tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.SET_NULL)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)

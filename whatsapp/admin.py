@@ -9,9 +9,19 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from crm.models import Agent
+from crm.selectors import role_of_user
 from whatsapp.client import GraphError
 from whatsapp.models import MediaFile, MessageTemplate, WhatsAppChannel
-from whatsapp.services import ChannelError, connect_channel, sync_templates, update_channel_credentials
+from whatsapp.services import (
+    ChannelError,
+    VerifiedNumber,
+    connect_channel,
+    number_is_verified,
+    sync_templates,
+    update_channel_credentials,
+    verify_number,
+)
 
 
 class ChannelForm(forms.ModelForm):
@@ -24,18 +34,53 @@ class ChannelForm(forms.ModelForm):
     app_secret = forms.CharField(
         widget=forms.PasswordInput(render_value=False),
         required=False,
-        help_text="Only if this number's Meta app differs from the platform's. Empty keeps the stored one.",
+        help_text="Only if this number's Meta app differs from the platform's: it then verifies this "
+        "number's webhooks, and only them. Owners only, on a number Meta confirmed. "
+        "Empty keeps the stored one.",
     )
 
     class Meta:
         model = WhatsAppChannel
         fields = ["name", "phone_number_id", "waba_id", "display_phone", "throughput_cap", "status"]
 
+    # Set by WhatsAppChannelAdmin.get_form.
+    request_role: str | None = None
+    tenant: Any = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.verified: VerifiedNumber | None = None
+        if self.request_role != Agent.Role.OWNER:
+            self.fields.pop("app_secret", None)
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if self.instance.pk is None and not data.get("access_token"):
-            self.add_error("access_token", "An access token is required for a new number.")
+        if self.instance.pk is None:
+            self._verify_new_number(data)
+        elif data.get("app_secret") and not number_is_verified(phone_number_id=self.instance.phone_number_id):
+            self.add_error(
+                "app_secret",
+                "Meta has not confirmed this number for this workspace yet: connect it again first.",
+            )
         return data
+
+    def _verify_new_number(self, data: dict[str, Any]) -> None:
+        """Meta confirms the number is the account's before anything is stored (shown on the form)."""
+        if not data.get("access_token"):
+            self.add_error("access_token", "An access token is required for a new number.")
+            return
+        if self.errors:
+            return
+        try:
+            self.verified = verify_number(
+                phone_number_id=data.get("phone_number_id") or "",
+                waba_id=data.get("waba_id") or "",
+                access_token=data["access_token"],
+                tenant=self.tenant,
+            )
+        except ChannelError as exc:
+            field = {"token_invalid": "access_token", "missing_token": "access_token"}.get(exc.code)
+            self.add_error(field or "phone_number_id", exc.message)
 
 
 @admin.register(WhatsAppChannel)
@@ -54,16 +99,38 @@ class WhatsAppChannelAdmin(admin.ModelAdmin):
     readonly_fields = ["status_reason", "templates_synced_at", "created_at"]
     actions = ["sync_templates_action"]
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        # The role decides whether the app-secret field exists at all; the services check it again.
+        return type(
+            "ChannelFormForRequest",
+            (form,),
+            {"request_role": role_of_user(request.user), "tenant": getattr(request, "tenant", None)},
+        )
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_fields(request, obj)
+        if role_of_user(request.user) != Agent.Role.OWNER:
+            fields = [field for field in fields if field != "app_secret"]
+        return fields
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        # The number's identity is its route to this tenant: change it by connecting a new number.
-        return [*self.readonly_fields, "phone_number_id"] if obj else self.readonly_fields
+        # The number's identity is its route to this tenant, confirmed by Meta for this account: change
+        # either by connecting a number anew.
+        return [*self.readonly_fields, "phone_number_id", "waba_id"] if obj else self.readonly_fields
 
     def save_model(self, request: HttpRequest, obj: WhatsAppChannel, form: Any, change: bool) -> None:
         token = form.cleaned_data.get("access_token") or ""
         secret = form.cleaned_data.get("app_secret") or ""
+        role = role_of_user(request.user)
         if change:
             super().save_model(request, obj, form, change)
-            update_channel_credentials(channel=obj, access_token=token, app_secret=secret or None)
+            try:
+                update_channel_credentials(
+                    channel=obj, access_token=token, app_secret=secret or None, by_role=role
+                )
+            except ChannelError as exc:
+                messages.error(request, exc.message)
             return
         try:
             channel = connect_channel(
@@ -75,6 +142,8 @@ class WhatsAppChannelAdmin(admin.ModelAdmin):
                 app_secret=secret,
                 name=obj.name,
                 throughput_cap=obj.throughput_cap,
+                by_role=role,
+                verified=form.verified,
             )
         except ChannelError as exc:
             messages.error(request, exc.message)
@@ -94,7 +163,7 @@ class WhatsAppChannelAdmin(admin.ModelAdmin):
 
 @admin.register(MessageTemplate)
 class MessageTemplateAdmin(admin.ModelAdmin):
-    list_display = ["name", "language", "category", "status", "waba_id", "synced_at"]
+    list_display = ["name", "language", "category", "status", "quality_score", "waba_id", "synced_at"]
     list_filter = ["status", "category", "language"]
     search_fields = ["name"]
     readonly_fields = [f.name for f in MessageTemplate._meta.fields]

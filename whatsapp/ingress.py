@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import psycopg
 import structlog
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -52,11 +53,15 @@ def _store(accepted: list[webhook.Accepted]) -> list[int]:
     return ids
 
 
-def _load_secrets() -> list[str]:
-    from whatsapp.services import app_secrets
+def _load_secrets() -> webhook.Secrets:
+    from whatsapp.services import webhook_secrets
 
     connection.set_schema_to_public()
-    return app_secrets()
+    return webhook_secrets()
+
+
+# The database is unreachable: storing the bodies one by one would fail the same way.
+_CONNECTION_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 
 class _Disconnected(Exception):
@@ -92,6 +97,12 @@ class _GroupCommit:
         try:
             ids = await loop.run_in_executor(self.executor, _store, [accepted for accepted, _ in batch])
         except Exception as exc:
+            if len(batch) > 1 and not isinstance(exc, _CONNECTION_ERRORS):
+                # Something in one body the database refused: it must not fail the others. Each alone.
+                log.warning("webhook_batch_store_failed", events=len(batch), error=repr(exc))
+                for item in batch:
+                    await self._flush(loop, [item])
+                return
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
@@ -162,10 +173,10 @@ class WebhookIngress:
             batch = self.batches[loop] = _GroupCommit(self.executor)
         return batch
 
-    async def _secrets(self) -> list[str]:
-        from whatsapp.services import cached_app_secrets
+    async def _secrets(self) -> webhook.Secrets:
+        from whatsapp.services import cached_webhook_secrets
 
-        secrets = cached_app_secrets()
+        secrets = cached_webhook_secrets()
         if secrets is None:
             secrets = await asyncio.get_running_loop().run_in_executor(self.executor, _load_secrets)
         return secrets

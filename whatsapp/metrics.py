@@ -5,6 +5,11 @@ from __future__ import annotations
 from prometheus_client import Counter, Histogram
 
 WEBHOOK_REQUESTS = Counter("wacrm_whatsapp_webhook_requests_total", "Webhook requests by result", ["result"])
+# Changes of a verified body that their own number's secret did not sign (never stored for it).
+WEBHOOK_REJECTED_CHANGES = Counter(
+    "wacrm_whatsapp_webhook_rejected_changes_total",
+    "Webhook changes refused because their number's own app secret did not sign the body",
+)
 WEBHOOK_ACK_SECONDS = Histogram(
     "wacrm_whatsapp_webhook_ack_seconds",
     "Time from receiving a webhook POST to acknowledging it",

@@ -68,6 +68,9 @@ class MessageTemplate(models.Model):
     language = models.CharField(max_length=15)
     category = models.CharField(max_length=30, blank=True)
     status = models.CharField(max_length=30, blank=True, help_text="Meta's status, e.g. APPROVED")
+    # From the account-level template webhooks: why Meta rejected or paused it, and its quality score.
+    status_reason = models.CharField(max_length=300, blank=True)
+    quality_score = models.CharField(max_length=20, blank=True, help_text="GREEN, YELLOW, RED or UNKNOWN")
     parameter_format = models.CharField(max_length=20, default="POSITIONAL")
     components = models.JSONField(default=list, blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)

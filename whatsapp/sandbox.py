@@ -5,7 +5,9 @@
 Point the app at it with WHATSAPP_GRAPH_URL=http://127.0.0.1:8001/v21.0 (the development and test
 default). It accepts sends and returns wamids, posts signed status webhooks back (sent → delivered →
 read) to --webhook-url, can be told to fail with any error code or to throttle, serves media, lists
-templates page by page, and keeps what it received for inspection. Control endpoints live under
+templates page by page, knows which numbers belong to which WhatsApp Business Account and which tokens
+may read them (`--number`, `add_number`: the ownership check of whatsapp.services.verify_number), and
+keeps what it received for inspection. Control endpoints live under
 /_sandbox/ (see `Handler.control`); tests use the Sandbox object in a thread and call its methods.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -23,6 +26,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,6 +63,28 @@ class FailureRule:
     asynchronous: bool = False
 
 
+@dataclass(frozen=True)
+class SandboxNumber:
+    """A business number of an account. `tokens`: the access tokens that may read it (None: any)."""
+
+    phone_number_id: str
+    waba_id: str
+    tokens: frozenset[str] | None = None
+    display_phone: str = ""
+    verified_name: str = "Sandbox Business"
+
+    def readable_by(self, token: str) -> bool:
+        return self.tokens is None or token in self.tokens
+
+    def graph(self) -> dict[str, Any]:
+        return {
+            "id": self.phone_number_id,
+            "display_phone_number": self.display_phone or f"+1 555-{self.phone_number_id[-7:]}",
+            "verified_name": self.verified_name,
+            "quality_rating": "GREEN",
+        }
+
+
 @dataclass
 class SandboxState:
     app_secret: str = "sandbox-app-secret"
@@ -71,6 +97,7 @@ class SandboxState:
     throttles: dict[str, int] = field(default_factory=dict)
     media: dict[str, tuple[bytes, str, str]] = field(default_factory=dict)
     templates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    numbers: dict[str, SandboxNumber] = field(default_factory=dict)
     # Status webhook bodies not posted anywhere (no webhook URL): tests deliver them themselves.
     outbox: list[bytes] = field(default_factory=list)
     per_second: dict[str, dict[int, int]] = field(
@@ -167,6 +194,25 @@ class Sandbox:
     def set_templates(self, waba_id: str, templates: list[dict[str, Any]]) -> None:
         with self.lock:
             self.state.templates[waba_id] = templates
+
+    def add_number(
+        self,
+        phone_number_id: str,
+        *,
+        waba_id: str,
+        tokens: list[str] | None = None,
+        display_phone: str = "",
+        verified_name: str = "Sandbox Business",
+    ) -> None:
+        """The number belongs to the account; only `tokens` may read either (None: any token)."""
+        with self.lock:
+            self.state.numbers[phone_number_id] = SandboxNumber(
+                phone_number_id=phone_number_id,
+                waba_id=waba_id,
+                tokens=frozenset(tokens) if tokens is not None else None,
+                display_phone=display_phone,
+                verified_name=verified_name,
+            )
 
     def sent(self, phone_number_id: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
@@ -328,6 +374,17 @@ def status_payload(
     return json.dumps(body).encode()
 
 
+def unreadable_object(object_id: str) -> dict[str, Any]:
+    """Meta's answer for an id the token may not read, whether or not it exists (code 100/33)."""
+    body = error_body(
+        100,
+        f"Unsupported get request. Object with ID '{object_id}' does not exist, cannot be loaded due to "
+        "missing permissions, or does not support this operation.",
+    )
+    body["error"]["error_subcode"] = 33
+    return body
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "GraphSandbox/1"
@@ -358,8 +415,11 @@ class Handler(BaseHTTPRequestHandler):
         path = VERSION_RE.sub("", parts.path)
         return [p for p in path.split("/") if p], parse_qs(parts.query)
 
+    def _token(self) -> str:
+        return (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+
     def _authorised(self) -> bool:
-        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        token = self._token()
         if not token:
             self._reply(401, error_body(190, "Access token is missing"))
             return False
@@ -376,6 +436,8 @@ class Handler(BaseHTTPRequestHandler):
             return None
         if len(segments) == 2 and segments[1] == "message_templates":
             return self.templates(segments[0], query)
+        if len(segments) == 2 and segments[1] == "phone_numbers":
+            return self.phone_numbers(segments[0], query)
         if len(segments) == 1 and segments[0] in self.sandbox.state.media:
             content, mime, _ = self.sandbox.state.media[segments[0]]
             return self._reply(
@@ -392,6 +454,11 @@ class Handler(BaseHTTPRequestHandler):
         if len(segments) == 2 and segments[0] == "_files" and segments[1] in self.sandbox.state.media:
             content, mime, _ = self.sandbox.state.media[segments[1]]
             return self._reply(200, content, mime)
+        if len(segments) == 1:
+            number = self.sandbox.state.numbers.get(segments[0])
+            if number is None or not number.readable_by(self._token()):
+                return self._reply(400, unreadable_object(segments[0]))
+            return self._reply(200, number.graph())
         return self._reply(404, error_body(100, "Unsupported get request"))
 
     def do_POST(self) -> None:
@@ -445,8 +512,29 @@ class Handler(BaseHTTPRequestHandler):
             )
         return self._reply(200, body)
 
+    def phone_numbers(self, waba_id: str, query: dict[str, list[str]]) -> None:
+        """As Meta: an account the token cannot read is an object that "does not exist"."""
+        token = self._token()
+        with self.sandbox.lock:
+            numbers = [n for n in self.sandbox.state.numbers.values() if n.waba_id == waba_id]
+        readable = [n.graph() for n in numbers if n.readable_by(token)]
+        if not readable:
+            return self._reply(400, unreadable_object(waba_id))
+        limit = int((query.get("limit") or ["25"])[0])
+        start = int((query.get("after") or ["0"])[0])
+        body: dict[str, Any] = {
+            "data": readable[start : start + limit],
+            "paging": {"cursors": {"before": str(start), "after": str(start + limit)}},
+        }
+        if start + limit < len(readable):
+            body["paging"]["next"] = (
+                f"{self.sandbox.url}/{waba_id}/phone_numbers?limit={limit}&after={start + limit}"
+            )
+        return self._reply(200, body)
+
     def control(self, method: str, segments: list[str], body: bytes) -> None:
-        """GET state | POST reset | POST config | POST fail | POST throttle | POST media | POST templates."""
+        """GET state | POST reset | POST config | POST fail | POST throttle | POST media | POST templates
+        | POST numbers."""
         sandbox = self.sandbox
         data = json.loads(body or b"{}") if method == "POST" else {}
         action = segments[0] if segments else "state"
@@ -470,6 +558,13 @@ class Handler(BaseHTTPRequestHandler):
             return self._reply(200, {"id": media_id})
         elif method == "POST" and action == "templates":
             sandbox.set_templates(data["waba_id"], data["templates"])
+        elif method == "POST" and action == "numbers":
+            sandbox.add_number(
+                str(data["phone_number_id"]),
+                waba_id=str(data["waba_id"]),
+                tokens=data.get("tokens"),
+                display_phone=str(data.get("display_phone", "")),
+            )
         else:
             return self._reply(404, {"error": "unknown sandbox action"})
         return self._reply(200, {"ok": True})
@@ -501,6 +596,34 @@ DEMO_TEMPLATES: list[dict[str, Any]] = [
 ]
 
 
+@contextlib.contextmanager
+def serving(
+    numbers: list[tuple[str, str]], templates: dict[str, list[dict[str, Any]]] | None = None
+) -> Iterator[Sandbox]:
+    """A sandbox in a thread that the app's Graph client uses meanwhile, knowing these (phone_number_id,
+    waba_id) pairs: for commands that connect numbers before any sandbox process runs (seed_demo under
+    `make run`, the benchmarks), so the ownership check runs for real against it."""
+    from django.test import override_settings
+
+    sandbox = Sandbox(auto_statuses=False).start()
+    try:
+        for phone_number_id, waba_id in numbers:
+            sandbox.add_number(phone_number_id, waba_id=waba_id)
+        for waba_id, items in (templates or {}).items():
+            sandbox.set_templates(waba_id, items)
+        with override_settings(WHATSAPP_GRAPH_URL=sandbox.url):
+            yield sandbox
+    finally:
+        sandbox.stop()
+
+
+def _number_option(text: str) -> tuple[str, str, list[str] | None]:
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not all(parts[:2]):
+        raise argparse.ArgumentTypeError("expected PHONE_NUMBER_ID:WABA_ID or PHONE_NUMBER_ID:WABA_ID:TOKEN")
+    return parts[0], parts[1], [parts[2]] if len(parts) == 3 else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Fake WhatsApp Cloud API (Graph API) for development.")
     parser.add_argument("--host", default="127.0.0.1")
@@ -510,6 +633,14 @@ def main() -> None:
     parser.add_argument("--status-delay", type=float, default=0.5, help="seconds between status webhooks")
     parser.add_argument("--no-statuses", action="store_true", help="do not post status webhooks")
     parser.add_argument("--templates-for", default="", help="a WABA id to list the demo templates for")
+    parser.add_argument(
+        "--number",
+        action="append",
+        type=_number_option,
+        default=[],
+        help="PHONE_NUMBER_ID:WABA_ID[:TOKEN], a number of an account (readable by any token unless one "
+        "is given); repeatable",
+    )
     args = parser.parse_args()
     sandbox = Sandbox(
         host=args.host,
@@ -521,6 +652,8 @@ def main() -> None:
     ).start()
     if args.templates_for:
         sandbox.set_templates(args.templates_for, DEMO_TEMPLATES)
+    for phone_number_id, waba_id, tokens in args.number:
+        sandbox.add_number(phone_number_id, waba_id=waba_id, tokens=tokens)
     print(f"Graph API sandbox on {sandbox.url} (status webhooks to {args.webhook_url})", flush=True)
     try:
         while True:

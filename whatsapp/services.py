@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
 
@@ -29,14 +30,14 @@ from conversations.services import (
     set_reaction,
     store_inbound_messages,
 )
-from crm.models import Contact
+from crm.models import Agent, Contact
 from crm.phones import InvalidPhoneNumber, normalize_phone
 from tenants.db import connection, update_rows
 from tenants.models import NumberRoute, Tenant, WebhookEvent
 from whatsapp import crypto, metrics, parsing
-from whatsapp.client import GraphError, RetryClass, client_for
+from whatsapp.client import GraphClient, GraphError, RetryClass, client_for, is_graph_id
 from whatsapp.models import MediaFile, MessageTemplate, PendingStatus, WhatsAppChannel
-from whatsapp.webhook import Accepted
+from whatsapp.webhook import Accepted, Secrets
 
 log = structlog.get_logger("whatsapp")
 
@@ -53,7 +54,90 @@ class ChannelError(Exception):
 # ---------------------------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@dataclass(frozen=True)
+class VerifiedNumber:
+    """What the Graph API confirmed with the tenant's token: the number is one of the account's."""
+
+    phone_number_id: str
+    waba_id: str
+    display_phone: str = ""
+    verified_name: str = ""
+
+
+def verify_number(
+    *, phone_number_id: str, waba_id: str, access_token: str, tenant: Tenant | None = None
+) -> VerifiedNumber:
+    """Before a number is routed to a tenant (its webhooks, its customers), Meta must confirm with the
+    token the tenant gave that the token may read the number (GET /{phone_number_id}) and that the number
+    is one of the account's (GET /{waba_id}/phone_numbers): anyone could type someone else's id. With
+    `tenant`, a number routed to another tenant is then refused (number_taken): only someone who has
+    shown the number is theirs learns that. Raises ChannelError: invalid_ids, missing_token,
+    token_invalid, number_not_verified, graph_unavailable, number_taken."""
+    phone_number_id, waba_id, access_token = phone_number_id.strip(), waba_id.strip(), access_token.strip()
+    if not parsing.ID_RE.match(phone_number_id) or not parsing.ID_RE.match(waba_id):
+        raise ChannelError("invalid_ids", "phone_number_id and waba_id are Meta's numeric ids.")
+    if not access_token:
+        raise ChannelError("missing_token", "An access token is required.")
+    graph = GraphClient(access_token=access_token)
+    try:
+        number = graph.get_phone_number(phone_number_id=phone_number_id)
+        listed = any(n.id == phone_number_id for n in graph.iter_phone_numbers(waba_id=waba_id))
+    except GraphError as error:
+        raise _verification_error(error, phone_number_id, waba_id) from error
+    if number.id != phone_number_id or not listed:
+        raise ChannelError(
+            "number_not_verified",
+            f"Meta does not list the number {phone_number_id} among the numbers of the WhatsApp Business "
+            f"Account {waba_id}.",
+        )
+    if tenant is not None and _routed_elsewhere(phone_number_id, tenant):
+        raise _number_taken(phone_number_id)
+    return VerifiedNumber(
+        phone_number_id=phone_number_id,
+        waba_id=waba_id,
+        display_phone=number.display_phone_number[:32],
+        verified_name=number.verified_name[:100],
+    )
+
+
+def _verification_error(error: GraphError, phone_number_id: str, waba_id: str) -> ChannelError:
+    if error.retry_class == RetryClass.AUTH:
+        return ChannelError(
+            "token_invalid",
+            f"Meta refused the access token ({error.code or ''} {error.title}). Use a system-user token "
+            "with the whatsapp_business_management permission for this account.",
+        )
+    if error.retry_class in (RetryClass.RETRY, RetryClass.UNCERTAIN):
+        return ChannelError(
+            "graph_unavailable", "Meta could not be reached to verify the number; try again in a moment."
+        )
+    return ChannelError(
+        "number_not_verified",
+        f"Meta does not confirm that this token may manage the number {phone_number_id} of the WhatsApp "
+        f"Business Account {waba_id}.",
+    )
+
+
+def _routed_elsewhere(phone_number_id: str, tenant: Tenant) -> bool:
+    return NumberRoute.objects.filter(phone_number_id=phone_number_id).exclude(tenant=tenant).exists()
+
+
+def _number_taken(phone_number_id: str) -> ChannelError:
+    # Nothing about the other workspace: the platform operator resolves it (public admin, number routes).
+    return ChannelError(
+        "number_taken",
+        f"The number {phone_number_id} is connected to another workspace. Contact the platform operator, "
+        "who can release it once you have shown it is yours.",
+    )
+
+
+def _check_may_set_app_secret(by_role: str | None) -> None:
+    # A number's own secret verifies webhooks for it: the workspace owner's decision alone. None is the
+    # platform operator (management commands).
+    if by_role is not None and by_role != Agent.Role.OWNER:
+        raise ChannelError("owner_only", "Only the workspace owner can set a number's app secret.")
+
+
 def connect_channel(
     *,
     tenant: Tenant,
@@ -64,51 +148,109 @@ def connect_channel(
     app_secret: str = "",
     name: str = "",
     throughput_cap: int | None = None,
+    by_role: str | None = None,
+    verified: VerifiedNumber | None = None,
 ) -> WhatsAppChannel:
-    """Add (or re-authorise) a number of the tenant and route its webhooks to the tenant."""
-    phone_number_id = phone_number_id.strip()
-    if not phone_number_id.isdigit() or not waba_id.strip().isdigit():
-        raise ChannelError("invalid_ids", "phone_number_id and waba_id are Meta's numeric ids.")
-    if not access_token.strip():
-        raise ChannelError("missing_token", "An access token is required.")
+    """Add (or re-authorise) a number of the tenant and route its webhooks to the tenant, once Meta has
+    confirmed it is the account's (verify_number; `verified` is its result when the caller, the admin
+    form, already asked). `by_role`: the acting user's role (None: the platform operator); only an
+    owner gives a number its own app secret. An empty app_secret keeps the stored one."""
+    phone_number_id, waba_id = phone_number_id.strip(), waba_id.strip()
+    if app_secret:
+        _check_may_set_app_secret(by_role)
+    if verified is None or (verified.phone_number_id, verified.waba_id) != (phone_number_id, waba_id):
+        # Outside the transaction: no row lock is held while Meta answers.
+        verified = verify_number(
+            phone_number_id=phone_number_id, waba_id=waba_id, access_token=access_token, tenant=tenant
+        )
+    channel = _store_channel(
+        tenant=tenant,
+        verified=verified,
+        access_token=access_token.strip(),
+        display_phone=display_phone,
+        app_secret=app_secret,
+        name=name,
+        throughput_cap=throughput_cap,
+    )
+    _app_secrets_cache.clear()
+    return channel
+
+
+@transaction.atomic
+def _store_channel(
+    *,
+    tenant: Tenant,
+    verified: VerifiedNumber,
+    access_token: str,
+    display_phone: str,
+    app_secret: str,
+    name: str,
+    throughput_cap: int | None,
+) -> WhatsAppChannel:
+    phone_number_id = verified.phone_number_id
     route = NumberRoute.objects.select_for_update().filter(phone_number_id=phone_number_id).first()
     if route is not None and route.tenant_id != tenant.pk:
-        raise ChannelError("number_taken", f"The number {phone_number_id} is connected to another workspace.")
+        raise _number_taken(phone_number_id)
+    display_phone = display_phone or verified.display_phone
     if display_phone:
         # Shown to staff only; Meta's test numbers (555 ranges) are not "valid" to phonenumbers.
         try:
             display_phone = normalize_phone(display_phone)
         except InvalidPhoneNumber:
             display_phone = display_phone.strip()[:32]
-    NumberRoute.objects.update_or_create(
-        phone_number_id=phone_number_id,
-        defaults={"tenant": tenant, "app_secret_encrypted": crypto.encrypt(app_secret)},
-    )
+    route_fields: dict[str, Any] = {
+        "tenant": tenant,
+        "waba_id": verified.waba_id,
+        "verified_at": timezone.now(),
+    }
+    if app_secret:
+        route_fields["app_secret_encrypted"] = crypto.encrypt(app_secret)
+    NumberRoute.objects.update_or_create(phone_number_id=phone_number_id, defaults=route_fields)
     with schema_context(tenant.schema_name):
         defaults: dict[str, Any] = {
-            "waba_id": waba_id.strip(),
-            "access_token_encrypted": crypto.encrypt(access_token.strip()),
-            "app_secret_encrypted": crypto.encrypt(app_secret),
+            "waba_id": verified.waba_id,
+            "access_token_encrypted": crypto.encrypt(access_token),
             "status": WhatsAppChannel.Status.ACTIVE,
             "status_reason": "",
         }
+        if app_secret:
+            defaults["app_secret_encrypted"] = route_fields["app_secret_encrypted"]
         if display_phone:
             defaults["display_phone"] = display_phone
-        if name:
-            defaults["name"] = name
+        if name or verified.verified_name:
+            defaults["name"] = name or verified.verified_name
         if throughput_cap:
             defaults["throughput_cap"] = throughput_cap
         channel, _ = WhatsAppChannel.objects.update_or_create(
             phone_number_id=phone_number_id, defaults=defaults
         )
-    _app_secrets_cache.clear()
     return channel
 
 
+def number_is_verified(*, phone_number_id: str) -> bool:
+    """Whether Meta confirmed this number for the current tenant (its route, in the public schema)."""
+    return NumberRoute.objects.filter(
+        phone_number_id=phone_number_id, tenant__schema_name=connection.schema_name, verified_at__isnull=False
+    ).exists()
+
+
 def update_channel_credentials(
-    *, channel: WhatsAppChannel, access_token: str = "", app_secret: str | None = None
+    *,
+    channel: WhatsAppChannel,
+    access_token: str = "",
+    app_secret: str | None = None,
+    by_role: str | None = None,
 ) -> WhatsAppChannel:
-    """From the tenant admin: a new token re-activates a number that needed re-authorisation."""
+    """From the tenant admin: a new token re-activates a number that needed re-authorisation. A new app
+    secret (`by_role`: only an owner; None is the platform operator) only for a number Meta confirmed
+    as the tenant's: the secret then verifies that number's webhooks, and only them."""
+    if app_secret is not None:
+        _check_may_set_app_secret(by_role)
+        if not number_is_verified(phone_number_id=channel.phone_number_id):
+            raise ChannelError(
+                "number_not_verified",
+                "Connect the number again (Meta confirms it is yours) before giving it its own app secret.",
+            )
     fields = []
     if access_token.strip():
         channel.access_token_encrypted = crypto.encrypt(access_token.strip())
@@ -139,32 +281,36 @@ def set_channel_status(*, channel: WhatsAppChannel, status: str, reason: str = "
 # Webhook events
 # ---------------------------------------------------------------------------------------------------
 
-_app_secrets_cache: dict[str, tuple[float, list[str]]] = {}
+_app_secrets_cache: dict[str, tuple[float, dict[str, str]]] = {}
 
 
-def cached_app_secrets() -> list[str] | None:
+def cached_webhook_secrets() -> Secrets | None:
     """The secrets while the cache is fresh, else None (the async ingress then loads them in a thread)."""
-    cached = _app_secrets_cache.get("secrets")
-    return cached[1] if cached and cached[0] > time.monotonic() else None
+    cached = _app_secrets_cache.get("own")
+    if cached is None or cached[0] <= time.monotonic():
+        return None
+    return Secrets(platform=settings.WHATSAPP_APP_SECRET or "", own=cached[1])
 
 
-def app_secrets() -> list[str]:
-    """WHATSAPP_APP_SECRET first, then any number's override (cached briefly: read on every POST)."""
-    cached = cached_app_secrets()
+def webhook_secrets() -> Secrets:
+    """WHATSAPP_APP_SECRET, and each number's own secret where it has one (cached briefly: read on every
+    POST; a number connected or changed in another process is seen within 30 s)."""
+    cached = cached_webhook_secrets()
     if cached is not None:
         return cached
-    secrets = [settings.WHATSAPP_APP_SECRET] if settings.WHATSAPP_APP_SECRET else []
-    for token in NumberRoute.objects.exclude(app_secret_encrypted="").values_list(
-        "app_secret_encrypted", flat=True
+    own: dict[str, str] = {}
+    for phone_number_id, token in NumberRoute.objects.exclude(app_secret_encrypted="").values_list(
+        "phone_number_id", "app_secret_encrypted"
     ):
         try:
             secret = crypto.decrypt(token)
         except crypto.DecryptionError:
-            continue
-        if secret and secret not in secrets:
-            secrets.append(secret)
-    _app_secrets_cache["secrets"] = (time.monotonic() + 30, secrets)
-    return secrets
+            # Its webhooks fail (403, Meta retries) until the key is fixed: never fall back to another secret.
+            log.error("whatsapp_app_secret_unreadable", phone_number_id=phone_number_id)
+            secret = ""
+        own[phone_number_id] = secret
+    _app_secrets_cache["own"] = (time.monotonic() + 30, own)
+    return Secrets(platform=settings.WHATSAPP_APP_SECRET or "", own=own)
 
 
 def record_webhook_events(*, accepted: list[Accepted]) -> list[int]:
@@ -176,14 +322,19 @@ def record_webhook_events(*, accepted: list[Accepted]) -> list[int]:
     with transaction.atomic():
         connection.ensure_connection()
         with psycopg.Cursor(connection.connection) as cursor:
+            # The body stays bytes (bytea takes anything); the ids are digits (parsing.targets), so nothing
+            # a body holds can make this statement, and with it the whole batch, fail.
             cursor.execute(
-                f"INSERT INTO {table} (received_at, body, phone_number_ids, status, attempts, error) "
-                "SELECT now(), body, ids::jsonb, %s, 0, '' "
-                "FROM unnest(%s::bytea[], %s::text[]) AS t(body, ids) RETURNING id",
+                f"INSERT INTO {table} "
+                "(received_at, body, phone_number_ids, waba_ids, status, attempts, error) "
+                "SELECT now(), body, ids::jsonb, accounts::jsonb, %s, 0, '' "
+                "FROM unnest(%s::bytea[], %s::text[], %s::text[]) AS t(body, ids, accounts) "
+                "RETURNING id",
                 [
                     WebhookEvent.Status.PENDING,
                     [a.body for a in accepted],
                     [json.dumps(a.phone_number_ids) for a in accepted],
+                    [json.dumps(a.waba_ids) for a in accepted],
                 ],
                 binary=True,
             )
@@ -201,6 +352,7 @@ class RouteCache:
 
     def __init__(self) -> None:
         self.routes: dict[str, Tenant] = {}
+        self.accounts: dict[str, list[Tenant]] = {}
         self.channels: dict[tuple[str, str], WhatsAppChannel] = {}
 
     def route(self, phone_number_id: str) -> Tenant | None:
@@ -212,6 +364,18 @@ class RouteCache:
                 return None
             self.routes[phone_number_id] = found.tenant
         return self.routes[phone_number_id]
+
+    def account(self, waba_id: str) -> list[Tenant]:
+        """The tenants with a number of this WhatsApp Business Account (account-level webhooks)."""
+        if waba_id not in self.accounts:
+            found = {
+                route.tenant_id: route.tenant
+                for route in NumberRoute.objects.select_related("tenant").filter(waba_id=waba_id)
+            }
+            if not found:
+                return []
+            self.accounts[waba_id] = list(found.values())
+        return self.accounts[waba_id]
 
     def channel(self, phone_number_id: str) -> WhatsAppChannel | None:
         key = (connection.schema_name, phone_number_id)
@@ -273,7 +437,7 @@ def _claim_events(event_ids: list[int], fresh: int) -> list[WebhookEvent]:
     # Plain SQL, like the round's other statements: the ORM compiled each for longer than it ran.
     return list(
         WebhookEvent.objects.raw(
-            f"SELECT id, received_at, body FROM {WebhookEvent._meta.db_table} "
+            f"SELECT id, received_at, body, phone_number_ids, waba_ids FROM {WebhookEvent._meta.db_table} "
             "WHERE (id = ANY(%s::bigint[]) AND status IN (%s, %s)) OR (%s AND status = %s AND attempts = 0) "
             "ORDER BY received_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
             [
@@ -289,36 +453,65 @@ def _claim_events(event_ids: list[int], fresh: int) -> list[WebhookEvent]:
 
 
 def _process_events(events: list[WebhookEvent], cache: RouteCache) -> None:
-    """Route each change by phone_number_id and process it in its tenant's schema."""
-    unknown: dict[int, set[str]] = {event.pk: set() for event in events}
+    """Route each change to its tenant (by phone_number_id; account-level changes by the account, to
+    every tenant with a number of it) and process it in the tenant's schema. Only changes the signature
+    check accepted are processed: a number in the event's phone_number_ids (its own secret verified the
+    body), an account in its waba_ids. Whatever else a body names is ignored, so a body signed with one
+    number's secret can never touch another number's tenant."""
+    missing: dict[int, set[str]] = {event.pk: set() for event in events}
+    unreadable: dict[int, str] = {}
     tenant_of: dict[int, Tenant] = {}
     by_schema: dict[str, list[tuple[WebhookEvent, parsing.Change]]] = {}
     for event in events:
-        for change in parsing.load_body(json.loads(bytes(event.body))):
-            route = cache.route(change.phone_number_id)
-            if route is None:
-                unknown[event.pk].add(change.phone_number_id)
+        try:
+            changes = parsing.load_body(parsing.loads(bytes(event.body)))
+        except (ValueError, RecursionError) as exc:
+            # Only a row stored before bodies were checked: no retry would make it a webhook.
+            log.warning("webhook_event_unreadable", event_id=event.pk, error=repr(exc)[:200])
+            unreadable[event.pk] = f"Not a WhatsApp webhook body: {exc!r}"[:2000]
+            continue
+        numbers, accounts = set(_ids(event.phone_number_ids)), set(_ids(event.waba_ids))
+        for change in changes:
+            if change.phone_number_id:
+                if change.phone_number_id not in numbers:
+                    continue
+                route = cache.route(change.phone_number_id)
+                tenants = [route] if route is not None else []
+                unknown = f"phone_number_id {change.phone_number_id}"
+            elif change.waba_id and change.waba_id in accounts:
+                tenants = cache.account(change.waba_id)
+                unknown = f"WhatsApp Business Account {change.waba_id}"
+            else:
                 continue
-            by_schema.setdefault(route.schema_name, []).append((event, change))
-            tenant_of.setdefault(event.pk, route)
+            if not tenants:
+                missing[event.pk].add(unknown)
+            for routed_to in tenants:
+                by_schema.setdefault(routed_to.schema_name, []).append((event, change))
+                tenant_of.setdefault(event.pk, routed_to)
     for schema, items in by_schema.items():
         with schema_context(schema):
             known = []
+            account_changes = []
             for event, change in items:
-                channel = cache.channel(change.phone_number_id)
-                if channel is None:
-                    unknown[event.pk].add(change.phone_number_id)
+                if not change.phone_number_id:
+                    account_changes.append(change)
+                elif (channel := cache.channel(change.phone_number_id)) is None:
+                    missing[event.pk].add(f"phone_number_id {change.phone_number_id}")
                 else:
                     known.append((channel, change))
             process_changes(known)
+            process_account_changes(account_changes)
     # One UPDATE per outcome (nearly always one): bulk_update's CASE per row and field cost more.
     outcomes: dict[tuple[str, int | None, str], list[int]] = {}
     for event in events:
-        missing = unknown[event.pk]
+        gaps = missing[event.pk]
         tenant = tenant_of.get(event.pk)
-        routed = tenant is not None or not missing
-        status = WebhookEvent.Status.PROCESSED if routed else WebhookEvent.Status.UNROUTED
-        error = f"Unknown phone_number_id: {', '.join(sorted(missing))}" if missing else ""
+        if event.pk in unreadable:
+            status, error = WebhookEvent.Status.FAILED, unreadable[event.pk]
+        else:
+            routed = tenant is not None or not gaps
+            status = WebhookEvent.Status.PROCESSED if routed else WebhookEvent.Status.UNROUTED
+            error = f"Unknown {', '.join(sorted(gaps))}" if gaps else ""
         outcomes.setdefault((status, tenant.pk if tenant else None, error), []).append(event.pk)
     now = timezone.now()
     with connection.cursor() as cursor:
@@ -328,6 +521,10 @@ def _process_events(events: list[WebhookEvent], cache: RouteCache) -> None:
                 "tenant_id = %s, error = %s, processed_at = %s WHERE id = ANY(%s::bigint[])",
                 [outcome, tenant_id, reason, now, ids],
             )
+
+
+def _ids(stored: Any) -> list[str]:
+    return [item for item in stored if isinstance(item, str)] if isinstance(stored, list) else []
 
 
 def record_event_failure(*, event_id: int, error: BaseException) -> None:
@@ -371,6 +568,39 @@ def process_changes(changes: list[tuple[WhatsAppChannel, parsing.Change]]) -> No
     for channel, change in changes:
         for error in change.errors:
             log.warning("whatsapp_webhook_error", phone_number_id=channel.phone_number_id, error=error)
+
+
+def process_account_changes(changes: list[parsing.Change]) -> None:
+    """Account-level changes of one tenant, in its schema: template status, category and quality update
+    the account's templates; every other field (phone number quality, account updates, fields Meta adds
+    later) is logged and otherwise ignored."""
+    for change in changes:
+        if change.template is not None:
+            apply_template_update(waba_id=change.waba_id, update=change.template)
+        else:
+            log.info("whatsapp_account_change_ignored", field=change.field, waba_id=change.waba_id)
+
+
+def apply_template_update(*, waba_id: str, update: parsing.TemplateUpdate) -> int:
+    """The template by Meta's id, else by name and language (webhooks write en-US where the
+    templates API writes en_US). One Meta has not been synced yet is left to the next template sync."""
+    fields: dict[str, str] = {}
+    if update.status:
+        fields["status"] = update.status
+        fields["status_reason"] = update.reason
+    if update.category:
+        fields["category"] = update.category
+    if update.quality_score:
+        fields["quality_score"] = update.quality_score
+    if not fields:
+        return 0
+    match = Q(meta_id=update.template_id) if update.template_id else Q(pk__in=[])
+    if update.name and update.language:
+        match |= Q(name=update.name, language__in={update.language, update.language.replace("-", "_")})
+    updated = MessageTemplate.objects.filter(match, waba_id=waba_id).update(**fields)
+    if not updated:
+        log.info("whatsapp_template_update_for_unknown_template", waba_id=waba_id, name=update.name)
+    return updated
 
 
 @dataclass
@@ -696,6 +926,11 @@ def download_media(*, media_file_id: int) -> str:
     if media is None or media.status == MediaFile.Status.READY:
         return "skip"
     MediaFile.objects.filter(pk=media.pk).update(attempts=media.attempts + 1)
+    if not is_graph_id(media.media_id):
+        # The id comes from a webhook body: a URL or path there must never become a request with the token.
+        _media_failed(media, "The message's media id is not a WhatsApp media id; nothing was downloaded.")
+        metrics.MEDIA_DOWNLOADS.labels(result="rejected").inc()
+        return "rejected"
     client = client_for(media.channel)
     try:
         info = client.get_media(media_id=media.media_id)

@@ -68,6 +68,17 @@ def _fresh_redis_state() -> None:
     client.delete(WAKE_KEY)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_webhook_secrets() -> Iterator[None]:
+    """The numbers' own app secrets are cached per process for 30 s: a rolled-back test's must not
+    decide the next test's signature checks."""
+    from whatsapp.services import _app_secrets_cache
+
+    _app_secrets_cache.clear()
+    yield
+    _app_secrets_cache.clear()
+
+
 def run_jobs(*, include_delayed: bool = True, max_jobs: int = 100, only: set[str] | None = None) -> list[str]:
     """Run queued jobs one by one in this thread (delayed ones too, at once) until none are left."""
     ran: list[str] = []
@@ -124,24 +135,31 @@ def deliver(client: Client, body: dict[str, Any] | bytes) -> None:
     run_jobs()
 
 
-@pytest.fixture
-def channel_a(tenant_a: Any, sandbox: Sandbox) -> Any:
+def connect_number(
+    sandbox: Sandbox,
+    tenant: Any,
+    phone_number_id: str,
+    waba_id: str,
+    access_token: str,
+    **options: Any,
+) -> Any:
+    """Meta (the sandbox) knows the number as the account's, readable with this token; then connect it."""
     from whatsapp.services import connect_channel
 
+    sandbox.add_number(phone_number_id, waba_id=waba_id, tokens=[access_token])
     return connect_channel(
-        tenant=tenant_a,
-        phone_number_id=PNID_A,
-        waba_id=WABA_A,
-        access_token="token-alpha",
-        display_phone="+15550783881",
+        tenant=tenant, phone_number_id=phone_number_id, waba_id=waba_id, access_token=access_token, **options
     )
 
 
 @pytest.fixture
-def channel_b(tenant_b: Any, sandbox: Sandbox) -> Any:
-    from whatsapp.services import connect_channel
+def channel_a(tenant_a: Any, sandbox: Sandbox) -> Any:
+    return connect_number(sandbox, tenant_a, PNID_A, WABA_A, "token-alpha", display_phone="+15550783881")
 
-    return connect_channel(tenant=tenant_b, phone_number_id=PNID_B, waba_id=WABA_B, access_token="token-beta")
+
+@pytest.fixture
+def channel_b(tenant_b: Any, sandbox: Sandbox) -> Any:
+    return connect_number(sandbox, tenant_b, PNID_B, WABA_B, "token-beta")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from whatsapp import webhook
 from whatsapp.actors import wake_webhook_processing
-from whatsapp.services import app_secrets, record_webhook_events
+from whatsapp.services import record_webhook_events, webhook_secrets
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
@@ -40,7 +40,7 @@ def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
     verdict = webhook.check_webhook(
         body=request.read(limit + 1),
         signature=request.headers.get("X-Hub-Signature-256", ""),
-        secrets=app_secrets(),
+        secrets=webhook_secrets(),
         limit=limit,
     )
     if isinstance(verdict, webhook.Rejected):

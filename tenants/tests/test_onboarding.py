@@ -21,7 +21,8 @@ def test_onboarding_creates_the_tenant_its_domain_and_its_owner(db):
     with schema_context("gamma"):
         owner = get_user_model().objects.get(email="boss@gamma.test")
         assert owner.check_password(PASSWORD)
-        assert owner.is_staff and owner.is_superuser
+        # Staff (the tenant admin's sign-in) but never a superuser: what an owner may do comes from the role.
+        assert owner.is_staff and not owner.is_superuser
         assert Agent.objects.get(user=owner).role == "owner"
         # The clone carries the template's migration records: the schema is fully migrated.
         from django.db.migrations.recorder import MigrationRecorder

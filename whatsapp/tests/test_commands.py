@@ -10,7 +10,8 @@ from tenants.models import NumberRoute, WebhookEvent
 from whatsapp.models import WhatsAppChannel
 
 
-def test_connect_whatsapp_adds_a_routed_number_with_an_encrypted_token(tenant_a, capsys):
+def test_connect_whatsapp_adds_a_routed_number_with_an_encrypted_token(tenant_a, sandbox, capsys):
+    sandbox.add_number("106540352242922", waba_id="102290129340398", tokens=["EAAG-token"])
     call_command(
         "connect_whatsapp",
         "--tenant",
@@ -32,7 +33,8 @@ def test_connect_whatsapp_adds_a_routed_number_with_an_encrypted_token(tenant_a,
         assert (channel.access_token, channel.throughput_cap, channel.status) == ("EAAG-token", 80, "active")
 
 
-def test_connect_whatsapp_refuses_a_number_of_another_tenant(tenant_a, tenant_b):
+def test_connect_whatsapp_refuses_a_number_of_another_tenant(tenant_a, tenant_b, sandbox):
+    sandbox.add_number("106540352242922", waba_id="1")  # any token may read it
     args = ["--phone-number-id", "106540352242922", "--waba-id", "1", "--access-token", "t"]
     call_command("connect_whatsapp", "--tenant", "alpha", *args)
     with pytest.raises(CommandError, match="another workspace"):

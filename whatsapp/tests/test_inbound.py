@@ -11,9 +11,9 @@ from django_tenants.utils import schema_context
 
 from conversations.models import Conversation, Message
 from crm.models import Contact
-from whatsapp import payloads
+from whatsapp import parsing, payloads
 from whatsapp.models import MediaFile, PendingStatus
-from whatsapp.testing import CUSTOMER, PNID_A, PNID_B, deliver, fixture
+from whatsapp.testing import CUSTOMER, PNID_A, PNID_B, WABA_A, deliver, fixture
 
 EXPECTED = {
     "text": ("text", "Does it come in another color?"),
@@ -184,11 +184,14 @@ def test_a_number_of_tenant_a_never_lands_in_tenant_b(
         assert list(Message.objects.values_list("text", flat=True)) == ["for beta"]
 
 
-def test_one_number_cannot_be_connected_to_two_tenants(channel_a, tenant_b):
+def test_one_number_cannot_be_connected_to_two_tenants(channel_a, tenant_b, sandbox):
     from whatsapp.services import ChannelError, connect_channel
 
+    # Even with a token Meta lets read the number (it moved accounts, or a shared system user): the
+    # platform operator decides.
+    sandbox.add_number(PNID_A, waba_id=WABA_A, tokens=["token-alpha", "token-shared"])
     with pytest.raises(ChannelError) as error:
-        connect_channel(tenant=tenant_b, phone_number_id=PNID_A, waba_id="1", access_token="x")
+        connect_channel(tenant=tenant_b, phone_number_id=PNID_A, waba_id=WABA_A, access_token="token-shared")
     assert error.value.code == "number_taken"
 
 
@@ -270,8 +273,15 @@ def _events(*bodies: dict) -> list[int]:
     from whatsapp.services import record_webhook_events
     from whatsapp.webhook import Accepted
 
+    # Stored as the signature check accepts them: for the numbers they name.
     return record_webhook_events(
-        accepted=[Accepted(body=payloads.encode(b), phone_number_ids=[PNID_A]) for b in bodies]
+        accepted=[
+            Accepted(
+                body=payloads.encode(b),
+                phone_number_ids=sorted({t.phone_number_id for t in parsing.targets(b) if t.phone_number_id}),
+            )
+            for b in bodies
+        ]
     )
 
 

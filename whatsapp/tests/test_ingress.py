@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import dramatiq
+import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import HttpCommunicator
@@ -177,3 +178,83 @@ def test_a_batch_is_stored_in_one_transaction_byte_for_byte():
     stored = WebhookEvent.objects.filter(pk__in=ids).order_by("pk")
     assert [bytes(body) for body in stored.values_list("body", flat=True)] == [a.body for a in batch]
     assert [event.phone_number_ids for event in stored] == [[PNID_A]] * 25
+
+
+# -- odd bodies (finding 6 of the security probe) ------------------------------------------------------
+
+
+def _signed(body: bytes) -> dict[str, str]:
+    return {"X-Hub-Signature-256": payloads.sign(body, settings.WHATSAPP_APP_SECRET)}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, 400, "invalid_json"),
+        (
+            b'{"object": "whatsapp_business_account", "entry": [{"changes": {"value": 1}}]}',
+            400,
+            "invalid_payload",
+        ),
+        (b'{"object": "whatsapp_business_account", "entry": [7]}', 400, "invalid_payload"),
+        (
+            b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"value": '
+            b'{"metadata": {"phone_number_id": "1\\u0000"}}}]}]}',
+            400,
+            "invalid_payload",
+        ),
+        (b'{"object": "whatsapp_business_account", "entry": Infinity}', 400, "invalid_json"),
+    ],
+)
+async def test_a_signed_odd_body_gets_a_clean_4xx_from_the_ingress(events, body, status, code):
+    response = await _post(body, _signed(body))
+
+    assert response["status"] == status
+    assert json.loads(response["body"])["error"]["code"] == code
+    assert await _stored(body=body) == {}
+
+
+async def test_a_signature_header_that_is_not_ascii_is_refused_not_a_crash(events):
+    body = _body(11)
+    response = await _post(body, {"X-Hub-Signature-256": "sha256=\u00e9" + "0" * 63})
+
+    assert response["status"] == 403
+
+
+async def test_a_body_with_a_nul_in_a_field_poisons_none_of_its_batch(events):
+    bodies = [_body(index) for index in range(20)]
+    nul = payloads.encode(payloads.text_event(phone_number_id=PNID_A, wa_id="447900000099", text="a\u0000b"))
+    bodies.insert(7, nul)
+    assert b"\\u0000" in nul
+
+    responses = await asyncio.gather(*(_post(body) for body in bodies))
+
+    assert [r["status"] for r in responses] == [200] * len(bodies)
+    ids = [json.loads(r["body"])["event"] for r in responses]
+    stored = await _stored(pk__in=ids)
+    assert [bytes(stored[event_id].body) for event_id in ids] == bodies
+
+
+async def test_when_the_database_refuses_one_body_of_a_batch_only_that_post_fails(events, monkeypatch):
+    from whatsapp import services
+
+    real = services.record_webhook_events
+    bad = _body(99)
+
+    sizes: list[int] = []
+
+    def refuses_one(*, accepted: list[Any]) -> list[int]:
+        if any(a.body == bad for a in accepted):
+            sizes.append(len(accepted))
+            raise psycopg.errors.UntranslatableCharacter("unsupported Unicode escape sequence")
+        return real(accepted=accepted)
+
+    monkeypatch.setattr(services, "record_webhook_events", refuses_one)
+    bodies = [_body(index) for index in range(12)] + [bad]
+
+    responses = await asyncio.gather(*(_post(body) for body in bodies))
+
+    assert [r["status"] for r in responses] == [200] * 12 + [503]
+    assert sizes[0] > 1 and sizes[-1] == 1  # refused in its batch, then alone
+    ids = [json.loads(r["body"])["event"] for r in responses[:12]]
+    assert len(await _stored(pk__in=ids)) == 12

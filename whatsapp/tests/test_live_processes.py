@@ -26,6 +26,7 @@ import redis
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connections
+from django.test import override_settings
 from django_tenants.utils import schema_context
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -191,13 +192,15 @@ def stack(
         tenant = onboard_tenant(
             slug=SLUG, name="Ops Stack", owner_email=f"owner@{SLUG}.test", owner_password=PASSWORD
         ).tenant
-        connect_channel(tenant=tenant, phone_number_id=PNID, waba_id=WABA, access_token="token-ops")
-        with schema_context(tenant.schema_name):
-            api_key = create_api_key(name="live").raw
-        connection.set_schema_to_public()
         _forget_broker_messages()
         sandbox.reset()
         sandbox.configure(webhook_url=None, auto_statuses=False, status_delay=0.0)
+        sandbox.add_number(PNID, waba_id=WABA, tokens=["token-ops"])
+        with override_settings(WHATSAPP_GRAPH_URL=sandbox.url):
+            connect_channel(tenant=tenant, phone_number_id=PNID, waba_id=WABA, access_token="token-ops")
+        with schema_context(tenant.schema_name):
+            api_key = create_api_key(name="live").raw
+        connection.set_schema_to_public()
         port = _free_port()
         env = {
             **os.environ,

@@ -9,7 +9,7 @@ from django_tenants.utils import schema_context
 from conversations.models import Message
 from tenants.models import WebhookEvent
 from whatsapp import payloads
-from whatsapp.testing import CUSTOMER, PNID_A, fixture, post_webhook, queued_jobs, run_jobs
+from whatsapp.testing import CUSTOMER, PNID_A, connect_number, fixture, post_webhook, queued_jobs, run_jobs
 
 
 def test_the_handshake_echoes_the_challenge_with_the_right_verify_token(public_client, settings):
@@ -155,11 +155,7 @@ def test_events_are_accepted_while_the_broker_is_down_and_the_sweeper_processes_
 
 
 def test_a_number_with_its_own_app_secret_is_verified_with_it(public_client, tenant_a, sandbox):
-    from whatsapp.services import connect_channel
-
-    connect_channel(
-        tenant=tenant_a, phone_number_id=PNID_A, waba_id="1", access_token="t", app_secret="override-secret"
-    )
+    connect_number(sandbox, tenant_a, PNID_A, "1", "t", app_secret="override-secret")
     response = post_webhook(public_client, fixture("text"), secret="override-secret")
     assert response.status_code == 200
     run_jobs()
@@ -190,11 +186,14 @@ def test_replaying_an_event_from_the_platform_admin_duplicates_nothing(
         assert Message.objects.count() == 1
 
 
-def test_a_number_added_in_the_tenant_admin_is_routed_and_its_token_never_shown(client_a, tenant_a, owner_a):
+def test_a_number_added_in_the_tenant_admin_is_routed_and_its_token_never_shown(
+    client_a, tenant_a, owner_a, sandbox
+):
     from conftest import login
     from tenants.models import NumberRoute
     from whatsapp.models import WhatsAppChannel
 
+    sandbox.add_number("106540352242999", waba_id="102290129340398", tokens=["EAAG-secret-token"])
     login(client_a, tenant_a, owner_a)
     response = client_a.post(
         "/admin/whatsapp/whatsappchannel/add/",

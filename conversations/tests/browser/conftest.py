@@ -116,6 +116,7 @@ def live_stack(django_db_setup: Any, django_db_blocker: Any, _sandbox_server: Sa
         tenant = onboard_tenant(
             slug=SLUG, name="Browser Co", owner_email=OWNER, owner_password=PASSWORD
         ).tenant
+        sandbox.add_number(PNID, waba_id=WABA, tokens=["token-browser"])  # Meta confirms it is theirs
         channel = connect_channel(
             tenant=tenant, phone_number_id=PNID, waba_id=WABA, access_token="token-browser"
         )

@@ -21,9 +21,11 @@ DEMO_SLUG = "demo"
 DEMO_OWNER = "owner@demo.test"
 DEMO_PASSWORD = "Demo-Password-2026"
 PLATFORM_ADMIN = "admin@platform.test"
+# The Procfile's sandbox knows this number as one of this account's (`--number`) and lists the demo
+# templates for the account (`--templates-for`).
 SANDBOX_PHONE_NUMBER_ID = "100000000000001"
-SANDBOX_WABA_ID = "200000000000001"  # the Procfile's sandbox lists the demo templates for this account
-SANDBOX_TOKEN = "sandbox-token"  # the sandbox accepts any token
+SANDBOX_WABA_ID = "200000000000001"
+SANDBOX_TOKEN = "sandbox-token"  # the sandbox lets any token read the demo number
 
 AGENTS = [
     ("alice@demo.test", "Alice Admin", "admin"),
@@ -224,6 +226,7 @@ class Command(BaseCommand):
                 owner_password=DEMO_PASSWORD,
                 plan=Tenant.Plan.BUSINESS,
             ).tenant
+        from whatsapp import sandbox
         from whatsapp.models import WhatsAppChannel
         from whatsapp.services import connect_channel
 
@@ -231,15 +234,21 @@ class Command(BaseCommand):
             connected = WhatsAppChannel.objects.filter(
                 phone_number_id=SANDBOX_PHONE_NUMBER_ID, access_token_encrypted__gt=""
             ).exists()
-        if not connected or not NumberRoute.objects.filter(phone_number_id=SANDBOX_PHONE_NUMBER_ID).exists():
-            connect_channel(
-                tenant=tenant,
-                phone_number_id=SANDBOX_PHONE_NUMBER_ID,
-                waba_id=SANDBOX_WABA_ID,
-                access_token=SANDBOX_TOKEN,
-                display_phone="+1 555 000 0001",
-                name="Sandbox",
-            )
+        verified = NumberRoute.objects.filter(
+            phone_number_id=SANDBOX_PHONE_NUMBER_ID, verified_at__isnull=False
+        ).exists()
+        if not connected or not verified:
+            # `make run` seeds before the Procfile's sandbox starts: the ownership check asks a sandbox of
+            # its own, which knows the demo number as the Procfile's does.
+            with sandbox.serving([(SANDBOX_PHONE_NUMBER_ID, SANDBOX_WABA_ID)]):
+                connect_channel(
+                    tenant=tenant,
+                    phone_number_id=SANDBOX_PHONE_NUMBER_ID,
+                    waba_id=SANDBOX_WABA_ID,
+                    access_token=SANDBOX_TOKEN,
+                    display_phone="+1 555 000 0001",
+                    name="Sandbox",
+                )
         with schema_context(tenant.schema_name):
             self.seed_tenant()
         domain = tenant.get_primary_domain()
