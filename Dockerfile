@@ -6,6 +6,7 @@ WORKDIR /app
 RUN useradd --create-home --uid 1000 app
 COPY pyproject.toml README.md ./
 COPY config ./config
+COPY core ./core
 COPY tenants ./tenants
 COPY crm ./crm
 COPY conversations ./conversations
@@ -19,4 +20,6 @@ RUN DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput -v0 &&
 RUN mkdir -p /data/media /data/metrics && chown app /data/media /data/metrics
 USER app
 EXPOSE 8000
-CMD ["uvicorn", "config.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--no-access-log"]
+# Proxy headers only from FORWARDED_ALLOW_IPS (empty: none). Passed explicitly: left to itself, uvicorn
+# trusts 127.0.0.1 when the variable is unset. The shell expands it; exec keeps uvicorn as PID 1.
+CMD ["sh", "-c", "exec uvicorn config.asgi:application --host 0.0.0.0 --port 8000 --proxy-headers --forwarded-allow-ips \"${FORWARDED_ALLOW_IPS:-}\" --no-access-log"]

@@ -11,13 +11,11 @@ from typing import Any
 import structlog
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
 from django.contrib.auth.models import AnonymousUser
-from django.contrib.sessions.backends.db import SessionStore
-from django.utils.crypto import constant_time_compare
 from django_tenants.utils import get_public_schema_name, schema_context
 
 from config.middleware import request_id_from
+from crm.sessions import user_for_session
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str:
@@ -56,26 +54,12 @@ def load_user(schema: str, session_key: str | None) -> Any:
     if not session_key:
         return AnonymousUser()
     with schema_context(schema):
-        session = SessionStore(session_key=session_key)
-        try:
-            user_id = session[SESSION_KEY]
-            backend_path = session[BACKEND_SESSION_KEY]
-        except KeyError:
-            return AnonymousUser()
-        if backend_path not in settings.AUTHENTICATION_BACKENDS:
-            return AnonymousUser()
-        backend = load_backend(backend_path)
-        user = backend.get_user(user_id)
-        if user is None:
-            return AnonymousUser()
-        session_hash = session.get(HASH_SESSION_KEY)
-        if not session_hash or not constant_time_compare(session_hash, user.get_session_auth_hash()):
-            return AnonymousUser()
-        return user
+        return user_for_session(session_key) or AnonymousUser()
 
 
 class TenantAuthMiddleware:
-    """Outermost middleware for /ws/: sets scope["schema_name"], scope["user"] and log context."""
+    """Outermost middleware for /ws/: sets scope["schema_name"], scope["user"], scope["session_key"] and
+    log context."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -87,8 +71,17 @@ class TenantAuthMiddleware:
             # Unknown or suspended host: refuse the handshake.
             await send({"type": "websocket.close", "code": 4404})
             return None
-        user = await database_sync_to_async(load_user)(schema, _cookie(scope, settings.SESSION_COOKIE_NAME))
+        session_key = _cookie(scope, settings.SESSION_COOKIE_NAME)
+        user = await database_sync_to_async(load_user)(schema, session_key)
         request_id = request_id_from(_header(scope, b"x-request-id") or None)
-        scope = dict(scope, schema_name=schema, user=user, request_id=request_id)
+        # The session key lets the socket join its session's group (closed at sign-out) and re-check
+        # the session later (crm.sessions).
+        scope = dict(
+            scope,
+            schema_name=schema,
+            user=user,
+            session_key=session_key if user.is_authenticated else None,
+            request_id=request_id,
+        )
         structlog.contextvars.bind_contextvars(tenant=schema, request_id=request_id, socket=scope.get("path"))
         return await self.inner(scope, receive, send)

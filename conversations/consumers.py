@@ -21,11 +21,19 @@ from conversations.groups import (
     user_group,
     viewers_group,
 )
+from crm import sessions
 
 log = structlog.get_logger("socket")
 
-# Close codes in the 4000 range are ours: 4401 = not signed in to this tenant.
-CLOSE_UNAUTHENTICATED = 4401
+# Close codes in the 4000 range are ours: 4401 = not signed in to this tenant (or no longer: signed out,
+# password changed, deactivated); 4403 = access changed (role, teams), reconnect. See crm.sessions.
+CLOSE_UNAUTHENTICATED = sessions.CLOSE_SIGNED_OUT
+CLOSE_ACCESS_CHANGED = sessions.CLOSE_ACCESS_CHANGED
+# The session and the viewer (role, teams) are looked up again at most this often, when an event or a
+# ping arrives: a safety net for a close message that was lost (Pub/Sub is at-most-once) or a change
+# that sends none (`manage.py changepassword`, an expired or deleted session). One or two queries per
+# socket per interval, never per event.
+SESSION_RECHECK_SECONDS = 30.0
 # A viewer that has not pinged for this long is gone (the browser pings every 25 s).
 PRESENCE_TTL = 60
 # Sequence numbers remembered per socket to drop duplicates (groups overlap; catch-up overlaps).
@@ -62,6 +70,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     """
 
     async def connect(self) -> None:
+        self.closing = False
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -72,7 +81,14 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         self.viewing: int | None = None
         self.seen: set[int] = set()
         self.seen_order: deque[int] = deque()
-        groups = [user_group(schema, user.pk), unassigned_group(schema)]
+        self.recheck_at = time.monotonic() + SESSION_RECHECK_SECONDS
+        # Control groups first: a sign-out or role change that lands while the others are joined still
+        # reaches this socket.
+        groups = [sessions.account_group(schema, user.pk)]
+        session_key = self.scope.get("session_key")
+        if session_key:
+            groups.append(sessions.session_group(schema, session_key))
+        groups += [user_group(schema, user.pk), unassigned_group(schema)]
         if self.viewer.sees_all:
             groups.append(everything_group(schema))
         groups += [team_group(schema, team_id) for team_id in self.viewer.team_ids]
@@ -85,10 +101,50 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "hello", "user": user.pk, "seq": seq})
 
     async def disconnect(self, code: int) -> None:
-        for group in getattr(self, "groups_joined", []):
+        await self._leave_groups()
+
+    async def _leave_groups(self) -> None:
+        groups, self.groups_joined = getattr(self, "groups_joined", []), []
+        for group in groups:
             await self.channel_layer.group_discard(group, self.channel_name)
         if getattr(self, "viewing", None) is not None:
             await self._leave()
+
+    # --- access: the socket lives only as long as the session and the role it was opened with -------
+
+    async def session_close(self, event: dict[str, Any]) -> None:
+        """crm.sessions asks: the session ended or the user's access changed."""
+        await self._shut(int(event.get("code") or CLOSE_UNAUTHENTICATED), str(event.get("reason") or ""))
+
+    async def _shut(self, code: int, reason: str) -> None:
+        if self.closing:
+            return
+        # Nothing more is forwarded from here on, even what is already queued for this socket.
+        self.closing = True
+        log.info("socket_closed_by_server", user=self.scope["user"].pk, reason=reason, code=code)
+        await self._leave_groups()
+        await self.close(code=code)
+
+    def _access_change(self) -> tuple[int, str] | None:
+        user = sessions.user_for_session(self.scope.get("session_key"))
+        if user is None or user.pk != self.scope["user"].pk:
+            return CLOSE_UNAUTHENTICATED, "session_ended"
+        viewer = selectors.viewer_for(user)
+        if (viewer.role, viewer.team_ids) != (self.viewer.role, self.viewer.team_ids):
+            return CLOSE_ACCESS_CHANGED, "access_changed"
+        return None
+
+    async def _still_allowed(self) -> bool:
+        if self.closing:
+            return False
+        if time.monotonic() < self.recheck_at:
+            return True
+        self.recheck_at = time.monotonic() + SESSION_RECHECK_SECONDS
+        change = await self._db(self._access_change)
+        if change is None:
+            return True
+        await self._shut(*change)
+        return False
 
     async def _db(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         schema = self.scope["schema_name"]
@@ -101,6 +157,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict):
+            return
+        if not await self._still_allowed():
             return
         kind = content.get("type")
         if kind == "ping":
@@ -138,7 +196,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         return True
 
     async def _forward(self, payload: dict[str, Any]) -> None:
-        if self._is_new(payload.get("seq")):
+        if not self.closing and self._is_new(payload.get("seq")):
             await self.send_json(payload)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -152,6 +210,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     async def realtime_batch(self, event: dict[str, Any]) -> None:
         """Events published by conversations.events arrive here, several at a time; a socket in several
         of the audience's groups gets each event once."""
+        if not await self._still_allowed():
+            return
         for payload in event["payloads"]:
             await self._forward(payload)
 
@@ -211,7 +271,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def presence_event(self, event: dict[str, Any]) -> None:
-        if event["conversation"] != self.viewing:
+        if self.closing or event["conversation"] != self.viewing:
             return
         await self.send_json(
             {"type": "presence", "conversation": event["conversation"], "viewers": event["viewers"]}

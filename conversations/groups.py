@@ -1,4 +1,8 @@
-"""Channel-layer group names. Every group carries the tenant schema; names stay under 100 characters."""
+"""Channel-layer group names. Every group carries the tenant schema; names stay under 100 characters.
+
+A socket's control groups (its user's and its session's, through which it is closed when the session
+ends or the access changes) are named in crm.sessions: crm sends to them and cannot import this app.
+"""
 
 from __future__ import annotations
 

@@ -34,7 +34,8 @@ from crm.models import (
 class AgentForm(forms.ModelForm):
     class Meta:
         model = Agent
-        fields = ["user", "role", "availability"]
+        # Not the user: pointing a role at another account would hand that account the role.
+        fields = ["role", "availability"]
 
     def __init__(self, *args: Any, request_role: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -53,15 +54,36 @@ class AgentForm(forms.ModelForm):
 
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
+    """Roles and availability, with the pages' rules: nobody grants above their own role and only an
+    owner changes an owner (read-only for everyone else). Agents are invited and deactivated from
+    Settings → Team, which creates and switches off their users; deleting the row here would strip a
+    role behind the services' back, so it is not offered."""
+
     form = AgentForm
     list_display = ["__str__", "email", "role", "availability", "team_names", "created_at"]
     list_filter = ["role", "availability", "teams"]
     search_fields = ["user__email", "user__first_name", "user__last_name"]
     list_select_related = ["user"]
-    autocomplete_fields = ["user"]
+    readonly_fields = ["user"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Agent]:
         return super().get_queryset(request).prefetch_related("teams")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["user", "role", "availability"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if not super().has_change_permission(request, obj):
+            return False
+        if obj is not None and obj.role == Agent.Role.OWNER:
+            return selectors.role_of_user(request.user) == Agent.Role.OWNER
+        return True
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -81,8 +103,6 @@ class AgentAdmin(admin.ModelAdmin):
             services.change_agent_role(agent=obj, role=role, by_role=selectors.role_of_user(request.user))
             return
         super().save_model(request, obj, form, change)
-        if not change:
-            services.change_agent_role(agent=obj, role=obj.role)
 
     @admin.display(description="Email", ordering="user__email")
     def email(self, obj: Agent) -> str:
@@ -482,7 +502,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def rotate(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for key in queryset:
             try:
-                issued = services.rotate_api_key(api_key=key, created_by=request.user)
+                issued = services.rotate_api_key(
+                    api_key=key, created_by=request.user, by_role=selectors.role_of_user(request.user)
+                )
             except ServiceError as exc:
                 messages.error(request, f"{key}: {exc.message}")
                 continue

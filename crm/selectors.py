@@ -120,14 +120,14 @@ def overdue(queryset: QuerySet[Task]) -> QuerySet[Task]:
 
 
 def role_of_user(user: Any) -> str | None:
-    """The user's role in this tenant; a superuser made by createsuperuser (no agent row) is an owner."""
+    """The user's role in this tenant, from their agent row: a user without one has no role, whatever
+    Django flags it carries (tenant users are never superusers; roles are granted by crm.services)."""
     if user is None or not user.is_authenticated:
         return None
     cached = getattr(user, "_crm_role", None)
     if cached is not None:
         return str(cached)
-    agent = Agent.objects.filter(user_id=user.pk).values_list("role", flat=True).first()
-    role = agent or (Agent.Role.OWNER if getattr(user, "is_superuser", False) else None)
+    role = Agent.objects.filter(user_id=user.pk).values_list("role", flat=True).first()
     user._crm_role = role
     return role
 

@@ -32,6 +32,7 @@ urlpatterns = [
     path("settings/", views.settings_home, name="settings"),
     path("settings/team/", views.team_page, name="team"),
     path("settings/team/agents/<int:pk>/role/", views.agent_role, name="agent-role"),
+    path("settings/team/agents/<int:pk>/active/", views.agent_active, name="agent-active"),
     path("settings/team/invitations/<int:pk>/resend/", views.invitation_resend, name="invitation-resend"),
     path("settings/teams/new/", views.team_edit, name="team-create"),
     path("settings/teams/<int:pk>/", views.team_edit, name="team-edit"),

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
@@ -22,6 +21,7 @@ from django.views.decorators.http import require_POST
 
 from crm import forms, selectors, services
 from crm.api import csv_export_response
+from crm.auth import PasswordResetConfirmView
 from crm.errors import ServiceError
 from crm.models import (
     Agent,
@@ -83,10 +83,6 @@ def _slice(queryset: Any, page: int) -> tuple[list[Any], bool]:
     start = (page - 1) * PAGE_SIZE
     rows = list(queryset[start : start + PAGE_SIZE + 1])
     return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
-
-
-def _base_url(request: HttpRequest) -> str:
-    return f"{request.scheme}://{request.get_host()}"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -502,7 +498,6 @@ def team_page(request: HttpRequest) -> HttpResponse:
             try:
                 services.invite_agent(
                     invited_by=request.user,
-                    base_url=_base_url(request),
                     by_role=role_in(request),
                     **invite_form.cleaned_data,
                 )
@@ -539,10 +534,25 @@ def agent_role(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @member_required("admin")
+def agent_active(request: HttpRequest, pk: int) -> HttpResponse:
+    """Deactivate or reactivate an agent (POST active=0|1); the service checks who may touch whom."""
+    agent = get_object_or_404(Agent.objects.select_related("user"), pk=pk)
+    active = request.POST.get("active") == "1"
+    try:
+        services.set_agent_active(agent=agent, active=active, by_role=role_in(request), by=request.user)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{agent} is {'active again' if active else 'deactivated'}.")
+    return redirect("crm:team")
+
+
+@require_POST
+@member_required("admin")
 def invitation_resend(request: HttpRequest, pk: int) -> HttpResponse:
     invitation = get_object_or_404(Invitation, pk=pk)
     try:
-        services.resend_invitation(invitation=invitation, base_url=_base_url(request))
+        services.resend_invitation(invitation=invitation)
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:
@@ -605,7 +615,7 @@ def api_key_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         messages.success(request, f"Key {key.prefix}… revoked.")
         return redirect("crm:api-keys")
     try:
-        issued = services.rotate_api_key(api_key=key, created_by=request.user)
+        issued = services.rotate_api_key(api_key=key, created_by=request.user, by_role=role_in(request))
     except ServiceError as exc:
         messages.error(request, exc.message)
         return redirect("crm:api-keys")
@@ -637,7 +647,7 @@ def attribute_definitions(request: HttpRequest) -> HttpResponse:
     return render(request, "crm/settings/attributes.html", context)
 
 
-class InvitationAcceptView(auth_views.PasswordResetConfirmView):
+class InvitationAcceptView(PasswordResetConfirmView):
     """The invitation link: Django's password-reset token, so it works once and dies with the password."""
 
     template_name = "crm/invitation_accept.html"

@@ -115,7 +115,7 @@ def test_sign_in_locks_after_five_failures_per_username_with_429_and_retry_after
 def test_sign_in_locks_per_address_across_usernames(tenant_a, client_a, settings):
     import uuid
 
-    settings.LOGIN_FAILURE_LIMIT = "5/15m"
+    settings.LOGIN_FAILURE_IP_LIMIT = "5/15m"
     client_a.defaults["REMOTE_ADDR"] = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.9"
     for n in range(5):
         client_a.post("/login/", {"username": f"{uuid.uuid4().hex}{n}@x.test", "password": "wrong"})
