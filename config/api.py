@@ -7,14 +7,21 @@ defined here, and those modules read DRF's settings while they load.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+import django_filters
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.http import Http404
+from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.rest_framework import FilterSet as RestFilterSet
 from django_ratelimit.core import get_usage
-from rest_framework import exceptions, pagination, status, throttling
+from rest_framework import exceptions, pagination, parsers, status, throttling
 from rest_framework.response import Response
+
+from crm.auth import client_ip
 
 # Services raise it (no DRF import there, so services load before DRF's settings); re-exported here.
 from crm.errors import ServiceError
@@ -70,6 +77,94 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 # ---------------------------------------------------------------------------------------------------
 
 
+NUL_MESSAGE = "Null characters are not allowed."
+
+
+def find_nul(document: Any) -> str | None:
+    """The path ("", "name", "attributes.note", "tags.2") of a string, key or value, holding a NUL
+    character; None when there is none. PostgreSQL stores no NUL in text or jsonb. (A loop, not
+    recursion: a document nested as deep as the JSON parser allows must not overflow the stack here.)"""
+    pending: list[tuple[str, Any]] = [("", document)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return path
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                inner = f"{path}.{key}" if path else str(key)
+                if "\x00" in str(key):
+                    return inner
+                pending.append((inner, item))
+        elif isinstance(value, list):
+            pending.extend((f"{path}.{i}" if path else str(i), item) for i, item in enumerate(value))
+    return None
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, refusing NUL characters anywhere in the document with a 400 that names the field.
+
+    Serializer CharFields refuse NUL themselves, but free-form JSON (contact attributes, template
+    parameters, interactive bodies) would reach jsonb, which refuses it with a DataError after the
+    request has begun writing; refusing it here is before any write.
+    """
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from None
+        field = find_nul(data)
+        if field is not None:
+            raise exceptions.ValidationError({field or "non_field_errors": [NUL_MESSAGE]})
+        return data
+
+
+# ---------------------------------------------------------------------------------------------------
+# Filters: every list's django-filter FilterSet derives from FilterSet below (the backend makes the
+# FilterSets of `filterset_fields` from it too), so a value PostgreSQL would refuse is a 400 before any
+# query runs, never a DataError (or, in a streamed export, a truncated file).
+# ---------------------------------------------------------------------------------------------------
+
+
+MAX_UTC_OFFSET = dt.timedelta(hours=14)  # Kiribati; no time zone is further from UTC
+
+
+class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """ISO 8601, converted to UTC. Python takes offsets up to ±23:59 and PostgreSQL only up to ±15:59: an
+    offset no time zone has, or an instant outside the years 1 to 9999 in UTC, is a 400 here rather than a
+    DataError in the database."""
+
+    def to_python(self, value: Any) -> dt.datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        offset = parsed.utcoffset()
+        if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+            raise ValidationError("Enter a UTC offset between -14:00 and +14:00.", code="out_of_range")
+        try:
+            return parsed.astimezone(dt.UTC)
+        except (OverflowError, ValueError):
+            raise ValidationError(
+                "Enter a date/time between the years 1 and 9999 (UTC).", code="out_of_range"
+            ) from None
+
+
+class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
+class FilterSet(RestFilterSet):
+    FILTER_DEFAULTS = {
+        **RestFilterSet.FILTER_DEFAULTS,
+        models.DateTimeField: {"filter_class": IsoDateTimeFilter},
+    }
+
+
+class FilterBackend(DjangoFilterBackend):
+    filterset_base = FilterSet
+
+
 class CursorPagination(pagination.CursorPagination):
     """Cursor pages: stable under inserts and no COUNT(*) on big tables. 50 by default, at most 100.
 
@@ -81,6 +176,46 @@ class CursorPagination(pagination.CursorPagination):
     max_page_size = 100
     page_size_query_param = "page_size"
     ordering = "-id"
+
+    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> list[Any] | None:
+        self._model = queryset.model
+        return super().paginate_queryset(queryset, request, view)
+
+    def decode_cursor(self, request: Any) -> pagination.Cursor | None:
+        # DRF answers 404 for a cursor it cannot read; the list exists, the parameter is wrong: 400.
+        try:
+            cursor = super().decode_cursor(request)
+        except exceptions.NotFound:
+            raise self._invalid_cursor() from None
+        if cursor is None or cursor.position is None:
+            return cursor
+        # The position goes into SQL as a value of the ordering field: a forged one that does not fit that
+        # field (text for an id, an offset PostgreSQL refuses, a NUL) must not reach the database.
+        try:
+            position: Any = self._clean_position(str(cursor.position))  # text, whatever the stubs say
+        except ValidationError:
+            raise self._invalid_cursor() from None
+        return pagination.Cursor(offset=cursor.offset, reverse=cursor.reverse, position=position)
+
+    def _clean_position(self, position: str) -> str:
+        if "\x00" in position:
+            raise ValidationError("NUL")
+        try:
+            field = self._model._meta.get_field(self.ordering[0].lstrip("-"))
+        except Exception:  # an annotation or an unknown model: DRF's own handling applies
+            return position
+        if isinstance(field, models.DateTimeField):
+            value = UtcIsoDateTimeField().to_python(position)
+            return value.isoformat() if value else position
+        return str(field.to_python(position))
+
+    def _invalid_cursor(self) -> ApiError:
+        return ApiError(
+            status_code=400,
+            code="invalid_cursor",
+            message="The cursor is not one this API gave out: follow `next` and `previous` as they are.",
+            details={self.cursor_query_param: ["Invalid cursor."]},
+        )
 
     def get_page_size(self, request: Any) -> int:
         raw = request.query_params.get(self.page_size_query_param)
@@ -115,7 +250,7 @@ def rate_limit_key(group: str, request: Any) -> str:
     elif getattr(request, "user", None) is not None and request.user.is_authenticated:
         who = f"user:{request.user.pk}"
     else:
-        who = f"ip:{request.META.get('REMOTE_ADDR', '')}"
+        who = f"ip:{client_ip(request)}"
     return f"{schema}:{who}"
 
 

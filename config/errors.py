@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from config.api import error_body
 
 
-def _respond(request: HttpRequest, status: int, code: str, message: str) -> HttpResponse:
+def _respond(
+    request: HttpRequest, status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> HttpResponse:
     if request.path.startswith("/api/") or request.path.startswith("/webhooks/"):
-        return JsonResponse(error_body(code, message), status=status)
+        return JsonResponse(error_body(code, message, details), status=status)
     return render(request, "errors/error.html", {"status": status, "message": message}, status=status)
+
+
+def invalid_field(request: HttpRequest, field: str, message: str) -> HttpResponse:
+    """400 for one bad input, refused before any view ran (config.input_guard)."""
+    return _respond(request, 400, "validation_error", "The request has invalid fields.", {field: [message]})
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import environ
 
@@ -41,6 +41,8 @@ BASE_DOMAIN = env.str("BASE_DOMAIN", default="localhost")
 # The public host serves the platform admin, signup, the webhook, /healthz and /metrics.
 PUBLIC_HOSTS = env.list("PUBLIC_HOSTS", default=[BASE_DOMAIN, "127.0.0.1"])
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[BASE_DOMAIN, f".{BASE_DOMAIN}", "127.0.0.1", "testserver"])
+# Tenant URLs printed and sent by email (invitations, password resets) are built from these and the
+# tenant's primary domain, never from a request's Host header.
 SITE_SCHEME = env.str("SITE_SCHEME", default="http" if (DEVELOPMENT or TESTING) else "https")
 SITE_PORT = env.str("SITE_PORT", default="8000" if DEVELOPMENT else "")
 
@@ -95,6 +97,7 @@ MIDDLEWARE = [
     "config.health.HealthCheckMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "tenants.middleware.TenantMiddleware",
+    "config.input_guard.RejectNulMiddleware",  # NUL in a query or form: 400, before any view
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -280,6 +283,21 @@ WHATSAPP_BULK_SHARE = env.float("WHATSAPP_BULK_SHARE", default=0.8)
 WHATSAPP_PENDING_STATUS_RETENTION_DAYS = env.int("WHATSAPP_PENDING_STATUS_RETENTION_DAYS", default=7)
 # Processed raw webhook events are kept this long (replay, inspection); unrouted and failed ones stay.
 WHATSAPP_WEBHOOK_EVENT_RETENTION_DAYS = env.int("WHATSAPP_WEBHOOK_EVENT_RETENTION_DAYS", default=30)
+# Media download URLs the Graph API returns are fetched, with the token, only from these hosts over https
+# (`*.` = any subdomain), or from the Graph API's own origin (the sandbox serves its media itself).
+WHATSAPP_MEDIA_HOSTS = env.list(
+    "WHATSAPP_MEDIA_HOSTS", default=["lookaside.fbsbx.com", "*.fbcdn.net", "*.whatsapp.net"]
+)
+
+# Outbound HTTP (core/fetch.py). Operator-configured hosts may be on private addresses and any port; the
+# Graph API URL's host is one by definition, so the sandbox (127.0.0.1) works in development and tests with
+# the private-address refusal still on for everything else.
+_graph_host = urlsplit(WHATSAPP_GRAPH_URL).hostname
+OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[]) + (
+    [_graph_host] if _graph_host else []
+)
+# Lifts the private-address refusal for every URL (user-supplied ones too): local experiments only.
+OUTBOUND_ALLOW_PRIVATE_NETWORKS = env.bool("OUTBOUND_ALLOW_PRIVATE_NETWORKS", default=False)
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "config.api_schema.ApiAutoSchema",
@@ -290,7 +308,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["crm.permissions.IsTenantMember"],
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "config.api.FilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
@@ -298,6 +316,11 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": ["config.api.TenantRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "config.api.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -334,7 +357,22 @@ RATELIMIT_USE_CACHE = "default"
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
 # Tests share one owner and one address across hundreds of requests; the limit tests set their own.
 API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="100000/m" if TESTING else "600/m")
+# Failed sign-ins (crm/auth.py), counted per tenant: per username and address; per username from any
+# address (slower: rotating addresses buys few guesses, and a flood locks an account for an hour at most);
+# per address across usernames (password spraying).
 LOGIN_FAILURE_LIMIT = env.str("LOGIN_FAILURE_LIMIT", default="1000/15m" if TESTING else "5/15m")
+LOGIN_FAILURE_USER_LIMIT = env.str("LOGIN_FAILURE_USER_LIMIT", default="1000/h" if TESTING else "50/h")
+LOGIN_FAILURE_IP_LIMIT = env.str("LOGIN_FAILURE_IP_LIMIT", default="1000/15m" if TESTING else "20/15m")
+# Password-reset requests: per address (over it: 429) and per account (over it: the usual "sent" page
+# and no email, so the page never tells whether the account exists).
+PASSWORD_RESET_IP_LIMIT = env.str("PASSWORD_RESET_IP_LIMIT", default="1000/h" if TESTING else "10/h")
+PASSWORD_RESET_ACCOUNT_LIMIT = env.str("PASSWORD_RESET_ACCOUNT_LIMIT", default="1000/h" if TESTING else "3/h")
+# Proxies whose X-Forwarded-For (and X-Forwarded-Proto) are believed: addresses or networks, comma-
+# separated ("10.0.0.0/8,172.16.0.5"; "*" trusts every peer, only when nothing but the proxy can reach
+# the app). Empty: no proxy header is believed and the client is the connecting address. The same value
+# goes to uvicorn's --forwarded-allow-ips (Procfile, Dockerfile, docker-compose.yml); crm.auth.client_ip
+# applies it to the sign-in and API rate limits.
+FORWARDED_ALLOW_IPS = env.list("FORWARDED_ALLOW_IPS", default=[])
 # Region for phone numbers typed without a country code (a tenant may set settings["phone_region"]).
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="")
 

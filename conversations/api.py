@@ -11,12 +11,14 @@ from typing import Any
 from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api import ApiError
+from config.api_schema import ErrorResponseSerializer
 from config.idempotency import idempotent, scope_of
 from conversations import services
 from conversations.models import Conversation, Message
@@ -54,7 +56,7 @@ class ChannelBriefSerializer(serializers.ModelSerializer):
 
 class ConversationSerializer(serializers.ModelSerializer):
     contact = ContactBriefSerializer(read_only=True)
-    channel = ChannelBriefSerializer(read_only=True)
+    channel = ChannelBriefSerializer(read_only=True, allow_null=True)
     last_message_preview = serializers.CharField(read_only=True, default="")
     window_open = serializers.SerializerMethodField()
     window_closes_at = serializers.SerializerMethodField()
@@ -171,6 +173,13 @@ class StartConversationSerializer(SendMessageSerializer):
 
 
 # -- views ---------------------------------------------------------------------------------------------
+
+# A send that is well-formed but refused by a rule of WhatsApp or of the workspace (outside the 24-hour
+# window, no number, no such uploaded media, a file over the limit, a reused Idempotency-Key...).
+REFUSED = OpenApiResponse(
+    ErrorResponseSerializer,
+    description="Refused by a sending rule; `code` says which (e.g. `outside_window`, `no_channel`)",
+)
 
 
 def _rejected(exc: services.MessageRejected | MediaRejected) -> ApiError:
@@ -293,6 +302,8 @@ class ConversationMessagesView(generics.ListAPIView):
         )
 
     def get_queryset(self) -> QuerySet[Message]:
+        if getattr(self, "swagger_fake_view", False):  # the schema generator, with no conversation
+            return Message.objects.none()
         conversation = self.get_conversation()
         return (
             Message.objects.filter(conversation=conversation)
@@ -303,6 +314,14 @@ class ConversationMessagesView(generics.ListAPIView):
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
         return SendMessageSerializer if self.request.method == "POST" else MessageSerializer
 
+    @extend_schema(
+        request=SendMessageSerializer,
+        responses={
+            201: MessageSerializer,
+            200: OpenApiResponse(MessageSerializer, description="`read`: the message marked read"),
+            422: REFUSED,
+        },
+    )
     @idempotent
     def post(self, request: Request, pk: int) -> Response:
         conversation = self.get_conversation()
@@ -318,6 +337,14 @@ class StartConversationView(generics.GenericAPIView):
 
     serializer_class = StartConversationSerializer
 
+    @extend_schema(
+        request=StartConversationSerializer,
+        responses={
+            201: MessageSerializer,
+            404: OpenApiResponse(ErrorResponseSerializer, description="No such contact or number"),
+            422: REFUSED,
+        },
+    )
     @idempotent
     def post(self, request: Request) -> Response:
         form = StartConversationSerializer(data=request.data)
@@ -355,6 +382,7 @@ class RetryMessageView(generics.GenericAPIView):
     serializer_class = MessageSerializer
     queryset = Message.objects.all()
 
+    @extend_schema(request=None, responses={200: MessageSerializer, 422: REFUSED})
     @idempotent
     def post(self, request: Request, pk: int) -> Response:
         message = self.get_object()
@@ -377,6 +405,14 @@ class MediaUploadView(generics.GenericAPIView):
     serializer_class = MediaUploadSerializer
     parser_classes = [MultiPartParser, FormParser]
 
+    @extend_schema(
+        request=MediaUploadSerializer,
+        responses={
+            201: MediaSerializer,
+            404: OpenApiResponse(ErrorResponseSerializer, description="No such number"),
+            422: REFUSED,
+        },
+    )
     @idempotent
     def post(self, request: Request) -> Response:
         form = MediaUploadSerializer(data=request.data)

@@ -6,14 +6,12 @@ and config/api.py; roles from crm.permissions.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -23,7 +21,8 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import CursorPagination
+from config.api import CursorPagination, FilterBackend
+from core import csvsafe
 from crm import filters, selectors, serializers, services
 from crm.errors import ServiceError
 from crm.models import AttributeDefinition, Contact, ContactImport, Note, Stage, Tag
@@ -52,7 +51,7 @@ class CrmViewSet(viewsets.ModelViewSet):
 )
 class ContactViewSet(CrmViewSet):
     serializer_class = serializers.ContactSerializer
-    filter_backends = [DjangoFilterBackend, filters.ContactSearchFilter, OrderingFilter]
+    filter_backends = [FilterBackend, filters.ContactSearchFilter, OrderingFilter]
     filterset_class = filters.ContactFilter
     ordering_fields = ["id", "name", "created_at", "updated_at", "last_inbound_at"]
     required_roles = {"destroy": SUPERVISOR, "merge": SUPERVISOR, "export": SUPERVISOR}
@@ -103,14 +102,23 @@ class _Echo:
 
 
 def csv_export_response(queryset: QuerySet[Contact]) -> StreamingHttpResponse:
-    """Streams rows as they are read (server-side cursor in chunks), so 100,000 contacts fit in memory."""
-    writer = csv.writer(_Echo())
+    """Streams rows as they are read (server-side cursor in chunks), so 100,000 contacts fit in memory.
+
+    Cells are neutralised against spreadsheet formulas (core.csvsafe). The first chunk is read before the
+    response starts: an error in the query (the filters were validated already, this is for the rest) is
+    then an error response, never a 200 whose file silently stops.
+    """
+    writer = csvsafe.writer(_Echo())
     definitions = list(AttributeDefinition.objects.values_list("key", flat=True))
     header = [*services.EXPORT_COLUMNS, *definitions]
+    records = selectors.export_rows(queryset, attribute_keys=definitions)
+    first = next(records, None)
 
     def rows() -> Iterator[str]:
         yield writer.writerow(header)
-        for row in selectors.export_rows(queryset, attribute_keys=definitions):
+        if first is not None:
+            yield writer.writerow(first)
+        for row in records:
             yield writer.writerow(row)
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
@@ -128,12 +136,15 @@ class CompanyViewSet(CrmViewSet):
         return selectors.companies()
 
     def perform_create(self, serializer: Any) -> None:
-        serializer.instance = services.save_company(**serializer.validated_data)
+        company = services.save_company(**serializer.validated_data)
+        # Answered as the list and detail answer it: with contact_count.
+        serializer.instance = self.get_queryset().get(pk=company.pk)
 
     def perform_update(self, serializer: Any) -> None:
         instance = serializer.instance
         data = {"name": instance.name, "domain": instance.domain, **serializer.validated_data}
-        serializer.instance = services.save_company(company=instance, **data)
+        company = services.save_company(company=instance, **data)
+        serializer.instance = self.get_queryset().get(pk=company.pk)
 
 
 class TagViewSet(CrmViewSet):
@@ -208,6 +219,19 @@ class NoteViewSet(CrmViewSet):
         )
 
 
+@extend_schema_view(
+    create=extend_schema(
+        description="A new pipeline gets the standard stages (New, Qualified, Proposal, Won, Lost). "
+        "409 `duplicate_name` when another pipeline has this name (in any case)."
+    ),
+    partial_update=extend_schema(
+        description="Rename. 409 `duplicate_name` when another pipeline has this name (in any case)."
+    ),
+    destroy=extend_schema(
+        description="Deletes the pipeline with its stages. A pipeline with deals (open, won or lost) is "
+        "not deleted: 409 `pipeline_in_use`; move its deals to another pipeline (or delete them) first."
+    ),
+)
 class PipelineViewSet(CrmViewSet):
     serializer_class = serializers.PipelineSerializer
     ordering_fields = ["id", "position", "name"]
@@ -222,11 +246,11 @@ class PipelineViewSet(CrmViewSet):
 
     def perform_update(self, serializer: Any) -> None:
         pipeline = serializer.instance
-        name = serializer.validated_data.get("name", pipeline.name).strip()
-        if not name:
-            raise ServiceError("invalid_name", "A pipeline needs a name.", field="name")
-        pipeline.name = name
-        pipeline.save(update_fields=["name"])
+        name = serializer.validated_data.get("name", pipeline.name)
+        serializer.instance = services.rename_pipeline(pipeline=pipeline, name=name)
+
+    def perform_destroy(self, instance: Any) -> None:
+        services.delete_pipeline(pipeline=instance)
 
 
 class StageViewSet(CrmViewSet):

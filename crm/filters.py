@@ -9,17 +9,20 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework.filters import BaseFilterBackend
 
+from config.api import FilterSet, IsoDateTimeFilter
 from crm import selectors
 from crm.models import Contact, Deal, Note, Task
 
+# FilterSet and IsoDateTimeFilter are the API's (config.api): values PostgreSQL would refuse are a 400.
 
-class ContactFilter(django_filters.FilterSet):
+
+class ContactFilter(FilterSet):
     tag = django_filters.CharFilter(field_name="tags__name", lookup_expr="iexact", help_text="Tag name")
     company = django_filters.NumberFilter(field_name="company_id")
     owner = django_filters.NumberFilter(field_name="owner_id")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    updated_after = IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = Contact
@@ -46,22 +49,22 @@ class ContactSearchFilter(BaseFilterBackend):
         ]
 
 
-class NoteFilter(django_filters.FilterSet):
+class NoteFilter(FilterSet):
     class Meta:
         model = Note
         fields = ["contact", "author"]
 
 
-class DealFilter(django_filters.FilterSet):
+class DealFilter(FilterSet):
     class Meta:
         model = Deal
         fields = ["pipeline", "stage", "status", "owner", "contact", "company"]
 
 
-class TaskFilter(django_filters.FilterSet):
+class TaskFilter(FilterSet):
     overdue = django_filters.BooleanFilter(method="filter_overdue", help_text="Open and past due")
-    due_before = django_filters.IsoDateTimeFilter(field_name="due_at", lookup_expr="lt")
-    due_after = django_filters.IsoDateTimeFilter(field_name="due_at", lookup_expr="gte")
+    due_before = IsoDateTimeFilter(field_name="due_at", lookup_expr="lt")
+    due_after = IsoDateTimeFilter(field_name="due_at", lookup_expr="gte")
 
     class Meta:
         model = Task

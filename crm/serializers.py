@@ -60,6 +60,8 @@ class AttributeDefinitionSerializer(serializers.ModelSerializer):
     class Meta:
         model = AttributeDefinition
         fields = ["id", "key", "label", "type", "choices", "required", "position", "created_at"]
+        # The type decides how every value is checked and stored, so it is chosen, never defaulted.
+        extra_kwargs: dict[str, Any] = {"type": {"required": True}}
 
 
 class ContactSerializer(serializers.ModelSerializer):
@@ -68,7 +70,7 @@ class ContactSerializer(serializers.ModelSerializer):
     company = serializers.PrimaryKeyRelatedField(
         queryset=Company.objects.all(), required=False, allow_null=True
     )
-    company_name = serializers.CharField(source="company.name", read_only=True, default=None)
+    company_name = serializers.CharField(source="company.name", read_only=True, default=None, allow_null=True)
     owner = serializers.PrimaryKeyRelatedField(queryset=agent_users(), required=False, allow_null=True)
     attributes = serializers.DictField(required=False, help_text="Keys of the attribute definitions")
 

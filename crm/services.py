@@ -19,13 +19,15 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Model, QuerySet
+from django.db.models import Max, Model, Q, QuerySet
 from django.db.models.functions import Lower
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from core import csvsafe
+from crm import sessions
 from crm.errors import ServiceError
 from crm.models import (
     Agent,
@@ -48,6 +50,7 @@ from crm.models import (
 from crm.phones import InvalidPhoneNumber, normalize_phone
 from crm.selectors import default_phone_region
 from tenants.db import connection
+from tenants.models import Domain
 
 User = Any  # the tenant's auth user (django.contrib.auth.User)
 
@@ -64,9 +67,12 @@ def _excluding(queryset: QuerySet[Any], obj: Model | None) -> QuerySet[Any]:
 
 
 def _staff_flags(role: str) -> dict[str, bool]:
-    # Owners and admins manage the tenant in Django admin; the others work in the staff pages only.
+    # Owners and admins manage the tenant in Django admin (is_staff lets them through its sign-in); the
+    # others work in the staff pages only. Never superusers: a superuser passes every permission check,
+    # so the admin could not hold an admin back from the owner's account. What they may do there comes
+    # from the role (crm.auth.RateLimitedModelBackend.has_perm).
     is_admin = role in (Agent.Role.OWNER, Agent.Role.ADMIN)
-    return {"is_staff": is_admin, "is_superuser": is_admin}
+    return {"is_staff": is_admin, "is_superuser": False}
 
 
 @transaction.atomic
@@ -118,17 +124,50 @@ def change_agent_role(*, agent: Agent, role: str, by_role: str | None = None) ->
     if role not in Agent.Role.values:
         raise ServiceError("invalid_role", f"'{role}' is not a role.", field="role")
     _check_can_grant(by_role=by_role, current=agent.role, new=role)
-    last_owner = not Agent.objects.filter(role=Agent.Role.OWNER).exclude(pk=agent.pk).exists()
+    # A deactivated owner cannot act for the workspace: only active owners count.
+    last_owner = (
+        not Agent.objects.filter(role=Agent.Role.OWNER, user__is_active=True).exclude(pk=agent.pk).exists()
+    )
     if agent.role == Agent.Role.OWNER and role != Agent.Role.OWNER and last_owner:
         raise ServiceError(
             "last_owner", "The workspace needs at least one owner.", field="role", status_code=409
         )
+    changed = agent.role != role
     agent.role = role
     agent.save(update_fields=["role"])
     user = agent.user
     for flag, value in _staff_flags(role).items():
         setattr(user, flag, value)
     user.save(update_fields=["is_staff", "is_superuser"])
+    if changed:
+        # Open sockets joined the old role's groups: they close, and reconnect with the new role's.
+        sessions.close_user_sockets(
+            user_id=user.pk, code=sessions.CLOSE_ACCESS_CHANGED, reason="role_changed"
+        )
+    return agent
+
+
+@transaction.atomic
+def set_agent_active(
+    *, agent: Agent, active: bool, by_role: str | None = None, by: User | None = None
+) -> Agent:
+    """Deactivate (or reactivate) an agent's sign-in. Deactivated users keep their history (notes,
+    assignments) but their sessions stop working at once and their open sockets close."""
+    # Who may grant the agent's role may also switch the agent off: only an owner touches an owner.
+    _check_can_grant(by_role=by_role, current=agent.role, new=agent.role)
+    user = agent.user
+    if not active and by is not None and by.pk == user.pk:
+        raise ServiceError("cannot_deactivate_self", "You cannot deactivate yourself.", status_code=409)
+    if not active and agent.role == Agent.Role.OWNER:
+        other_owners = Agent.objects.filter(role=Agent.Role.OWNER, user__is_active=True).exclude(pk=agent.pk)
+        if not other_owners.exists():
+            raise ServiceError("last_owner", "The workspace needs at least one owner.", status_code=409)
+    if user.is_active == active:
+        return agent
+    user.is_active = active
+    user.save(update_fields=["is_active"])
+    if not active:
+        sessions.close_user_sockets(user_id=user.pk, code=sessions.CLOSE_SIGNED_OUT, reason="deactivated")
     return agent
 
 
@@ -140,6 +179,26 @@ def set_agent_availability(*, agent: Agent, availability: str) -> Agent:
     agent.availability = availability
     agent.save(update_fields=["availability"])
     return agent
+
+
+def tenant_site() -> tuple[str, str]:
+    """The current tenant's scheme and host[:port] for links sent by email (invitations, password
+    resets): its primary domain with SITE_SCHEME and SITE_PORT. Never the request's Host header, which
+    the client chooses (a spoofed port or forwarded host would put the token on someone else's server)."""
+    schema = connection.schema_name
+    host = (
+        Domain.objects.filter(tenant__schema_name=schema, is_primary=True)
+        .values_list("domain", flat=True)
+        .first()
+        or f"{schema}.{settings.BASE_DOMAIN}"
+    )
+    port = f":{settings.SITE_PORT}" if settings.SITE_PORT else ""
+    return settings.SITE_SCHEME, f"{host}{port}"
+
+
+def tenant_base_url() -> str:
+    scheme, host = tenant_site()
+    return f"{scheme}://{host}"
 
 
 def invitation_link(*, user: Any, base_url: str) -> str:
@@ -173,25 +232,28 @@ def invite_agent(
     email: str,
     role: str,
     invited_by: User | None,
-    base_url: str,
+    base_url: str | None = None,
     name: str = "",
     by_role: str | None = None,
 ) -> Invitation:
-    """A user with no usable password and an emailed link to set one (Django's password-reset token)."""
+    """A user with no usable password and an emailed link to set one (Django's password-reset token).
+
+    The link's base is the tenant's configured URL (tenant_base_url) unless a caller passes its own.
+    """
     _check_can_grant(by_role=by_role, current=None, new=role)
     agent = create_agent(email=email, password=None, role=role, name=name)
     invitation = Invitation.objects.create(agent=agent, invited_by=invited_by)
-    _send_invitation(invitation=invitation, base_url=base_url)
+    _send_invitation(invitation=invitation, base_url=base_url or tenant_base_url())
     return invitation
 
 
 @transaction.atomic
-def resend_invitation(*, invitation: Invitation, base_url: str) -> Invitation:
+def resend_invitation(*, invitation: Invitation, base_url: str | None = None) -> Invitation:
     if invitation.accepted_at is not None:
         raise ServiceError("already_accepted", "This invitation was already accepted.", status_code=409)
     invitation.sent_at = timezone.now()
     invitation.save(update_fields=["sent_at"])
-    _send_invitation(invitation=invitation, base_url=base_url)
+    _send_invitation(invitation=invitation, base_url=base_url or tenant_base_url())
     return invitation
 
 
@@ -332,6 +394,10 @@ def _coerce_attribute(definition: AttributeDefinition, value: Any) -> Any:
             raise ValueError("must be a number") from exc
         if not number.is_finite():
             raise ValueError("must be a number")
+        # Beyond 15 digits a JSON number loses precision in most clients (and int("1e999999999") would
+        # build a billion-digit integer).
+        if number and number.adjusted() >= 15:
+            raise ValueError("must be less than 10^15")
         return int(number) if number == number.to_integral_value() else float(number)
     if kind == AttributeDefinition.Type.DATE:
         try:
@@ -587,17 +653,61 @@ def create_pipeline(*, name: str, stages: list[tuple[str, int, str]] | None = No
     name = name.strip()
     if not name:
         raise ServiceError("invalid_name", "A pipeline needs a name.", field="name")
-    if Pipeline.objects.filter(name__iexact=name).exists():
-        raise ServiceError(
-            "duplicate_name", "A pipeline with this name exists.", field="name", status_code=409
-        )
+    _check_pipeline_name_free(name=name, pipeline=None)
     position = (Pipeline.objects.aggregate(m=Max("position"))["m"] or 0) + 1
-    pipeline = Pipeline.objects.create(name=name, position=position)
+    pipeline = Pipeline(name=name, position=position)
+    _save_pipeline(pipeline)
     Stage.objects.bulk_create(
         Stage(pipeline=pipeline, name=n, probability=p, kind=k, position=i)
         for i, (n, p, k) in enumerate(stages if stages is not None else DEFAULT_STAGES)
     )
     return pipeline
+
+
+def _check_pipeline_name_free(*, name: str, pipeline: Pipeline | None) -> None:
+    if _excluding(Pipeline.objects.filter(name__iexact=name), pipeline).exists():
+        raise ServiceError(
+            "duplicate_name", "A pipeline with this name exists.", field="name", status_code=409
+        )
+
+
+def _save_pipeline(pipeline: Pipeline) -> None:
+    # The check above cannot see a concurrent request's uncommitted name; the unique index can.
+    try:
+        with transaction.atomic():
+            pipeline.save()
+    except IntegrityError as exc:
+        raise ServiceError(
+            "duplicate_name", "A pipeline with this name exists.", field="name", status_code=409
+        ) from exc
+
+
+def rename_pipeline(*, pipeline: Pipeline, name: str) -> Pipeline:
+    name = name.strip()
+    if not name:
+        raise ServiceError("invalid_name", "A pipeline needs a name.", field="name")
+    _check_pipeline_name_free(name=name, pipeline=pipeline)
+    pipeline.name = name
+    _save_pipeline(pipeline)
+    return pipeline
+
+
+@transaction.atomic
+def delete_pipeline(*, pipeline: Pipeline) -> None:
+    """Deletes a pipeline and its stages, as long as no deal (open, won or lost) is in it.
+
+    Deals keep their history and reports their numbers, so they are never deleted along with a
+    pipeline: they are moved to another pipeline, or deleted, first (409 `pipeline_in_use`). The lock
+    makes a deal created meanwhile wait for this decision.
+    """
+    pipeline = Pipeline.objects.select_for_update().get(pk=pipeline.pk)
+    if Deal.objects.filter(Q(pipeline=pipeline) | Q(stage__pipeline=pipeline)).exists():
+        raise ServiceError(
+            "pipeline_in_use",
+            "This pipeline has deals: move them to another pipeline or delete them first.",
+            status_code=409,
+        )
+    pipeline.delete()
 
 
 def default_pipeline() -> Pipeline:
@@ -828,8 +938,13 @@ def create_api_key(
     return IssuedApiKey(api_key=key, raw=raw)
 
 
-def rotate_api_key(*, api_key: ApiKey, created_by: User | None = None) -> IssuedApiKey:
-    """A new key with the same name, role and lifetime; the old one keeps working until revoked."""
+def rotate_api_key(
+    *, api_key: ApiKey, created_by: User | None = None, by_role: str | None = None
+) -> IssuedApiKey:
+    """A new key with the same name, role and lifetime; the old one keeps working until revoked.
+
+    Rotating issues a new secret for the key's role, so it takes the right to grant that role (an
+    admin must not mint an owner key by rotating the owner's)."""
     if api_key.revoked_at is not None:
         raise ServiceError("revoked_key", "A revoked key cannot be rotated.", status_code=409)
     lifetime = api_key.expires_at - api_key.created_at if api_key.expires_at else None
@@ -838,6 +953,7 @@ def rotate_api_key(*, api_key: ApiKey, created_by: User | None = None) -> Issued
         role=api_key.role,
         expires_at=timezone.now() + lifetime if lifetime else None,
         created_by=created_by,
+        by_role=by_role,
         rotated_from=api_key,
     )
 
@@ -946,7 +1062,8 @@ def _row_data(row: Mapping[str | None, Any]) -> dict[str, Any]:
 def _import_row(row: Mapping[str, Any], *, definitions: set[str], companies: dict[str, Company]) -> bool:
     if None in row:
         raise ServiceError("extra_cells", "The row has more cells than the header.")
-    values = {k: (v or "").strip() for k, v in row.items() if k}
+    # A cell our export quoted against spreadsheet formulas (core.csvsafe) imports as it was.
+    values = {k: csvsafe.unquote_cell((v or "").strip()) for k, v in row.items() if k}
     if not values.get("phone"):
         raise ServiceError("missing_phone", "The phone number is missing.")
     fields: dict[str, Any] = {}

@@ -1,4 +1,12 @@
-"""Template helpers for the thread: reading Meta's payload shapes and formatting ticks and windows."""
+"""Template helpers for the thread: reading Meta's payload shapes and formatting ticks and windows.
+
+A message's payload is what the sender (or Meta, or a gateway) put in the webhook: every URL in it (media
+`link`/`url`, a location's `url`, a contact card's `urls`, an ad referral's `source_url`/`image_url`/
+`video_url`/`thumbnail_url`, catalogue images, profile pictures) is the sender's choice. None of them is
+ever an `href` or a `src`: a `javascript:` link would run in the agent's session, and an image would tell a
+tracker who read the message and when. They are shown as escaped text, or not at all; media is shown only
+from our own stored copy (MediaFile), and a map link is built by us from numeric coordinates.
+"""
 
 from __future__ import annotations
 
@@ -74,10 +82,11 @@ def part(message: Any) -> dict[str, Any]:
 
 @register.filter
 def media_of(message: Any) -> dict[str, Any]:
-    """URL, name, size and type of a media message, from the stored file when there is one."""
+    """URL, name, size and type of a media message. The URL is our stored copy's only: a `link` or `url`
+    in the payload is the sender's, never loaded or linked (see the module's docstring)."""
     data = part(message)
     info: dict[str, Any] = {
-        "url": data.get("url") or data.get("link") or (message.payload or {}).get("media_url") or "",
+        "url": "",
         "filename": data.get("filename") or "",
         "size": data.get("file_size") or data.get("size"),
         "mime": data.get("mime_type") or "",
@@ -136,16 +145,78 @@ def interactive_reply(message: Any) -> str:
     return str(data.get("text") or data.get("title") or message.text or "")
 
 
+def _texts(items: Any, *keys: str) -> list[str]:
+    """The first present key of each dict in a payload list, as text."""
+    found = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict):
+            value = next((item[k] for k in keys if item.get(k)), None)
+            if isinstance(value, str | int | float):
+                found.append(str(value))
+    return found
+
+
 @register.filter
 def contacts_of(message: Any) -> list[dict[str, Any]]:
+    """Contact cards: name, phones, emails and web addresses, all as text (the addresses are not linked)."""
     payload = getattr(message, "payload", None) or {}
     items = payload.get("contacts") if isinstance(payload, dict) else None
     cards = []
     for item in items if isinstance(items, list) else []:
-        name = item.get("name") or {}
-        phones = [p.get("phone") or p.get("wa_id") for p in item.get("phones") or [] if isinstance(p, dict)]
-        cards.append({"name": name.get("formatted_name") or name.get("first_name") or "", "phones": phones})
+        if not isinstance(item, dict):
+            continue
+        name = item.get("name")
+        if not isinstance(name, dict):
+            name = {}
+        cards.append(
+            {
+                "name": str(name.get("formatted_name") or name.get("first_name") or ""),
+                "phones": _texts(item.get("phones"), "phone", "wa_id"),
+                "emails": _texts(item.get("emails"), "email"),
+                "urls": _texts(item.get("urls"), "url"),
+            }
+        )
     return cards
+
+
+def _number(value: Any, limit: float) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if -limit <= number <= limit else None
+
+
+@register.filter
+def location_of(message: Any) -> dict[str, Any]:
+    """A shared location: name, address and the sender's `url` as text; the map link is ours, built from
+    the coordinates only when both are numbers in range."""
+    data = part(message)
+    latitude, longitude = _number(data.get("latitude"), 90), _number(data.get("longitude"), 180)
+    return {
+        "name": str(data.get("name") or ""),
+        "address": str(data.get("address") or ""),
+        "url": str(data.get("url") or ""),
+        "latitude": latitude,
+        "longitude": longitude,
+        "has_map": latitude is not None and longitude is not None,
+    }
+
+
+@register.filter
+def referral_of(message: Any) -> dict[str, Any] | None:
+    """A Click-to-WhatsApp ad the contact came from: its headline, body and addresses, as text only."""
+    payload = getattr(message, "payload", None) or {}
+    referral = payload.get("referral") if isinstance(payload, dict) else None
+    if not isinstance(referral, dict):
+        return None
+    urls = [referral.get(key) for key in ("source_url", "image_url", "video_url", "thumbnail_url")]
+    return {
+        "headline": str(referral.get("headline") or ""),
+        "body": str(referral.get("body") or ""),
+        "source_type": str(referral.get("source_type") or ""),
+        "urls": [str(url) for url in urls if url and isinstance(url, str | int | float)],
+    }
 
 
 @register.filter

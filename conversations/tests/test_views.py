@@ -155,19 +155,34 @@ def test_a_thread_costs_the_same_number_of_queries_however_many_messages(
     assert response.content.decode().count('class="msg in') == size
 
 
+def add_media_message(tenant, conversation, kind, stored_as, **payload):
+    """An inbound media message whose file we downloaded and stored (the only source of a media URL)."""
+    from whatsapp.models import MediaFile, WhatsAppChannel
+
+    message = add_message(tenant, conversation, type=kind, payload={kind: payload})
+    with schema_context(tenant.schema_name):
+        channel, _ = WhatsAppChannel.objects.get_or_create(phone_number_id="pnid-media", waba_id="waba-media")
+        MediaFile.objects.create(
+            channel=channel,
+            message=message,
+            direction=MediaFile.Direction.INBOUND,
+            kind=kind,
+            file=stored_as,
+            filename=payload.get("filename", ""),
+            size=payload.get("file_size"),
+            status=MediaFile.Status.READY,
+        )
+    return message
+
+
 def test_every_message_type_renders_in_the_thread(client_a, tenant_a, owner_a):
     c = make_conversation(tenant_a, name="Types", messages=0)
     target = add_message(tenant_a, c, text="see https://example.com/x", wamid="wamid.target")
-    add_message(
-        tenant_a, c, type=Message.Type.IMAGE, payload={"image": {"url": "/media/a.jpg", "caption": "pic"}}
-    )
-    add_message(tenant_a, c, type=Message.Type.AUDIO, payload={"audio": {"url": "/media/a.ogg"}})
-    add_message(tenant_a, c, type=Message.Type.VIDEO, payload={"video": {"url": "/media/a.mp4"}})
-    add_message(
-        tenant_a,
-        c,
-        type=Message.Type.DOCUMENT,
-        payload={"document": {"url": "/media/a.pdf", "filename": "offer.pdf", "file_size": 20480}},
+    add_media_message(tenant_a, c, Message.Type.IMAGE, "whatsapp/a.jpg", caption="pic")
+    add_media_message(tenant_a, c, Message.Type.AUDIO, "whatsapp/a.ogg")
+    add_media_message(tenant_a, c, Message.Type.VIDEO, "whatsapp/a.mp4")
+    add_media_message(
+        tenant_a, c, Message.Type.DOCUMENT, "whatsapp/a.pdf", filename="offer.pdf", file_size=20480
     )
     add_message(
         tenant_a,
@@ -221,7 +236,7 @@ def test_every_message_type_renders_in_the_thread(client_a, tenant_a, owner_a):
     login(client_a, tenant_a, owner_a)
     html = client_a.get(f"/inbox/c/{c.pk}/", HTTP_HX_REQUEST="true").content.decode()
     assert '<a href="https://example.com/x"' in html
-    assert '<img src="/media/a.jpg"' in html and "pic" in html
+    assert '<img src="/media/whatsapp/a.jpg"' in html and "pic" in html
     assert "<audio controls" in html and "<video controls" in html
     assert "offer.pdf" in html and "20.0\xa0KB" in html
     assert "openstreetmap.org/?mlat=52.52" in html

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import csv
+import io
+
 import pytest
 from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
@@ -83,7 +86,7 @@ def test_lists_are_cursor_paginated_50_by_default_and_100_at_most(tenant_a, api)
     assert len(api.get("/api/v1/contacts/?page_size=100").json()["results"]) == 100
     assert_error(api.get("/api/v1/contacts/?page_size=101"), 400, "invalid_page_size")
     assert_error(api.get("/api/v1/contacts/?page_size=abc"), 400, "invalid_page_size")
-    assert_error(api.get("/api/v1/contacts/?cursor=garbage"), 404, "not_found")
+    assert_error(api.get("/api/v1/contacts/?cursor=garbage"), 400, "invalid_cursor")
 
 
 def test_ordering_by_name_is_offered(tenant_a, api):
@@ -197,3 +200,36 @@ def test_the_export_streams_csv_that_the_import_reads_back(tenant_a, api, people
     assert lines[0].startswith("phone,name,email,company,tags,marketing_consent")
     assert len(lines) == 4
     assert any("+14155552671,Johanna Smith" in line and "vip" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    "name", ['=HYPERLINK("http://evil","x")', "+1+1", "-1+1", "@SUM(A1)", "\t=1", "\r=1"]
+)
+def test_an_exported_name_a_spreadsheet_would_run_as_a_formula_starts_with_a_quote(tenant_a, api, name):
+    with schema_context("alpha"):
+        services.create_contact(phone="+4915112345678", name=name, email="x@example.test")
+    response = api.get("/api/v1/contacts/export/")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    # The name as stored (a service strips the tab or CR), behind a quote; the E.164 phone as it is.
+    assert rows[1][:3] == ["+4915112345678", "'" + name.strip(), "x@example.test"]
+
+
+def test_a_quoted_export_imports_back_as_it_was(tenant_a, api):
+    with schema_context("alpha"):
+        services.create_contact(phone="+4915112345678", name="=1+1 Ada")
+    exported = b"".join(api.get("/api/v1/contacts/export/").streaming_content)
+    with schema_context("alpha"):
+        Contact.objects.all().delete()
+        job = services.start_contact_import(filename="back.csv", content=exported, created_by=None)
+        services.run_contact_import(contact_import=job)
+        assert list(Contact.objects.values_list("phone", "name")) == [("+4915112345678", "=1+1 Ada")]
+
+
+def test_the_export_page_quotes_formulas_too(tenant_a, owner_a, client_a):
+    from conftest import login
+
+    with schema_context("alpha"):
+        services.create_contact(phone="+4915112345678", name="@evil")
+    login(client_a, tenant_a, owner_a)
+    text = b"".join(client_a.get("/contacts/export.csv").streaming_content).decode()
+    assert list(csv.reader(io.StringIO(text)))[1][1] == "'@evil"
