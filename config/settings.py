@@ -147,6 +147,16 @@ DATABASES = {"default": _db}
 ORIGINAL_BACKEND = "django_prometheus.db.backends.postgresql"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+
+def _redis_db(url: str) -> str:
+    """The database number of a redis:// or unix:// URL (path /N or ?db=N), "0" when absent."""
+    parts = urlsplit(url)
+    query_db = dict(pair.split("=", 1) for pair in parts.query.split("&") if "=" in pair).get("db")
+    path_db = parts.path.strip("/") if parts.scheme != "unix" else ""
+    return query_db or path_db or "0"
+
+
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -163,7 +173,9 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "wacrm:asgi"},
+        # Pub/Sub channels ignore Redis database numbers: two installations (or test runs) sharing one
+        # server on different databases would receive each other's events without the number in the prefix.
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"wacrm:{_redis_db(REDIS_URL)}:asgi"},
     }
 }
 DRAMATIQ_BROKER_URL = env.str("DRAMATIQ_BROKER_URL", default=REDIS_URL)
