@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib.auth import get_user_model
 
 from crm.errors import ServiceError
-from crm.models import Agent, AttributeDefinition, Company, Contact, Deal, Pipeline, Stage, Team
+from crm.models import Agent, ApiKey, AttributeDefinition, Company, Contact, Deal, Pipeline, Stage, Team
 
 
 def agent_users() -> Any:
@@ -184,10 +184,53 @@ class TeamForm(ServiceForm):
         return {"name": team.name, "description": team.description, "members": list(team.members.all())}
 
 
+KEY_ROLE_RANK = {Agent.Role.SUPERVISOR: 2, Agent.Role.ADMIN: 3, Agent.Role.OWNER: 4}
+KEY_MANAGERS = (Agent.Role.ADMIN, Agent.Role.OWNER)
+
+
+def integration_role_choices(maker_role: str | None) -> list[tuple[str, str]]:
+    """The roles an integration key made by `maker_role` may have: supervisor and up, none above theirs."""
+    if maker_role not in KEY_MANAGERS:
+        return []
+    rank = KEY_ROLE_RANK[Agent.Role(maker_role)]
+    allowed = {role for role, role_rank in KEY_ROLE_RANK.items() if role_rank <= rank}
+    return [(value, label) for value, label in Agent.Role.choices if value in allowed]
+
+
 class ApiKeyForm(ServiceForm):
+    """Settings → API keys. Everyone makes personal keys (acting as themselves); admins and owners also
+    make integration keys, with a role from supervisor up to their own."""
+
     name = forms.CharField(max_length=100)
-    role = forms.ChoiceField(choices=Agent.Role.choices, initial=Agent.Role.ADMIN)
+    kind = forms.ChoiceField(
+        choices=ApiKey.Kind.choices,
+        initial=ApiKey.Kind.PERSONAL,
+        help_text="Personal: acts as you, sees what you see. Integration: tenant-wide, with its own role.",
+    )
+    role = forms.ChoiceField(choices=(), required=False, help_text="Integration keys only")
     expires_in_days = forms.IntegerField(required=False, min_value=1, help_text="Empty: never")
+
+    def __init__(self, *args: Any, maker_role: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if maker_role in KEY_MANAGERS:
+            role_field = cast(forms.ChoiceField, self.fields["role"])
+            role_field.choices = [("", "—"), *integration_role_choices(maker_role)]
+        else:
+            # Agents and supervisors make personal keys only.
+            kind_field = cast(forms.ChoiceField, self.fields["kind"])
+            kind_field.choices = [(ApiKey.Kind.PERSONAL.value, ApiKey.Kind.PERSONAL.label)]
+            del self.fields["role"]
+
+    def service_kwargs(self, *, user: Any) -> dict[str, Any]:
+        data = self.cleaned_data
+        personal = data["kind"] == ApiKey.Kind.PERSONAL
+        return {
+            "name": data["name"],
+            "kind": data["kind"],
+            "role": None if personal else (data.get("role") or None),
+            "user": user if personal else None,
+            "expires_in_days": data.get("expires_in_days"),
+        }
 
 
 class ImportForm(ServiceForm):

@@ -325,12 +325,38 @@ class ApiKey(models.Model):
     """An API key: only a SHA-256 of it is stored; the prefix is what people see and how it is found.
 
     Keys are random and long, so a fast hash is enough (no dictionary to guess from).
+
+    A key has an identity, one of two kinds:
+    - personal: belongs to `user` and acts exactly as that user, with the user's role and teams as they
+      are at each request (a key of a deactivated user is refused; a role change applies at once). It has
+      no role of its own (`role` is empty).
+    - integration: tenant-wide, acts as no person (audit fields record no user), with its own `role`,
+      supervisor or above: below that the visibility rule (an agent sees their own, their teams' and the
+      shared queue) has no person to apply to.
+    The check constraint holds every row to one of these shapes.
     """
+
+    class Kind(models.TextChoices):
+        PERSONAL = "personal", "Personal (acts as its user)"
+        INTEGRATION = "integration", "Integration (tenant-wide)"
+
+    INTEGRATION_ROLES = (Agent.Role.SUPERVISOR, Agent.Role.ADMIN, Agent.Role.OWNER)
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True)
     hashed_key = models.CharField(max_length=64)
-    role = models.CharField(max_length=20, choices=Agent.Role.choices, default=Agent.Role.ADMIN)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    # A personal key dies with its user.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    role = models.CharField(
+        max_length=20,
+        choices=Agent.Role.choices,
+        blank=True,
+        default="",
+        help_text="Integration keys only; a personal key has its user's role",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -345,9 +371,31 @@ class ApiKey(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = "API key"
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    # Equalities, not IN: tenants.cloning copies the constraint through its text, and
+                    # PostgreSQL prints an IN list in a form that reads back differently.
+                    (
+                        models.Q(kind="integration", user__isnull=True)
+                        & (models.Q(role="supervisor") | models.Q(role="admin") | models.Q(role="owner"))
+                    )
+                    # A personal key without a user is only a revoked one (see migration 0005).
+                    | (
+                        models.Q(kind="personal", role="")
+                        & (models.Q(user__isnull=False) | models.Q(revoked_at__isnull=False))
+                    )
+                ),
+                name="apikey_identity",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_personal(self) -> bool:
+        return self.kind == self.Kind.PERSONAL
 
     def is_usable(self, at: datetime | None = None) -> bool:
         now = at or timezone.now()

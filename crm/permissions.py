@@ -16,7 +16,7 @@ from typing import Any
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from crm.models import Agent
+from crm.models import Agent, ApiKey
 from crm.selectors import role_of_user
 
 RANK = {
@@ -28,7 +28,8 @@ RANK = {
 
 
 def role_of(request: Any) -> str | None:
-    """The caller's role: the API key's role, or the signed-in agent's."""
+    """The caller's role: an integration key's role, else the user's (signed in, or through their
+    personal key), as it is now."""
     user = getattr(request, "user", None)
     return role_of_user(user)
 
@@ -38,12 +39,26 @@ def has_role(request: Any, minimum: str) -> bool:
     return role is not None and RANK[role] >= RANK[minimum]
 
 
+def integration_key(request: Any) -> ApiKey | None:
+    """The integration key the request is made with; None for a person (a session or a personal key)."""
+    user = getattr(request, "user", None)
+    key = getattr(user, "api_key", None)  # only crm.authentication.ApiKeyUser carries one
+    return key if isinstance(key, ApiKey) and key.kind == ApiKey.Kind.INTEGRATION else None
+
+
 def acting_user(request: Any) -> Any:
-    """The user to record as author (note author, deal changer, message sender): None for an API key."""
+    """The user to record as author (note author, deal changer, message sender): the signed-in user or
+    the user of a personal key; None for an integration key (see acting_key_name)."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated or getattr(user, "api_key", None) is not None:
         return None
     return user
+
+
+def acting_key_name(request: Any) -> str:
+    """The integration key's name, for audit fields that can hold one beside a None user."""
+    key = integration_key(request)
+    return key.name if key is not None else ""
 
 
 class IsTenantMember(BasePermission):
