@@ -216,13 +216,15 @@ def enqueue_delivery(
 
 
 @dramatiq.actor(queue_name="outbound", max_retries=5, min_backoff=1000)
-def send_read_receipt(message_id: int) -> None:
+def send_read_receipt(message_id: int, typing: bool = False) -> None:
     from whatsapp.delivery import send_read_receipt as send
 
-    send(message_id=message_id)
+    send(message_id=message_id, typing=typing)
 
 
-def enqueue_read_receipt(*, message_id: int, schema: str | None = None) -> bool:
+def enqueue_read_receipt(*, message_id: int, schema: str | None = None, typing: bool = False) -> bool:
+    if typing:
+        return _safe_send(send_read_receipt, message_id, True, schema=schema)
     return _safe_send(send_read_receipt, message_id, schema=schema)
 
 

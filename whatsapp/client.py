@@ -179,12 +179,13 @@ class GraphClient:
                 retry_class=RetryClass.UNCERTAIN,
             ) from exc
 
-    def mark_read(self, *, phone_number_id: str, wamid: str) -> None:
-        self._request(
-            "POST",
-            f"{phone_number_id}/messages",
-            json={"messaging_product": "whatsapp", "status": "read", "message_id": wamid},
-        )
+    def mark_read(self, *, phone_number_id: str, wamid: str, typing: bool = False) -> None:
+        """Blue ticks up to this message; with `typing`, also "typing…" on the customer's phone (Meta
+        shows it until the reply arrives or for 25 s, and only with a read)."""
+        body: dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
+        if typing:
+            body["typing_indicator"] = {"type": "text"}
+        self._request("POST", f"{phone_number_id}/messages", json=body)
 
     def get_media(self, *, media_id: str) -> MediaInfo:
         if not is_graph_id(media_id):

@@ -280,7 +280,7 @@ def fail_message(*, message_id: int, code: int | None, title: str, details: str 
             _fail_locked(message, code=code, title=title, details=details)
 
 
-def send_read_receipt(*, message_id: int) -> None:
+def send_read_receipt(*, message_id: int, typing: bool = False) -> None:
     message = Message.objects.select_related("conversation__channel").filter(pk=message_id).first()
     if message is None or not message.wamid or message.conversation.channel is None:
         return
@@ -288,7 +288,9 @@ def send_read_receipt(*, message_id: int) -> None:
     if not channel.is_active:
         return
     try:
-        client_for(channel).mark_read(phone_number_id=channel.phone_number_id, wamid=message.wamid)
+        client_for(channel).mark_read(
+            phone_number_id=channel.phone_number_id, wamid=message.wamid, typing=typing
+        )
     except GraphError as error:
         if error.retry_class in (RetryClass.AUTH, RetryClass.ACCOUNT):
             from whatsapp.services import set_channel_status

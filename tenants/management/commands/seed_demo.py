@@ -5,6 +5,13 @@ changes nothing.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
+import math
+import struct
+import wave
+import zlib
 from datetime import timedelta
 from typing import Any
 
@@ -192,6 +199,14 @@ def demo_messages(now: Any) -> list[dict[str, Any]]:
             "received",
         ),
         (5, "out", "note", "Customer asked for a refund last week; check with billing.", {}, "sent"),
+        (
+            1,
+            "out",
+            "document",
+            "price-list-2026.pdf",
+            {"document": {"id": "demo-media-6", "filename": "price-list-2026.pdf", "caption": "Our prices"}},
+            "read",
+        ),
     ]
     messages = []
     for index, (contact, direction, kind, text, payload, status) in enumerate(rows):
@@ -208,6 +223,96 @@ def demo_messages(now: Any) -> list[dict[str, Any]]:
             }
         )
     return messages
+
+
+# -- demo media: small real files made here (no network, no binary fixtures), so every one opens ----------
+
+
+def demo_png(width: int = 240, height: int = 160) -> bytes:
+    """A shop front: sky, a striped awning, a door."""
+    rows = []
+    for y in range(height):
+        row = bytearray([0])  # filter: none
+        for x in range(width):
+            if y < 40:
+                pixel = (120 + y, 180 + y // 2, 240)
+            elif y < 60:
+                pixel = (220, 40, 50) if (x // 20) % 2 else (250, 245, 240)
+            elif 100 <= x < 140 and y >= 90:
+                pixel = (90, 60, 40)
+            else:
+                pixel = (200, 190, 170)
+            row += bytes(pixel)
+        rows.append(bytes(row))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"".join(rows), 9))
+        + chunk(b"IEND", b"")
+    )
+
+
+def demo_pdf(title: str) -> bytes:
+    """A one-page PDF with a title line (objects and their byte offsets written out by hand)."""
+    text = title.replace("\\", "").replace("(", "").replace(")", "")
+    stream = f"BT /F1 24 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for offset in offsets:
+        out += f"{offset:010d} 00000 n \n".encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def demo_wav(seconds: float = 1.2, rate: int = 8000) -> bytes:
+    """Two short tones, 8-bit mono (WhatsApp's voice notes are OGG/Opus, which the standard library
+    cannot write; browsers play WAV the same way)."""
+    frames = bytearray()
+    for i in range(int(seconds * rate)):
+        tone = 440 if i < rate * seconds / 2 else 660
+        frames.append(int(128 + 60 * math.sin(2 * math.pi * tone * i / rate)))
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(1)
+        out.setframerate(rate)
+        out.writeframes(bytes(frames))
+    return buffer.getvalue()
+
+
+# The smallest lossless WebP (one pixel): stickers are WebP, which the standard library cannot draw.
+DEMO_WEBP = base64.b64decode("UklGRhoAAABXRUJQVlA4TA0AAAAvAAAAEAcQERGIiP4HAA==")
+
+
+def demo_media_file(kind: str, filename: str) -> tuple[bytes, str, str] | None:
+    """(content, mime type, file name) for a demo message of this kind; None for video (no encoder)."""
+    if kind == "image":
+        return demo_png(), "image/png", filename or "shop-front.png"
+    if kind == "document":
+        return demo_pdf(filename or "Document"), "application/pdf", filename or "document.pdf"
+    if kind == "audio":
+        return demo_wav(), "audio/wav", filename or "voice-note.wav"
+    if kind == "sticker":
+        return DEMO_WEBP, "image/webp", filename or "sticker.webp"
+    return None
 
 
 class Command(BaseCommand):
@@ -353,3 +458,38 @@ class Command(BaseCommand):
             contact.save(update_fields=["last_inbound_at", "last_outbound_at"])
             Conversation.objects.filter(pk=conversation.pk).update(**updates)
             conversation.refresh_from_db()
+        self.seed_media(channel)
+
+    def seed_media(self, channel: Any) -> None:
+        """Each demo media message gets a real stored file (also in a demo seeded before there were any)."""
+        from django.core.files.base import ContentFile
+        from django.core.files.storage import default_storage
+
+        from conversations.models import Message
+        from tenants.db import connection
+        from whatsapp.models import MediaFile
+
+        kinds = ("image", "document", "audio", "sticker", "video")
+        pending = Message.objects.filter(wamid__startswith="wamid.demo.", type__in=kinds, media__isnull=True)
+        for message in pending:
+            data = message.payload.get(message.type) or {}
+            made = demo_media_file(message.type, str(data.get("filename", "")))
+            if made is None:
+                continue
+            content, mime, name = made
+            path = default_storage.save(
+                f"whatsapp/{connection.schema_name}/{message.type}/demo/{name}", ContentFile(content)
+            )
+            MediaFile.objects.create(
+                channel=channel,
+                message=message,
+                direction=message.direction,
+                kind=message.type,
+                media_id=str(data.get("id", "")),
+                file=path,
+                filename=name,
+                mime_type=mime,
+                size=len(content),
+                sha256=hashlib.sha256(content).hexdigest(),
+                status=MediaFile.Status.READY,
+            )
