@@ -35,6 +35,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import ngettext
 from django.views.generic.edit import FormView
 from django_ratelimit.core import get_usage
 from django_tenants.utils import get_public_schema_name
@@ -170,8 +171,14 @@ def on_login_failed(
     record_login_failure(request, str(credentials.get("username") or ""))
 
 
+def in_minutes(seconds: int) -> str:
+    """ "1 minute", "3 minutes": whole minutes, rounded up, never 0."""
+    minutes = max(1, -(-seconds // 60))
+    return ngettext("%d minute", "%d minutes", minutes) % minutes
+
+
 def lockout_message(wait: int) -> str:
-    return f"Too many failed sign-ins. Try again in {max(1, -(-wait // 60))} minute(s)."
+    return f"Too many failed sign-ins. Try again in {in_minutes(wait)}."
 
 
 class LockoutFormMixin:
@@ -191,12 +198,29 @@ class LockoutFormMixin:
         return super().clean()  # type: ignore[misc, no-any-return]
 
 
-class LockoutAuthenticationForm(LockoutFormMixin, auth_forms.AuthenticationForm):
-    pass
+class EmailLoginMixin:
+    """People sign in with their email (it is the username), so the label and Django's "Please enter a
+    correct username and password" say email."""
+
+    fields: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["username"].label = "Email"
 
 
-class AdminLockoutAuthenticationForm(LockoutFormMixin, AdminAuthenticationForm):
-    pass
+class LockoutAuthenticationForm(LockoutFormMixin, EmailLoginMixin, auth_forms.AuthenticationForm):
+    error_messages = {
+        **auth_forms.AuthenticationForm.error_messages,
+        "invalid_login": "Please enter a correct email and password.",
+    }
+
+
+class AdminLockoutAuthenticationForm(LockoutFormMixin, EmailLoginMixin, AdminAuthenticationForm):
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "invalid_login": "Please enter the correct email and password for a staff account.",
+    }
 
 
 def with_lockout_status(response: HttpResponse, form: Any) -> HttpResponse:
@@ -292,7 +316,7 @@ class PasswordResetView(auth_views.PasswordResetView):
         log.info("password_reset_throttled", by="address")
         context = self.get_context_data(
             form=self.get_form_class()(),
-            throttled=f"Too many requests. Try again in {max(1, -(-wait // 60))} minute(s).",
+            throttled=f"Too many requests. Try again in {in_minutes(wait)}.",
         )
         response = self.render_to_response(context, status=429)
         response["Retry-After"] = str(wait)

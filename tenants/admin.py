@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.translation import ngettext
 
 from tenants.models import Domain, NumberRoute, Tenant, WebhookEvent
 from tenants.services import OnboardingError, onboard_tenant, set_tenant_active, validate_onboarding
 
 
 class TenantCreationForm(forms.ModelForm):
-    owner_email = forms.EmailField()
+    # Plain fields: the onboarding service owns the slug and e-mail rules and their messages. The model's
+    # SlugField and an EmailField said it a second time, and the slug's ("letters, numbers, underscores
+    # or hyphens") contradicted the service's (lowercase letters and digits).
+    slug = forms.CharField(
+        max_length=40,
+        help_text="2 to 40 lowercase letters or digits, starting with a letter: the workspace's address.",
+    )
+    owner_email = forms.CharField(label="Owner email", widget=forms.EmailInput)
     owner_password = forms.CharField(widget=forms.PasswordInput, strip=False)
 
     class Meta:
@@ -35,7 +45,10 @@ class TenantCreationForm(forms.ModelForm):
                 owner_password=data.get("owner_password") or "",
             )
         except OnboardingError as exc:
-            self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+            field = exc.field if exc.field in self.fields else None
+            # A field Django already refused (a required one left empty) keeps its one message.
+            if field is None or field not in self.errors:
+                self.add_error(field, exc.message)
         return data
 
 
@@ -94,13 +107,17 @@ class TenantAdmin(admin.ModelAdmin):
     def suspend(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         for tenant in queryset:
             set_tenant_active(tenant=tenant, active=False)
-        self.message_user(request, f"Suspended {queryset.count()} tenant(s).")
+        count = queryset.count()
+        self.message_user(request, ngettext("Suspended %d tenant.", "Suspended %d tenants.", count) % count)
 
     @admin.action(description="Reactivate the selected tenants")
     def reactivate(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         for tenant in queryset:
             set_tenant_active(tenant=tenant, active=True)
-        self.message_user(request, f"Reactivated {queryset.count()} tenant(s).")
+        count = queryset.count()
+        self.message_user(
+            request, ngettext("Reactivated %d tenant.", "Reactivated %d tenants.", count) % count
+        )
 
 
 @admin.register(Domain)
@@ -129,17 +146,43 @@ class WebhookEventAdmin(admin.ModelAdmin):
     list_display = ["id", "received_at", "status", "tenant", "phone_number_ids", "attempts"]
     list_filter = ["status"]
     list_select_related = ["tenant"]
-    readonly_fields = [f.name for f in WebhookEvent._meta.fields]
+    # The raw body as text (pretty JSON), not the bytes' repr (b'{"object": ...}').
+    readonly_fields = [f.name if f.name != "body" else "body_text" for f in WebhookEvent._meta.fields]
     actions = ["replay"]
+
+    @admin.display(description="Body")
+    def body_text(self, obj: WebhookEvent) -> str:
+        raw = bytes(obj.body or b"")
+        try:
+            text = json.dumps(json.loads(raw), indent=2, ensure_ascii=False, sort_keys=False)
+        except ValueError:
+            text = raw.decode("utf-8", errors="replace")
+        return format_html('<pre class="webhook-body">{}</pre>', text)
 
     @admin.action(description="Replay the selected events (idempotent: nothing is duplicated)")
     def replay(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
         from whatsapp.services import replay_webhook_event
 
-        events = list(queryset)
-        for event in events:
-            replay_webhook_event(event=event)
-        self.message_user(request, f"Queued {len(events)} event(s) for processing.")
+        queued = 0
+        for event in queryset:
+            outcome = replay_webhook_event(event=event)
+            queued += outcome.queued
+            if outcome.unknown:
+                what = ", ".join(outcome.unknown)
+                if outcome.queued:
+                    note = f"Event {event.pk}: queued, but {what} is still unknown; that part is skipped."
+                else:
+                    note = (
+                        f"Event {event.pk} not replayed: {what} is still unknown. Connect the number in "
+                        "its workspace (WhatsApp numbers), then replay the event."
+                    )
+                self.message_user(request, note, level=messages.WARNING)
+        if queued:
+            self.message_user(
+                request,
+                ngettext("Queued %d event for processing.", "Queued %d events for processing.", queued)
+                % queued,
+            )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

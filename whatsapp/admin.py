@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import ngettext
 
 from crm.models import Agent
 from crm.selectors import role_of_user
@@ -158,7 +159,8 @@ class WhatsAppChannelAdmin(admin.ModelAdmin):
             except GraphError as exc:
                 messages.error(request, f"{channel}: {exc.code} {exc.title}")
                 continue
-            messages.success(request, f"{channel}: {count} templates synced.")
+            synced = ngettext("%d template synced.", "%d templates synced.", count) % count
+            messages.success(request, f"{channel}: {synced}")
 
 
 @admin.register(MessageTemplate)

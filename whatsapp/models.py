@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from django.db import models
+from django.utils import timezone
 
 from whatsapp import crypto
 
@@ -29,6 +31,9 @@ class WhatsAppChannel(models.Model):
 
     class Meta:
         ordering = ["display_phone", "phone_number_id"]
+        # What the people using it call it (the auto name was "whats app channel").
+        verbose_name = "WhatsApp number"
+        verbose_name_plural = "WhatsApp numbers"
 
     def __str__(self) -> str:
         return self.display_phone or self.phone_number_id
@@ -142,6 +147,10 @@ def _render(text: str, values: list[str] | dict[str, str]) -> str:
     return PLACEHOLDER_RE.sub(replace, text)
 
 
+# Dramatiq's retries of a download (8, backing off up to 10 minutes) end well within this.
+MEDIA_DOWNLOAD_STALE_AFTER = dt.timedelta(hours=1)
+
+
 class MediaFile(models.Model):
     """A media object: downloaded from Meta for inbound messages, uploaded to Meta for outbound ones."""
 
@@ -177,6 +186,17 @@ class MediaFile(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} {self.media_id or self.pk} ({self.status})"
 
+    @property
+    def can_retry_download(self) -> bool:
+        """Failed, or pending for so long that its job was surely lost (the broker was down): "Downloading…"
+        must end in the file or in a way to try again."""
+        if self.direction != self.Direction.INBOUND:
+            return False
+        if self.status == self.Status.FAILED:
+            return True
+        stale = timezone.now() - MEDIA_DOWNLOAD_STALE_AFTER
+        return self.status == self.Status.PENDING and self.created_at is not None and self.created_at < stale
+
 
 class PendingStatus(models.Model):
     """A status webhook for a wamid we do not know yet; applied when the message gets that wamid."""
@@ -189,6 +209,7 @@ class PendingStatus(models.Model):
 
     class Meta:
         ordering = ["timestamp", "id"]
+        verbose_name_plural = "pending statuses"
 
     def __str__(self) -> str:
         return f"{self.status} for {self.wamid}"

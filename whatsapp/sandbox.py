@@ -20,16 +20,18 @@ import hashlib
 import hmac
 import itertools
 import json
+import os
 import queue
 import re
 import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -624,12 +626,28 @@ def _number_option(text: str) -> tuple[str, str, list[str] | None]:
     return parts[0], parts[1], [parts[2]] if len(parts) == 3 else None
 
 
-def main() -> None:
+def app_secret_from(environ: Mapping[str, str]) -> str:
+    """The secret the app checks webhooks with (WHATSAPP_APP_SECRET or its _FILE, as config.settings reads
+    it): a secret set for `make run` must sign the sandbox's status webhooks too, or the app refuses them
+    and sent messages never turn delivered. Read from the environment, not a flag, so it stays out of `ps`."""
+    file_path = environ.get("WHATSAPP_APP_SECRET_FILE")
+    if file_path:
+        return Path(file_path).read_text().strip()
+    return environ.get("WHATSAPP_APP_SECRET") or "sandbox-app-secret"
+
+
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The command line, its defaults from `make run`'s variables (SANDBOX_PORT, WEB_PORT, the secret)."""
+    web_port = environ.get("WEB_PORT") or "8000"
     parser = argparse.ArgumentParser(description="Fake WhatsApp Cloud API (Graph API) for development.")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8001)
-    parser.add_argument("--webhook-url", default="http://127.0.0.1:8000/webhooks/whatsapp/")
-    parser.add_argument("--app-secret", default="sandbox-app-secret")
+    parser.add_argument("--port", type=int, default=int(environ.get("SANDBOX_PORT") or 8001))
+    parser.add_argument("--webhook-url", default=f"http://127.0.0.1:{web_port}/webhooks/whatsapp/")
+    parser.add_argument(
+        "--app-secret",
+        default=app_secret_from(environ),
+        help="signs the status webhooks; default: WHATSAPP_APP_SECRET (or _FILE), else the sandbox's own",
+    )
     parser.add_argument("--status-delay", type=float, default=0.5, help="seconds between status webhooks")
     parser.add_argument("--no-statuses", action="store_true", help="do not post status webhooks")
     parser.add_argument("--templates-for", default="", help="a WABA id to list the demo templates for")
@@ -641,7 +659,11 @@ def main() -> None:
         help="PHONE_NUMBER_ID:WABA_ID[:TOKEN], a number of an account (readable by any token unless one "
         "is given); repeatable",
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser(os.environ).parse_args()
     sandbox = Sandbox(
         host=args.host,
         port=args.port,
