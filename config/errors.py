@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from config.api import error_body
+from crm.templatetags.ui import error_layout
 
 
 def _respond(
@@ -15,7 +16,16 @@ def _respond(
 ) -> HttpResponse:
     if request.path.startswith("/api/") or request.path.startswith("/webhooks/"):
         return JsonResponse(error_body(code, message, details), status=status)
-    return render(request, "errors/error.html", {"status": status, "message": message}, status=status)
+    return error_page(request, status, message)
+
+
+def error_page(request: HttpRequest, status: int, message: str) -> HttpResponse:
+    """The error page; for someone signed in on their workspace it keeps the navigation (a 500 never
+    does: it must render whatever is broken)."""
+    layout = error_layout(request) if status != 500 else "base_plain.html"
+    return render(
+        request, "errors/error.html", {"status": status, "message": message, "layout": layout}, status=status
+    )
 
 
 def invalid_field(request: HttpRequest, field: str, message: str) -> HttpResponse:

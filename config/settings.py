@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import environ
@@ -44,7 +45,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[BASE_DOMAIN, f".{BASE_DOMAIN}
 # Tenant URLs printed and sent by email (invitations, password resets) are built from these and the
 # tenant's primary domain, never from a request's Host header.
 SITE_SCHEME = env.str("SITE_SCHEME", default="http" if (DEVELOPMENT or TESTING) else "https")
-SITE_PORT = env.str("SITE_PORT", default="8000" if DEVELOPMENT else "")
+# In development the site is where `make run` serves it: WEB_PORT moves the printed and e-mailed links too.
+SITE_PORT = env.str("SITE_PORT", default=env.str("WEB_PORT", default="8000") if DEVELOPMENT else "")
 
 SHARED_APPS = [
     "django_tenants",
@@ -244,7 +246,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / ".data" / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -254,7 +256,47 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEVELOPMENT or TESTING
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / ".data" / "media")))
+# Nothing is served from MEDIA_URL: media opens only through the inbox's authenticated view
+# (/inbox/media/<id>/), which checks the viewer may see the message's conversation.
 MEDIA_URL = "/media/"
+# Where WhatsApp media live. "local": MEDIA_ROOT on this machine's disk (make run; one web process, or a
+# volume shared by web and worker). "s3": an S3-compatible bucket (AWS, MinIO, R2...), so web and worker
+# processes share nothing on disk; the default when AWS_STORAGE_BUCKET_NAME is set.
+MEDIA_STORAGE = env.str(
+    "MEDIA_STORAGE", default="s3" if env.str("AWS_STORAGE_BUCKET_NAME", default="") else "local"
+)
+# How long a presigned S3 URL the media view redirects to stays valid: the browser follows it at once.
+MEDIA_URL_EXPIRE_SECONDS = env.int("MEDIA_URL_EXPIRE_SECONDS", default=60)
+# Local disk behind nginx: the view answers with X-Accel-Redirect to this internal location (which
+# aliases MEDIA_ROOT) instead of streaming the bytes through Python. Empty: Django streams them.
+MEDIA_X_ACCEL_PREFIX = env.str("MEDIA_X_ACCEL_PREFIX", default="")
+if MEDIA_STORAGE == "s3":
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
+            # None: boto3's own chain (instance/task role, AWS_* variables, shared config).
+            "access_key": secret("AWS_ACCESS_KEY_ID"),
+            "secret_key": secret("AWS_SECRET_ACCESS_KEY"),
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            # The bucket stays private: every read is a presigned URL handed out by the media view.
+            "default_acl": None,
+            "querystring_auth": True,
+            "querystring_expire": MEDIA_URL_EXPIRE_SECONDS,
+            "file_overwrite": False,
+        },
+    }
+    # Images and players in the inbox follow the redirect to the bucket: the page's CSP must allow it.
+    _endpoint = urlsplit(env.str("AWS_S3_ENDPOINT_URL", default=""))
+    MEDIA_ORIGIN = env.str(
+        "MEDIA_ORIGIN",
+        default=f"{_endpoint.scheme}://{_endpoint.netloc}" if _endpoint.netloc else "https://*.amazonaws.com",
+    )
+    for _directive in ("img-src", "media-src"):
+        CONTENT_SECURITY_POLICY["DIRECTIVES"][_directive].append(MEDIA_ORIGIN)
+elif MEDIA_STORAGE != "local":
+    raise RuntimeError("MEDIA_STORAGE must be local or s3.")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 METRICS_TOKEN = secret("METRICS_TOKEN", "")
@@ -267,10 +309,14 @@ if PROMETHEUS_MULTIPROC_DIR:
 
     enable_multiprocess(PROMETHEUS_MULTIPROC_DIR)
 
-# WhatsApp Cloud API. With no WHATSAPP_GRAPH_URL, development and tests talk to the bundled sandbox.
+# WhatsApp Cloud API. With no WHATSAPP_GRAPH_URL, development and tests talk to the bundled sandbox, on
+# the port `make run` starts it on (SANDBOX_PORT, as in the Procfile).
+SANDBOX_PORT = env.int("SANDBOX_PORT", default=8001)
 WHATSAPP_GRAPH_URL = env.str(
     "WHATSAPP_GRAPH_URL",
-    default="http://127.0.0.1:8001/v21.0" if (DEVELOPMENT or TESTING) else "https://graph.facebook.com/v21.0",
+    default=f"http://127.0.0.1:{SANDBOX_PORT}/v21.0"
+    if (DEVELOPMENT or TESTING)
+    else "https://graph.facebook.com/v21.0",
 )
 WHATSAPP_APP_SECRET = secret(
     "WHATSAPP_APP_SECRET", "" if not (DEVELOPMENT or TESTING) else "sandbox-app-secret"

@@ -150,10 +150,28 @@ class BotSettingsForm(CheckedForm):
 
     class Meta:
         model = BotSettings
-        fields = ["welcome_enabled", "welcome_text", "away_enabled", "away_text", "time_zone"]
+        fields = [
+            "welcome_enabled",
+            "welcome_text",
+            "away_enabled",
+            "away_text",
+            "time_zone",
+            "stop_words",
+            "opt_out_reply",
+            "start_words",
+            "opt_in_reply",
+            "assign_on_reply",
+        ]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        words = self.checked(
+            services.check_consent_words,
+            stop_words=data.get("stop_words", ""),
+            start_words=data.get("start_words", ""),
+        )
+        if words:
+            data["stop_words"], data["start_words"] = words
         texts = self.checked(
             services.check_bot_messages,
             welcome_enabled=data.get("welcome_enabled", False),
@@ -190,6 +208,13 @@ class BotSettingsAdmin(admin.ModelAdmin):
             away_text=obj.away_text,
         )
         services.set_time_zone(time_zone=obj.time_zone)
+        services.update_consent_settings(
+            stop_words=obj.stop_words,
+            start_words=obj.start_words,
+            opt_out_reply=obj.opt_out_reply,
+            opt_in_reply=obj.opt_in_reply,
+            assign_on_reply=obj.assign_on_reply,
+        )
         if obj.away_enabled and not BusinessHours.objects.exists():
             messages.warning(
                 request,

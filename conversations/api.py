@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -20,9 +20,11 @@ from rest_framework.response import Response
 from config.api import ApiError
 from config.api_schema import ErrorResponseSerializer
 from config.idempotency import idempotent, scope_of
-from conversations import services
-from conversations.models import Conversation, Message
+from conversations import selectors, services
+from conversations.models import Conversation, Message, visibility_q
+from conversations.selectors import Viewer
 from crm.models import Contact
+from crm.permissions import acting_user
 from whatsapp.models import MediaFile, MessageTemplate, WhatsAppChannel
 from whatsapp.services import MediaRejected, upload_media
 
@@ -97,7 +99,13 @@ class MediaSerializer(serializers.ModelSerializer):
         fields = ["id", "kind", "media_id", "mime_type", "size", "filename", "status", "error", "url"]
 
     def get_url(self, obj: MediaFile) -> str | None:
-        return obj.file.url if obj.file else None
+        """The inbox's authenticated media view (signed-in staff who see the conversation), absolute when
+        the request is known; None until the file is stored and belongs to a message."""
+        if not obj.file or obj.status != MediaFile.Status.READY or obj.message_id is None:
+            return None
+        path = reverse("inbox:media", args=[obj.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
 
 
 class MessageSerializer(serializers.ModelSerializer):
@@ -178,7 +186,9 @@ class StartConversationSerializer(SendMessageSerializer):
 # window, no number, no such uploaded media, a file over the limit, a reused Idempotency-Key...).
 REFUSED = OpenApiResponse(
     ErrorResponseSerializer,
-    description="Refused by a sending rule; `code` says which (e.g. `outside_window`, `no_channel`)",
+    description="Refused by a sending rule; `code` says which: `outside_window`, `no_channel`, "
+    "`channel_inactive`, `contact_blocked` (nothing goes to a blocked contact), `opted_out` (a MARKETING "
+    "template to a contact who opted out), `template_parameters`, `invalid_media`...",
 )
 
 
@@ -188,84 +198,94 @@ def _rejected(exc: services.MessageRejected | MediaRejected) -> ApiError:
 
 
 def _acting_user(request: Request) -> Any:
-    user = request.user
-    if not getattr(user, "is_authenticated", False) or getattr(user, "api_key", None) is not None:
-        return None
-    return user
+    # The signed-in user or a personal key's user; None for an integration key.
+    return acting_user(request)
+
+
+def _viewer(request: Request) -> Viewer:
+    return selectors.viewer_for_request(request)
+
+
+def _workflow_error(exc: services.WorkflowError) -> ApiError:
+    return ApiError(status_code=exc.status_code, code=exc.code, message=exc.message)
+
+
+def _message_key(request: Request) -> str | None:
+    header = request.headers.get("Idempotency-Key")
+    # The message-level key is scoped to the caller as well, like the response cache in config.idempotency.
+    return ("api:" + scope_of(request, header).removeprefix("idem:")[:60]) if header else None
+
+
+def draft_from_request(
+    *, data: dict[str, Any], request: Request, messages: QuerySet[Message]
+) -> services.Draft:
+    """A validated SendMessageSerializer payload (any type but `read`) as the reply path's Draft.
+    `messages`: where quoted and reacted-to messages are looked up (404 outside it)."""
+    kind = data["type"]
+    key = _message_key(request)
+    reply_to = get_object_or_404(messages, pk=data["reply_to"]) if "reply_to" in data else None
+    if kind == "text":
+        return services.Draft(kind="text", text=data["text"], reply_to=reply_to, idempotency_key=key)
+    if kind in services.MEDIA_KINDS:
+        media = _sendable_media(request, data["media"])
+        if media is None or media.kind != kind:
+            raise ApiError(status_code=422, code="invalid_media", message=f"No uploaded {kind} with that id.")
+        return services.Draft(
+            kind="media", media=media, text=data.get("caption", ""), reply_to=reply_to, idempotency_key=key
+        )
+    if kind == "template":
+        name = str(data["template"])
+        template: MessageTemplate | str = (
+            get_object_or_404(MessageTemplate, pk=int(name)) if name.isdigit() else name
+        )
+        return services.Draft(
+            kind="template",
+            template=template,
+            language=data.get("language"),
+            parameters=data.get("parameters"),
+            idempotency_key=key,
+        )
+    if kind == "interactive":
+        if not isinstance(data["interactive"], dict):
+            raise ApiError(
+                status_code=422, code="invalid_interactive", message="interactive must be an object."
+            )
+        return services.Draft(
+            kind="interactive", interactive=data["interactive"], reply_to=reply_to, idempotency_key=key
+        )
+    target = get_object_or_404(messages, pk=data["message"])
+    return services.Draft(kind="reaction", target=target, emoji=data["emoji"], idempotency_key=key)
 
 
 def send_from_request(*, conversation: Conversation, data: dict[str, Any], request: Request) -> Message:
-    """Dispatch a validated SendMessageSerializer payload to the matching service."""
-    sender = _acting_user(request)
-    header = request.headers.get("Idempotency-Key")
-    # The message-level key is scoped to the caller as well, like the response cache in config.idempotency.
-    key = ("api:" + scope_of(request, header).removeprefix("idem:")[:60]) if header else None
-    kind = data["type"]
+    """A validated SendMessageSerializer payload through the reply path (services.send_reply), as the
+    inbox sends: the same rules, bot handover, first response and events."""
     messages = Message.objects.filter(conversation=conversation)
     try:
-        if kind == "text":
-            reply_to = get_object_or_404(messages, pk=data["reply_to"]) if "reply_to" in data else None
-            return services.send_text_message(
-                conversation=conversation,
-                text=data["text"],
-                sender=sender,
-                idempotency_key=key,
-                reply_to=reply_to,
-            )
-        if kind in services.MEDIA_KINDS:
-            media = MediaFile.objects.filter(pk=data["media"], direction=MediaFile.Direction.OUTBOUND).first()
-            if media is None or media.kind != kind:
-                raise ApiError(
-                    status_code=422, code="invalid_media", message=f"No uploaded {kind} with that id."
-                )
-            reply_to = get_object_or_404(messages, pk=data["reply_to"]) if "reply_to" in data else None
-            return services.send_media_message(
-                conversation=conversation,
-                media=media,
-                caption=data.get("caption", ""),
-                sender=sender,
-                idempotency_key=key,
-                reply_to=reply_to,
-            )
-        if kind == "template":
-            name = str(data["template"])
-            template: MessageTemplate | str = (
-                get_object_or_404(MessageTemplate, pk=int(name)) if name.isdigit() else name
-            )
-            return services.send_template_message(
-                conversation=conversation,
-                template=template,
-                language=data.get("language"),
-                parameters=data.get("parameters"),
-                sender=sender,
-                idempotency_key=key,
-            )
-        if kind == "interactive":
-            if not isinstance(data["interactive"], dict):
-                raise ApiError(
-                    status_code=422, code="invalid_interactive", message="interactive must be an object."
-                )
-            return services.send_interactive_message(
-                conversation=conversation, interactive=data["interactive"], sender=sender, idempotency_key=key
-            )
-        target = get_object_or_404(messages, pk=data["message"])
-        if kind == "reaction":
-            return services.send_reaction(
-                conversation=conversation,
-                message=target,
-                emoji=data["emoji"],
-                sender=sender,
-                idempotency_key=key,
-            )
-        return services.mark_as_read(message=target, user=sender)
+        if data["type"] == "read":
+            target = get_object_or_404(messages, pk=data["message"])
+            return services.mark_as_read(message=target, user=_acting_user(request))
+        draft = draft_from_request(data=data, request=request, messages=messages)
+        return services.send_reply(conversation=conversation, draft=draft, by=_viewer(request))
     except (services.MessageRejected, MediaRejected) as exc:
         raise _rejected(exc) from exc
+    except services.WorkflowError as exc:
+        raise _workflow_error(exc) from exc
 
 
-def conversations_queryset() -> QuerySet[Conversation]:
+def _sendable_media(request: Request, pk: int) -> MediaFile | None:
+    """An uploaded file, not yet sent or sent in a conversation the caller sees: an id never reaches a
+    file of a conversation hidden from them."""
+    visible = Q(message__isnull=True) | visibility_q(_viewer(request), prefix="message__conversation__")
+    return MediaFile.objects.filter(visible, pk=pk, direction=MediaFile.Direction.OUTBOUND).first()
+
+
+def conversations_queryset(viewer: Viewer) -> QuerySet[Conversation]:
     latest = Message.objects.filter(conversation=OuterRef("pk")).order_by("-timestamp", "-id")
-    return Conversation.objects.select_related("contact", "channel").annotate(
-        last_message_preview=Subquery(latest.values("preview")[:1])
+    return (
+        Conversation.objects.visible_to(viewer)
+        .select_related("contact", "channel")
+        .annotate(last_message_preview=Subquery(latest.values("preview")[:1]))
     )
 
 
@@ -278,14 +298,81 @@ class ConversationListView(generics.ListAPIView):
     ordering = ["-last_message_at", "-id"]
 
     def get_queryset(self) -> QuerySet[Conversation]:
-        return conversations_queryset().order_by("-last_message_at", "-id")
+        return conversations_queryset(_viewer(self.request)).order_by("-last_message_at", "-id")
+
+
+class ConversationUpdateSerializer(serializers.Serializer):
+    """PATCH: any of these; the others stay as they are. Applied together or not at all."""
+
+    assignee = serializers.IntegerField(
+        required=False, allow_null=True, help_text="the agent's user id (as `assignee` reads), or null"
+    )
+    team = serializers.IntegerField(required=False, allow_null=True, help_text="a team id, or null")
+    status = serializers.ChoiceField(choices=Conversation.Status.choices, required=False)
+    snoozed_until = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="with status `snoozed` (or alone): hidden until then"
+    )
+    bot_active = serializers.BooleanField(required=False)
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=50),
+        required=False,
+        max_length=100,
+        help_text="tag names; replaces the conversation's tags (the tags must exist)",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError("Give at least one field to change.")
+        return attrs
+
+
+WORKFLOW_ERRORS = {
+    400: OpenApiResponse(
+        ErrorResponseSerializer,
+        description="`validation_error` (a field's type or choice), `invalid_assignee`, `invalid_team`, "
+        "`unknown_tag`, `invalid_status`, `invalid_snooze`",
+    ),
+    403: OpenApiResponse(
+        ErrorResponseSerializer,
+        description="`forbidden`: the inbox's rule, e.g. only a supervisor reassigns another agent's "
+        "conversation",
+    ),
+    404: OpenApiResponse(
+        ErrorResponseSerializer, description="`not_found`: no such conversation visible to you"
+    ),
+    409: OpenApiResponse(
+        ErrorResponseSerializer, description="`already_assigned`: someone else took it since you loaded it"
+    ),
+}
 
 
 class ConversationDetailView(generics.RetrieveAPIView):
+    """GET: one conversation. PATCH: change its assignee, team, status, snooze, bot and tags, with the
+    inbox's rules and realtime events (conversations.services.update_conversation)."""
+
     serializer_class = ConversationSerializer
 
     def get_queryset(self) -> QuerySet[Conversation]:
-        return conversations_queryset()
+        return conversations_queryset(_viewer(self.request))
+
+    @extend_schema(
+        request=ConversationUpdateSerializer, responses={200: ConversationSerializer, **WORKFLOW_ERRORS}
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        viewer = _viewer(request)
+        conversation = selectors.get_visible_conversation(
+            viewer, pk, queryset=Conversation.objects.select_related("contact", "channel")
+        )
+        form = ConversationUpdateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        names = {"assignee": "assignee_id", "team": "team_id", "tags": "tag_names"}
+        changes = {names.get(field, field): value for field, value in data.items()}
+        try:
+            services.update_conversation(conversation=conversation, by=viewer, **changes)
+        except services.WorkflowError as exc:
+            raise _workflow_error(exc) from exc
+        return Response(ConversationSerializer(conversation, context={"request": request}).data)
 
 
 class ConversationMessagesView(generics.ListAPIView):
@@ -297,8 +384,10 @@ class ConversationMessagesView(generics.ListAPIView):
     ordering = ["-timestamp", "-id"]
 
     def get_conversation(self) -> Conversation:
-        return get_object_or_404(
-            Conversation.objects.select_related("contact", "channel"), pk=self.kwargs["pk"]
+        return selectors.get_visible_conversation(
+            _viewer(self.request),
+            self.kwargs["pk"],
+            queryset=Conversation.objects.select_related("contact", "channel"),
         )
 
     def get_queryset(self) -> QuerySet[Message]:
@@ -341,7 +430,10 @@ class StartConversationView(generics.GenericAPIView):
         request=StartConversationSerializer,
         responses={
             201: MessageSerializer,
-            404: OpenApiResponse(ErrorResponseSerializer, description="No such contact or number"),
+            404: OpenApiResponse(
+                ErrorResponseSerializer,
+                description="No such contact or number, or their open conversation is hidden from you",
+            ),
             422: REFUSED,
         },
     )
@@ -359,28 +451,27 @@ class StartConversationView(generics.GenericAPIView):
         channel = get_object_or_404(channels, pk=data["channel"]) if "channel" in data else channels.first()
         if channel is None:
             raise ApiError(status_code=422, code="no_channel", message="Connect a WhatsApp number first.")
-        with transaction.atomic():
-            conversation = (
-                Conversation.objects.select_related("contact", "channel")
-                .filter(contact=contact, channel=channel)
-                .exclude(status=Conversation.Status.RESOLVED)
-                .order_by("-id")
-                .first()
-            )
-            created = conversation is None
-            if conversation is None:
-                conversation = Conversation.objects.create(contact=contact, channel=channel)
-            message = send_from_request(conversation=conversation, data=data, request=request)
-            if created:
-                from conversations import events
-
-                events.conversation_updated(conversation, change="created")
+        viewer = _viewer(request)
+        draft = draft_from_request(data=data, request=request, messages=Message.objects.visible_to(viewer))
+        try:
+            # The contact's open conversation on this number, or a new one; one that is someone else's
+            # answers 404, as for any conversation hidden from the caller.
+            _, message = services.start_conversation(contact=contact, channel=channel, draft=draft, by=viewer)
+        except services.MessageRejected as exc:
+            raise _rejected(exc) from exc
+        except services.WorkflowError as exc:
+            raise _workflow_error(exc) from exc
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 
 class RetryMessageView(generics.GenericAPIView):
     serializer_class = MessageSerializer
-    queryset = Message.objects.all()
+
+    def get_queryset(self) -> QuerySet[Message]:
+        if getattr(self, "swagger_fake_view", False):
+            return Message.objects.none()
+        # A message is visible exactly when its conversation is.
+        return Message.objects.visible_to(_viewer(self.request))
 
     @extend_schema(request=None, responses={200: MessageSerializer, 422: REFUSED})
     @idempotent

@@ -50,6 +50,10 @@ def _cached(name: str, load: Callable[[], T]) -> T:
     return cache[key]  # type: ignore[no-any-return]
 
 
+# For other per-batch readers of the tenant's settings (conversations.consent).
+cached = _cached
+
+
 def load_settings() -> BotSettings:
     return _cached("settings", lambda: BotSettings.objects.get_or_create(pk=1)[0])
 
@@ -133,17 +137,18 @@ def replies_for(
 def answer(*, message: Message, first_inbound: bool | None = None) -> list[Any]:
     """Send the bot's replies. Idempotency keys derive from the inbound message, so a redelivered or
     retried inbound message never makes the bot say the same thing twice."""
-    from conversations.services import MessageRejected, send_text_message
+    from conversations.services import Draft, MessageRejected, send_reply
 
     sent = []
     for kind, text in replies_for(message=message, first_inbound=first_inbound):
         try:
+            # The inbound round holds the contact's and conversation's locks with fresh rows.
             sent.append(
-                send_text_message(
+                send_reply(
                     conversation=message.conversation,
-                    text=text,
-                    sender=None,
-                    idempotency_key=f"bot:{message.pk}:{kind}",
+                    draft=Draft(kind="text", text=text, idempotency_key=f"bot:{message.pk}:{kind}"),
+                    automated=True,
+                    locked=True,
                 )
             )
         except MessageRejected as exc:

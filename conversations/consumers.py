@@ -13,14 +13,9 @@ from django.conf import settings
 from django_tenants.utils import schema_context
 from redis import asyncio as aioredis
 
-from conversations import selectors
-from conversations.groups import (
-    everything_group,
-    team_group,
-    unassigned_group,
-    user_group,
-    viewers_group,
-)
+from conversations import events, selectors
+from conversations.groups import user_group, viewers_group
+from conversations.models import Conversation
 from crm import sessions
 
 log = structlog.get_logger("socket")
@@ -88,11 +83,11 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         session_key = self.scope.get("session_key")
         if session_key:
             groups.append(sessions.session_group(schema, session_key))
-        groups += [user_group(schema, user.pk), unassigned_group(schema)]
-        if self.viewer.sees_all:
-            groups.append(everything_group(schema))
-        groups += [team_group(schema, team_id) for team_id in self.viewer.team_ids]
-        self.groups_joined = groups
+        # The visibility groups: events.audience() sends each conversation's events only to those who
+        # may see it, so the socket gets exactly those. The user's own group is joined by everyone (it
+        # is also how a supervisor's "assigned to me" shows).
+        groups += [user_group(schema, user.pk), *events.viewer_groups(schema, self.viewer)]
+        self.groups_joined = list(dict.fromkeys(groups))
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
@@ -214,6 +209,17 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             return
         for payload in event["payloads"]:
             await self._forward(payload)
+            # The open conversation was reassigned: if it is no longer this viewer's to see, the socket
+            # stops hearing who else has it open.
+            viewing = self.viewing
+            reassigned = payload.get("type") == "conversation.assigned"
+            if (
+                reassigned
+                and viewing is not None
+                and payload.get("conversation") == viewing
+                and not await self._db(self._can_view, viewing)
+            ):
+                await self._leave()
 
     # --- presence -----------------------------------------------------------------------------------
 
@@ -234,7 +240,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         await self._broadcast_presence(conversation_id)
 
     def _can_view(self, conversation_id: int) -> bool:
-        return selectors.visible_conversations(self.viewer).filter(pk=conversation_id).exists()
+        return Conversation.objects.visible_to(self.viewer).filter(pk=conversation_id).exists()
 
     async def _mark_present(self, conversation_id: int) -> None:
         user = self.scope["user"]

@@ -3,11 +3,13 @@
 Consumers (conversations.consumers) receive them as `realtime.batch` (the events published meanwhile,
 in order) and forward each payload.
 
-An event about a conversation goes only to the groups of those allowed to see it (see
-conversations.selectors.Viewer): its assignee, its team, everyone when it has neither, and the
-supervisors. It is also written to InboxEvent in the caller's transaction, so a browser that was
-disconnected can replay what it missed by sequence number. Payloads carry ids, never content: the
-browser fetches the rendered fragment over HTTP, where the same visibility rules are checked again.
+An event about a conversation goes only to the groups of those allowed to see it (the rule of
+conversations.models.visibility_q, as groups: audience() and viewer_groups()): its assignee, its team,
+every agent when it has neither, and the supervisors. Those who lose sight of it by a reassignment get a
+bare notice (type and id) so their list drops it. It is also written to InboxEvent in the caller's
+transaction, so a browser that was disconnected can replay what it missed by sequence number. Payloads
+carry ids, never content: the browser fetches the rendered fragment over HTTP, where the same
+visibility rules are checked again.
 """
 
 from __future__ import annotations
@@ -136,8 +138,14 @@ def publish(payload: dict[str, Any], *, group: str | None = None) -> None:
     transaction.on_commit(lambda: _send([target], payload))
 
 
-def audience(assignee_id: int | None, team_id: int | None) -> list[str]:
-    schema = connection.schema_name
+# The visibility rule (conversations.models.visibility_q) as channel-layer groups: an event goes to
+# audience(conversation), a socket joins viewer_groups(viewer), and the socket gets the event exactly
+# when the two share a group, i.e. when the viewer may see the conversation (a property test holds
+# this equal to the queryset form).
+
+
+def audience(assignee_id: int | None, team_id: int | None, *, schema: str | None = None) -> list[str]:
+    schema = schema or connection.schema_name
     groups = [everything_group(schema)]
     if assignee_id is not None:
         groups.append(user_group(schema, assignee_id))
@@ -145,6 +153,18 @@ def audience(assignee_id: int | None, team_id: int | None) -> list[str]:
         groups.append(team_group(schema, team_id))
     if assignee_id is None and team_id is None:
         groups.append(unassigned_group(schema))
+    return groups
+
+
+def viewer_groups(schema: str, viewer: Any) -> list[str]:
+    """The visibility groups a viewer's socket joins: everything for owners, admins and supervisors; an
+    agent's own, their teams' and the shared queue's otherwise."""
+    if viewer.sees_all:
+        return [everything_group(schema)]
+    groups = [unassigned_group(schema)]
+    if viewer.user_id is not None:
+        groups.append(user_group(schema, viewer.user_id))
+    groups += [team_group(schema, team_id) for team_id in viewer.team_ids]
     return groups
 
 
@@ -169,9 +189,14 @@ def publish_events(events: list[Event]) -> None:
     outgoing = []
     for event, row in zip(events, rows, strict=True):
         groups = audience(event.conversation.assignee_id, event.conversation.team_id)
-        if event.previously is not None:
-            groups += audience(*event.previously)
         outgoing.append((groups, {**event.payload, "seq": row.pk}))
+        if event.previously is not None:
+            # Those who saw the conversation until this change and no longer do hear only that it changed
+            # (type and id, as the inbox needs to drop its row): nothing of what it became.
+            lost = [g for g in audience(*event.previously) if g not in groups]
+            if lost:
+                notice = {"type": event.payload["type"], "conversation": event.conversation.pk, "seq": row.pk}
+                outgoing.append((lost, notice))
 
     def send() -> None:
         for groups, message in outgoing:

@@ -1,10 +1,60 @@
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, Protocol
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+# ---------------------------------------------------------------------------------------------------
+# Who sees which conversation: THE rule. Every surface (inbox pages, API, CRM pages, search, exports,
+# media, sockets' catch-up) reads conversations and messages through the `visible_to` querysets below,
+# and loads one through conversations.selectors.get_visible_conversation (404 when not visible).
+# Owners, admins and supervisors see every conversation; an agent sees those assigned to them, those of
+# their teams, and the shared queue (neither an assignee nor a team). The realtime fan-out encodes the
+# same rule as channel-layer groups (conversations.events.audience / InboxConsumer's groups); a property
+# test holds the three forms (this Q, is_visible_to, the groups) equal.
+# ---------------------------------------------------------------------------------------------------
+
+
+class ViewerLike(Protocol):
+    """What the rule needs of a viewer (conversations.selectors.Viewer)."""
+
+    @property
+    def sees_all(self) -> bool: ...
+
+    @property
+    def user_id(self) -> int | None: ...
+
+    @property
+    def team_ids(self) -> tuple[int, ...]: ...
+
+
+def visibility_q(viewer: ViewerLike, prefix: str = "") -> Q:
+    """The rule as a filter on Conversation, or on a model reaching it through `prefix` ("conversation__")."""
+    if viewer.sees_all:
+        return Q()
+    shared_queue = Q(**{f"{prefix}assignee__isnull": True, f"{prefix}team__isnull": True})
+    rule = shared_queue
+    # A viewer without a user (an integration key below supervisor cannot exist, but never let a None id
+    # turn into `assignee IS NULL`) gets no "assigned to me" clause.
+    if viewer.user_id is not None:
+        rule |= Q(**{f"{prefix}assignee_id": viewer.user_id})
+    if viewer.team_ids:
+        rule |= Q(**{f"{prefix}team_id__in": viewer.team_ids})
+    return rule
+
+
+class ConversationQuerySet(models.QuerySet["Conversation"]):
+    def visible_to(self, viewer: ViewerLike) -> ConversationQuerySet:
+        return self.filter(visibility_q(viewer))
+
+
+class ByConversationQuerySet(models.QuerySet[Any]):
+    """Rows that belong to a conversation (messages, inbox events): visible exactly when it is."""
+
+    def visible_to(self, viewer: ViewerLike) -> ByConversationQuerySet:
+        return self.filter(visibility_q(viewer, prefix="conversation__"))
 
 
 class Conversation(models.Model):
@@ -42,9 +92,22 @@ class Conversation(models.Model):
     last_message_at = models.DateTimeField(null=True, blank=True)
     last_inbound_at = models.DateTimeField(null=True, blank=True)
     first_response_at = models.DateTimeField(null=True, blank=True)
+    # Who sent the first human reply: reports credit the first response to them, not to whoever holds
+    # the conversation later. No index: reports scan by creation time, and every inbound UPDATE pays
+    # for each index of this table.
+    first_response_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
     resolved_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ConversationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-last_message_at", "-id"]
@@ -66,6 +129,16 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return f"Conversation {self.pk} with {self.contact}"
+
+    def is_visible_to(self, viewer: ViewerLike) -> bool:
+        """visibility_q() evaluated on this row as loaded (e.g. locked for update), without a query."""
+        if viewer.sees_all:
+            return True
+        if self.assignee_id is None and self.team_id is None:
+            return True
+        if viewer.user_id is not None and self.assignee_id == viewer.user_id:
+            return True
+        return self.team_id is not None and self.team_id in viewer.team_ids
 
 
 class Message(models.Model):
@@ -158,6 +231,8 @@ class Message(models.Model):
     read_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = ByConversationQuerySet.as_manager()
+
     class Meta:
         ordering = ["timestamp", "id"]
         indexes = [models.Index(fields=["conversation", "timestamp", "id"], name="msg_conv_time_idx")]
@@ -214,6 +289,30 @@ class AutoReplyRule(models.Model):
         return f"{self.keyword} → {self.reply[:40]}"
 
 
+def _default_stop_words() -> str:
+    from conversations.consent import DEFAULT_STOP_WORDS
+
+    return "\n".join(DEFAULT_STOP_WORDS)
+
+
+def _default_start_words() -> str:
+    from conversations.consent import DEFAULT_START_WORDS
+
+    return "\n".join(DEFAULT_START_WORDS)
+
+
+def _default_opt_out_reply() -> str:
+    from conversations.consent import DEFAULT_OPT_OUT_REPLY
+
+    return DEFAULT_OPT_OUT_REPLY
+
+
+def _default_opt_in_reply() -> str:
+    from conversations.consent import DEFAULT_OPT_IN_REPLY
+
+    return DEFAULT_OPT_IN_REPLY
+
+
 class BotSettings(models.Model):
     """The tenant's bot: one row per tenant schema (pk 1)."""
 
@@ -222,6 +321,15 @@ class BotSettings(models.Model):
     away_enabled = models.BooleanField(default=False)
     away_text = models.TextField(max_length=4096, blank=True)
     time_zone = models.CharField(max_length=64, default="UTC", help_text="IANA name, e.g. Europe/Berlin")
+    # Opt-out keywords (conversations.consent): a customer's whole message equal to one of these words,
+    # ignoring case and accents, opts them out of marketing; one of the start words opts them back in.
+    # One word or phrase per line. Defaults: conversations.consent.DEFAULT_STOP_WORDS / _START_WORDS.
+    stop_words = models.TextField(blank=True, default=_default_stop_words)
+    start_words = models.TextField(blank=True, default=_default_start_words)
+    opt_out_reply = models.TextField(max_length=4096, blank=True, default=_default_opt_out_reply)
+    opt_in_reply = models.TextField(max_length=4096, blank=True, default=_default_opt_in_reply)
+    # An agent's reply to an unassigned conversation assigns it to them (they are now handling it).
+    assign_on_reply = models.BooleanField(default=True)
 
     class Meta:
         verbose_name = "bot settings"
@@ -268,6 +376,8 @@ class InboxEvent(models.Model):
     )
     payload = models.JSONField()
     created_at = models.DateTimeField(db_index=True)
+
+    objects = ByConversationQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]

@@ -23,11 +23,21 @@ from django.db.models import (
     Subquery,
 )
 from django.db.models.functions import JSONObject, Left, TruncDate
+from django.http import Http404
 from django.utils import timezone
 
-from conversations.models import BotSettings, CannedResponse, Conversation, InboxEvent, Message
+from conversations.models import (
+    BotSettings,
+    ByConversationQuerySet,
+    CannedResponse,
+    Conversation,
+    ConversationQuerySet,
+    InboxEvent,
+    Message,
+)
 from crm import selectors as crm_selectors
 from crm.models import Agent, AttributeDefinition, Contact, Deal, Note, Tag, Team
+from crm.permissions import integration_key
 
 PAGE_SIZE = 30
 THREAD_PAGE_SIZE = 50
@@ -43,15 +53,24 @@ SUPERVISING_ROLES = frozenset({Agent.Role.OWNER, Agent.Role.ADMIN, Agent.Role.SU
 
 @dataclass(frozen=True)
 class Viewer:
-    """A signed-in staff member as the inbox sees them: one query to build, passed to every selector.
+    """Who is looking, as the visibility rule (conversations.models.visibility_q) sees them: one query to
+    build (viewer_for), passed to every selector.
 
     Owners, admins and supervisors see every conversation. An agent sees conversations assigned to them,
     those of their teams, and those with neither an assignee nor a team (the shared queue).
+
+    `user` is None only for an integration API key, which acts as no person and always has a role of
+    supervisor or above (crm.models.ApiKey); `key_name` names that key in audit fields.
     """
 
     user: Any
     role: str
     team_ids: tuple[int, ...] = field(default=())
+    key_name: str = ""
+
+    @property
+    def user_id(self) -> int | None:
+        return getattr(self.user, "pk", None)
 
     @property
     def sees_all(self) -> bool:
@@ -75,28 +94,86 @@ def viewer_for(user: Any) -> Viewer:
     return Viewer(user=user, role=row["role"], team_ids=tuple(sorted(row["team_ids"] or ())))
 
 
-def visibility_q(viewer: Viewer, prefix: str = "") -> Q:
-    if viewer.sees_all:
-        return Q()
-    return (
-        Q(**{f"{prefix}assignee_id": viewer.user.pk})
-        | Q(**{f"{prefix}team_id__in": viewer.team_ids})
-        | Q(**{f"{prefix}assignee__isnull": True, f"{prefix}team__isnull": True})
-    )
+def integration_viewer(*, role: str, key_name: str) -> Viewer:
+    """An integration API key: tenant-wide, no person behind it."""
+    return Viewer(user=None, role=role, key_name=key_name)
+
+
+def viewer_for_request(request: Any) -> Viewer:
+    """The API's viewer: an integration key's role (supervisor or above: it sees everything), else the
+    person behind the request (signed in, or through their personal key), with their role and teams now.
+    Built once per request."""
+    cached = getattr(request, "_conversation_viewer", None)
+    if cached is not None:
+        return cached
+    key = integration_key(request)
+    if key is not None:
+        viewer = integration_viewer(role=key.role, key_name=key.name)
+    else:
+        viewer = viewer_for(request.user)
+    request._conversation_viewer = viewer
+    return viewer
+
+
+# The rule itself lives beside the models (Conversation.objects.visible_to, Message.objects.visible_to);
+# these names stay for the code that already uses them.
 
 
 def can_see(viewer: Viewer, conversation: Conversation) -> bool:
-    if viewer.sees_all:
-        return True
-    return (
-        conversation.assignee_id == viewer.user.pk
-        or (conversation.team_id is not None and conversation.team_id in viewer.team_ids)
-        or (conversation.assignee_id is None and conversation.team_id is None)
-    )
+    return conversation.is_visible_to(viewer)
 
 
 def visible_conversations(viewer: Viewer) -> QuerySet[Conversation]:
-    return Conversation.objects.filter(visibility_q(viewer))
+    return Conversation.objects.visible_to(viewer)
+
+
+def visible_messages(viewer: Viewer) -> QuerySet[Message]:
+    """Messages are visible exactly when their conversation is."""
+    return Message.objects.visible_to(viewer)
+
+
+def _row_key(pk: Any) -> int | None:
+    """A primary key from a URL or a body, or None when it cannot be one (not a whole number, or out of
+    bigint's range: the database would fail on it rather than find nothing)."""
+    try:
+        key = int(pk)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return key if 0 < key < 2**63 else None
+
+
+def get_visible_conversation(
+    viewer: Viewer, pk: Any, *, queryset: ConversationQuerySet | None = None
+) -> Conversation:
+    """The one way to load a conversation for someone: the row, or Http404 when it does not exist or the
+    viewer may not see it (never 403: a refusal must not tell that it exists).
+
+    `queryset` adds joins or annotations (select_related, prefetch...); visibility is applied on top of
+    it, so no caller can forget it."""
+    base = Conversation.objects.all() if queryset is None else queryset
+    key = _row_key(pk)
+    if key is None:
+        raise Http404("No such conversation.")
+    # No ORDER BY for one row by its key: first() would add the model's ordering, and Django's compiler
+    # pays for it per selected column (about 90 with the inbox's joins).
+    row = next(iter(base.visible_to(viewer).filter(pk=key).order_by()[:1]), None)
+    if row is None:
+        raise Http404("No such conversation.")
+    return row
+
+
+def get_visible_message(
+    viewer: Viewer, pk: Any, *, queryset: ByConversationQuerySet | None = None
+) -> Message:
+    """A message, or Http404 unless the viewer sees its conversation."""
+    base = Message.objects.all() if queryset is None else queryset
+    key = _row_key(pk)
+    if key is None:
+        raise Http404("No such message.")
+    row = next(iter(base.visible_to(viewer).filter(pk=key).order_by()[:1]), None)
+    if row is None:
+        raise Http404("No such message.")
+    return row
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -295,17 +372,18 @@ def assignable_agents() -> list[Any]:
 # ---------------------------------------------------------------------------------------------------
 
 
+THREAD_RELATED = ("contact", "assignee", "team", "channel")
+
+
 def conversation_for(viewer: Viewer, pk: int) -> Conversation | None:
-    # No ORDER BY for one row by its key: first() would add the model's ordering, and Django's compiler
-    # pays for it per selected column (about 90 here, with the joins).
-    rows = (
-        visible_conversations(viewer)
-        .select_related("contact", "assignee", "team", "channel")
-        .prefetch_related("tags")
-        .filter(pk=pk)
-        .order_by()[:1]
-    )
-    return next(iter(rows), None)
+    """The conversation as the thread shows it, or None (callers that answer 404 use
+    get_visible_conversation directly)."""
+    try:
+        return get_visible_conversation(
+            viewer, pk, queryset=Conversation.objects.select_related(*THREAD_RELATED).prefetch_related("tags")
+        )
+    except Http404:
+        return None
 
 
 def thread_messages(
@@ -337,12 +415,12 @@ def thread_messages(
 
 
 def message_for(viewer: Viewer, pk: int) -> Message | None:
-    return (
-        Message.objects.filter(pk=pk)
-        .select_related("sender", "reply_to", "conversation", "media")
-        .filter(conversation__in=visible_conversations(viewer).values("pk"))
-        .first()
-    )
+    try:
+        return get_visible_message(
+            viewer, pk, queryset=Message.objects.select_related("sender", "reply_to", "conversation", "media")
+        )
+    except Http404:
+        return None
 
 
 def message_by_key(key: str | None) -> Message | None:
@@ -374,6 +452,16 @@ def window_closes_at(conversation: Conversation) -> dt.datetime | None:
 def window_is_open(conversation: Conversation, *, now: dt.datetime | None = None) -> bool:
     closes = window_closes_at(conversation)
     return closes is not None and closes > (now or timezone.now())
+
+
+def contact_conversations(viewer: Viewer, contact_id: int, *, limit: int = 20) -> list[Conversation]:
+    """The contact's conversations the viewer sees, most recent activity first (the CRM's contact page)."""
+    return list(
+        Conversation.objects.visible_to(viewer)
+        .filter(contact_id=contact_id)
+        .select_related("assignee")
+        .order_by(F("last_message_at").desc(nulls_last=True), "-id")[:limit]
+    )
 
 
 def earlier_conversations(conversation: Conversation, viewer: Viewer) -> list[Conversation]:
@@ -446,15 +534,19 @@ def contact_fields(
     return details, attributes
 
 
-def panel_conversation(viewer: Viewer, pk: int) -> Conversation | None:
-    """A conversation the viewer sees, with its contact as the panel shows it (company, owner, tags)."""
-    return (
-        visible_conversations(viewer)
-        .select_related("contact__company", "contact__owner")
-        .prefetch_related("contact__tags")
-        .filter(pk=pk)
-        .first()
+def panel_queryset() -> ConversationQuerySet:
+    """Conversations with their contact as the panel shows it (company, owner, tags)."""
+    return Conversation.objects.select_related("contact__company", "contact__owner").prefetch_related(
+        "contact__tags"
     )
+
+
+def panel_conversation(viewer: Viewer, pk: int) -> Conversation | None:
+    """A conversation the viewer sees, as the contact panel shows it; None when not visible."""
+    try:
+        return get_visible_conversation(viewer, pk, queryset=panel_queryset())
+    except Http404:
+        return None
 
 
 def contact_panel(conversation: Conversation, viewer: Viewer) -> ContactPanel:
@@ -504,7 +596,7 @@ def events_since(viewer: Viewer, after: int) -> tuple[list[dict[str, Any]], bool
     """Events after sequence `after` about conversations the viewer sees now; True when too many to replay
     (the browser then reloads its panes instead)."""
     anchor = InboxEvent.objects.filter(pk=after).values_list("created_at", flat=True).first()
-    qs = InboxEvent.objects.filter(visibility_q(viewer, prefix="conversation__"))
+    qs = InboxEvent.objects.visible_to(viewer)
     if anchor is not None:
         qs = qs.filter(Q(pk__gt=after) | Q(created_at__gte=anchor - CATCH_UP_OVERLAP))
     else:
@@ -600,11 +692,12 @@ def conversation_report(*, start: dt.date, end: dt.date) -> Report:
         .annotate(n=Count("pk"))
         .values_list("sender_id", "n")
     )
+    # Credited to whoever sent the first reply, not to whoever holds the conversation now.
     first_by_agent = dict(
-        created.filter(first_response_at__isnull=False, assignee__isnull=False)
-        .values("assignee_id")
+        created.filter(first_response_at__isnull=False, first_response_by__isnull=False)
+        .values("first_response_by_id")
         .annotate(m=Median(first_response))
-        .values_list("assignee_id", "m")
+        .values_list("first_response_by_id", "m")
     )
     agents = [
         {

@@ -83,111 +83,141 @@ def enqueue_send(message: Message) -> None:
     transaction.on_commit(lambda: enqueue_delivery(message_id=message_id, bulk=bulk, schema=schema))
 
 
-def _queue_outbound(
-    *,
-    conversation: Conversation,
-    message_type: str,
-    payload: dict[str, Any],
-    text: str,
-    preview: str,
-    sender: Any,
-    idempotency_key: str | None,
-    reply_to: Message | None,
-    free_form: bool,
-    bulk: bool = False,
-) -> Message:
-    if idempotency_key:
-        existing = Message.objects.filter(idempotency_key=idempotency_key).first()
-        if existing is not None:
-            return existing
-    _check_channel(conversation)
-    if free_form:
-        _check_window(conversation)
-    if reply_to is not None and reply_to.conversation_id != conversation.pk:
-        raise MessageRejected("invalid_reply_to", "The quoted message belongs to another conversation.")
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            message = Message.objects.create(
-                conversation=conversation,
-                direction=Message.Direction.OUTBOUND,
-                type=message_type,
-                text=text,
-                payload=payload,
-                preview=preview[:200],
-                status=Message.Status.QUEUED,
-                reply_to=reply_to,
-                sender=sender if getattr(sender, "pk", None) else None,
-                idempotency_key=idempotency_key or None,
-                bulk=bulk,
-                timestamp=now,
-            )
-    except IntegrityError:
-        # The same idempotency key raced in from another request: that one won.
-        existing = Message.objects.filter(idempotency_key=idempotency_key).first()
-        if existing is None:
-            raise
-        return existing
-    conversation.last_message_at = now
-    if sender is not None and conversation.first_response_at is None:
-        conversation.first_response_at = now
-    conversation.save(update_fields=["last_message_at", "first_response_at", "updated_at"])
-    Contact.objects.filter(pk=conversation.contact_id).update(last_outbound_at=now)
-    events.message_created(message)
-    events.conversation_updated(conversation)
-    enqueue_send(message)
-    return message
+# ---------------------------------------------------------------------------------------------------
+# The one reply path. Whoever writes into a conversation (an agent in the inbox, an API client, the bot,
+# a consent confirmation) hands a Draft to send_reply, which applies every rule in one transaction:
+# who may reply, the 24-hour window, consent and blocks, storing, stopping the bot, first-response
+# bookkeeping and auto-assignment, the realtime events, and queueing the send on commit.
+# ---------------------------------------------------------------------------------------------------
+
+DRAFT_KINDS = ("text", "media", "template", "interactive", "reaction", "note")
 
 
-@transaction.atomic
-def send_text_message(
-    *,
-    conversation: Conversation,
-    text: str,
-    sender: Any = None,
-    idempotency_key: str | None = None,
-    reply_to: Message | None = None,
-    bulk: bool = False,
-) -> Message:
-    text = (text or "").strip()
-    if not text:
-        raise MessageRejected("empty_text", "The message text is empty.")
-    if len(text) > TEXT_LIMIT:
+@dataclass(frozen=True)
+class Draft:
+    """What someone wants to write. `kind` picks the fields that matter: text (text, reply_to), media
+    (media, text as caption, reply_to), template (template, language, parameters), interactive
+    (interactive, reply_to), reaction (target, emoji), note (text; staff only, never sent)."""
+
+    kind: str
+    text: str = ""
+    media: MediaFile | None = None
+    template: MessageTemplate | str | None = None
+    language: str | None = None
+    parameters: Any = None
+    interactive: dict[str, Any] | None = None
+    target: Message | None = None
+    emoji: str = ""
+    reply_to: Message | None = None
+    idempotency_key: str | None = None
+    bulk: bool = False
+
+
+@dataclass
+class _Outbound:
+    type: str
+    payload: dict[str, Any]
+    text: str
+    preview: str
+    free_form: bool
+    template: MessageTemplate | None = None
+
+
+def _lock_for_reply(conversation: Conversation) -> None:
+    """Fresh contact and conversation rows under lock, in the inbound round's order (contacts, then
+    conversations): the window, consent and block are read as they are now, and a concurrent inbound
+    message or workflow change waits instead of being overwritten."""
+    contact = Contact.objects.select_for_update().get(pk=conversation.contact_id)
+    conversation.refresh_from_db(from_queryset=Conversation.objects.select_for_update())
+    conversation.contact = contact
+
+
+def _replier(conversation: Conversation, by: Any) -> Viewer:
+    """The role check of a human reply: an agent of this workspace (or an integration key) who still
+    sees the conversation as locked now (it may have been reassigned since the caller loaded it)."""
+    viewer = by if isinstance(by, Viewer) else viewer_for(by)
+    if not can_see(viewer, conversation):
+        raise WorkflowError("not_found", "This conversation does not exist or is not yours to see.")
+    return viewer
+
+
+def _check_recipient(conversation: Conversation, *, template: MessageTemplate | None = None) -> None:
+    """Blocks and consent, read from the locked contact."""
+    contact = conversation.contact
+    if contact.blocked:
         raise MessageRejected(
-            "text_too_long", f"A WhatsApp text is at most {TEXT_LIMIT} characters; this one has {len(text)}."
+            "contact_blocked",
+            "This contact is blocked: nothing can be sent to them. Unblock them in their contact details "
+            "first.",
+            {"contact": contact.pk},
         )
-    return _queue_outbound(
-        conversation=conversation,
-        message_type=Message.Type.TEXT,
-        payload={"text": {"body": text, "preview_url": "http" in text}},
-        text=text,
-        preview=text,
-        sender=sender,
-        idempotency_key=idempotency_key,
-        reply_to=reply_to,
-        free_form=True,
-        bulk=bulk,
-    )
+    if (
+        template is not None
+        and (template.category or "").upper() == "MARKETING"
+        and contact.marketing_consent == Contact.MarketingConsent.OPTED_OUT
+    ):
+        raise MessageRejected(
+            "opted_out",
+            "This contact opted out of marketing messages: a marketing template cannot be sent to them. "
+            "Utility and authentication templates, and replies within the 24-hour window, still can.",
+            {"contact": contact.pk, "template": template.pk},
+        )
 
 
-@transaction.atomic
-def send_media_message(
-    *,
-    conversation: Conversation,
-    media: MediaFile,
-    caption: str = "",
-    sender: Any = None,
-    idempotency_key: str | None = None,
-    reply_to: Message | None = None,
-    bulk: bool = False,
-) -> Message:
-    """Send an uploaded MediaFile (whatsapp.services.upload_media) by its Meta media id."""
-    if media.kind not in MEDIA_KINDS or not media.media_id or media.status != "ready":
+def check_sendable(*, conversation: Conversation) -> WhatsAppChannel:
+    """The number's and the contact's rules, before work that costs (a media upload to Meta); send_reply
+    checks them again under lock. Returns the number to send from."""
+    channel = _check_channel(conversation)
+    _check_recipient(conversation)
+    return channel
+
+
+def _prepare(conversation: Conversation, draft: Draft) -> _Outbound:
+    """Check a draft's own content (before any row is written) and build what Meta is sent."""
+    if draft.kind == "text":
+        text = (draft.text or "").strip()
+        if not text:
+            raise MessageRejected("empty_text", "The message text is empty.")
+        if len(text) > TEXT_LIMIT:
+            raise MessageRejected(
+                "text_too_long",
+                f"A WhatsApp text is at most {TEXT_LIMIT} characters; this one has {len(text)}.",
+            )
+        return _Outbound(
+            Message.Type.TEXT, {"text": {"body": text, "preview_url": "http" in text}}, text, text, True
+        )
+    if draft.kind == "media":
+        return _prepare_media(conversation, draft)
+    if draft.kind == "template":
+        return _prepare_template(conversation, draft)
+    if draft.kind == "interactive":
+        interactive = draft.interactive if isinstance(draft.interactive, dict) else {}
+        body_text = _check_interactive(interactive)
+        return _Outbound(Message.Type.INTERACTIVE, {"interactive": interactive}, body_text, body_text, True)
+    if draft.kind == "reaction":
+        target = draft.target
+        if target is None or target.conversation_id != conversation.pk or not target.wamid:
+            raise MessageRejected("invalid_reaction_target", "Only a delivered message of this conversation.")
+        emoji = draft.emoji
+        return _Outbound(
+            Message.Type.REACTION,
+            {"reaction": {"message_id": target.wamid, "emoji": emoji}},
+            emoji,
+            f"Reacted {emoji}" if emoji else "Removed a reaction",
+            True,
+        )
+    raise MessageRejected("invalid_type", f"Cannot send a draft of kind '{draft.kind}'.")
+
+
+def _prepare_media(conversation: Conversation, draft: Draft) -> _Outbound:
+    """An uploaded MediaFile (whatsapp.services.upload_media), sent by its Meta media id."""
+    media = draft.media
+    if media is None or media.kind not in MEDIA_KINDS or not media.media_id or media.status != "ready":
         raise MessageRejected("invalid_media", "The media is not an uploaded file ready to send.")
     if conversation.channel_id != media.channel_id:
         raise MessageRejected("invalid_media", "The media was uploaded for another WhatsApp number.")
     body: dict[str, Any] = {"id": media.media_id}
-    caption = (caption or "").strip()
+    caption = (draft.text or "").strip()
     if caption:
         if media.kind in ("audio", "sticker"):
             raise MessageRejected("caption_not_allowed", f"A {media.kind} message cannot have a caption.")
@@ -199,21 +229,273 @@ def send_media_message(
     label = {"image": "📷 Photo", "video": "🎥 Video", "audio": "🎵 Audio", "sticker": "Sticker"}.get(
         media.kind, f"📄 {media.filename or 'Document'}"
     )
-    message = _queue_outbound(
-        conversation=conversation,
-        message_type=media.kind,
-        payload={media.kind: body, "media_file": media.pk},
-        text=caption,
-        preview=f"{label}: {caption}" if caption else label,
-        sender=sender,
-        idempotency_key=idempotency_key,
-        reply_to=reply_to,
-        free_form=True,
-        bulk=bulk,
+    return _Outbound(
+        media.kind,
+        {media.kind: body, "media_file": media.pk},
+        caption,
+        f"{label}: {caption}" if caption else label,
+        True,
     )
-    if media.message_id is None:
-        type(media).objects.filter(pk=media.pk, message__isnull=True).update(message=message)
+
+
+def _prepare_template(conversation: Conversation, draft: Draft) -> _Outbound:
+    """Templates are allowed outside the 24-hour window; the parameters are checked before queueing."""
+    from whatsapp.models import MessageTemplate
+
+    channel = _check_channel(conversation)
+    template = draft.template
+    if template is None or isinstance(template, str):
+        candidates = MessageTemplate.objects.filter(waba_id=channel.waba_id, name=template or "")
+        if draft.language:
+            candidates = candidates.filter(language=draft.language)
+        found = candidates.order_by("language").first()
+        if found is None:
+            raise MessageRejected(
+                "unknown_template",
+                f"No template '{template}' ({draft.language or 'any language'}) for this number.",
+            )
+        template = found
+    if template.waba_id != channel.waba_id:
+        raise MessageRejected("unknown_template", "The template belongs to another WhatsApp account.")
+    if not template.is_approved:
+        raise MessageRejected(
+            "template_not_approved", f"The template '{template.name}' is {template.status or 'not approved'}."
+        )
+    components, preview = _template_components(template, draft.parameters)
+    body: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
+    if components:
+        body["components"] = components
+    return _Outbound(
+        Message.Type.TEMPLATE,
+        {"template": body, "template_id": template.pk},
+        preview,
+        preview,
+        False,
+        template,
+    )
+
+
+def _existing_by_key(conversation: Conversation, key: str | None) -> Message | None:
+    if not key:
+        return None
+    existing = Message.objects.filter(idempotency_key=key).first()
+    if existing is not None and existing.conversation_id != conversation.pk:
+        raise MessageRejected(
+            "idempotency_key_reused", "That idempotency key was used for another conversation."
+        )
+    return existing
+
+
+def _insert_outbound(
+    *,
+    conversation: Conversation,
+    outbound: _Outbound,
+    sender: Any,
+    idempotency_key: str | None,
+    reply_to: Message | None,
+    bulk: bool,
+) -> tuple[Message, bool]:
+    """The queued row; (row, False) when the same idempotency key raced in from another request."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                conversation=conversation,
+                direction=Message.Direction.OUTBOUND,
+                type=outbound.type,
+                text=outbound.text,
+                payload=outbound.payload,
+                preview=outbound.preview[:200],
+                status=Message.Status.QUEUED,
+                reply_to=reply_to,
+                sender=sender if getattr(sender, "pk", None) else None,
+                idempotency_key=idempotency_key or None,
+                bulk=bulk,
+                timestamp=now,
+            )
+    except IntegrityError:
+        existing = (
+            Message.objects.filter(idempotency_key=idempotency_key).first() if idempotency_key else None
+        )
+        if existing is None:
+            raise
+        return existing, False
+    return message, True
+
+
+@transaction.atomic
+def send_reply(
+    *,
+    conversation: Conversation,
+    draft: Draft,
+    by: Any = None,
+    automated: bool = False,
+    locked: bool = False,
+) -> Message:
+    """Write `draft` into the conversation. `by`: the agent (a user) or a Viewer (an integration key);
+    `automated`: the bot or the system (no role check, and it neither stops the bot nor counts as a
+    response). `locked`: the caller already holds the contact's and conversation's row locks with
+    fresh rows (the inbound round), so none are taken again.
+
+    An agent's reply (not a reaction or a note) stops the bot, records the first response and who sent
+    it, and assigns an unassigned conversation to them when the workspace's setting says so.
+    Raises MessageRejected (a sending rule: window, consent, block, channel...) or WorkflowError."""
+    if by is None and not automated:
+        # A human reply without a human would skip the role check: refuse the call, not the customer.
+        raise TypeError("send_reply needs `by` (an agent or a Viewer) unless it is automated.")
+    if draft.kind not in DRAFT_KINDS:
+        raise MessageRejected("invalid_type", f"Cannot send a draft of kind '{draft.kind}'.")
+    existing = _existing_by_key(conversation, draft.idempotency_key)
+    if existing is not None:
+        return existing
+    if not locked:
+        _lock_for_reply(conversation)
+    viewer = None if automated else _replier(conversation, by)
+    user = viewer.user if viewer is not None else None
+    if draft.reply_to is not None and draft.reply_to.conversation_id != conversation.pk:
+        raise MessageRejected("invalid_reply_to", "The quoted message belongs to another conversation.")
+    if draft.kind == "note":
+        return add_private_note(conversation=conversation, text=draft.text, author=user, checked=True)
+    outbound = _prepare(conversation, draft)
+    _check_channel(conversation)
+    _check_recipient(conversation, template=outbound.template)
+    if outbound.free_form:
+        _check_window(conversation)
+    message, created = _insert_outbound(
+        conversation=conversation,
+        outbound=outbound,
+        sender=user,
+        idempotency_key=draft.idempotency_key,
+        reply_to=draft.target if draft.kind == "reaction" else draft.reply_to,
+        bulk=draft.bulk,
+    )
+    if not created:
+        return message
+    events.message_created(message)
+    _after_outbound(
+        conversation,
+        message,
+        replier=viewer if draft.kind != "reaction" else None,
+    )
+    enqueue_send(message)
+    if draft.kind == "media" and draft.media is not None and draft.media.message_id is None:
+        type(draft.media).objects.filter(pk=draft.media.pk, message__isnull=True).update(message=message)
+    if draft.kind == "reaction" and draft.target is not None:
+        set_reaction(target=draft.target, side="business", emoji=draft.emoji)
     return message
+
+
+@transaction.atomic
+def start_conversation(
+    *, contact: Contact, channel: WhatsAppChannel, draft: Draft, by: Any
+) -> tuple[Conversation, Message]:
+    """Write to a contact on a number: into their open conversation there, or a new one (usually with
+    a template, the window being closed). A conversation a person starts is theirs: the bot is off and,
+    with the workspace's auto-assignment on, it is assigned to them. Refused sends leave nothing behind
+    (not even the new conversation). WorkflowError not_found when the open conversation is one the
+    caller may not see."""
+    from conversations import bot
+
+    if draft.idempotency_key:
+        existing = Message.objects.filter(idempotency_key=draft.idempotency_key).first()
+        if existing is not None:
+            if existing.conversation.contact_id != contact.pk:
+                raise MessageRejected(
+                    "idempotency_key_reused", "That idempotency key was used for another conversation."
+                )
+            return existing.conversation, existing
+    # The inbound round's lock order: the contact, then its conversation.
+    contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    conversation = (
+        Conversation.objects.select_for_update()
+        .filter(contact=contact, channel=channel)
+        .exclude(status=Conversation.Status.RESOLVED)
+        .order_by("-id")
+        .first()
+    )
+    if conversation is None:
+        viewer = by if isinstance(by, Viewer) else viewer_for(by)
+        user = viewer.user
+        assignee = user if user is not None and bot.load_settings().assign_on_reply else None
+        conversation = Conversation.objects.create(
+            contact=contact, channel=channel, bot_active=False, assignee=assignee
+        )
+        events.conversation_updated(conversation, change="created")
+    conversation.contact = contact
+    conversation.channel = channel
+    message = send_reply(conversation=conversation, draft=draft, by=by, locked=True)
+    return conversation, message
+
+
+def _after_outbound(conversation: Conversation, message: Message, *, replier: Viewer | None) -> None:
+    """The conversation after a message went out: its activity time, and for a human reply the bot's
+    handover, the first response and the auto-assignment. One UPDATE of the locked row, one event."""
+    from conversations import bot
+
+    fields = ["last_message_at"]
+    conversation.last_message_at = message.timestamp
+    change = "updated"
+    previously = (conversation.assignee_id, conversation.team_id)
+    lines: list[str] = []
+    if replier is not None:
+        user = replier.user
+        name = _actor_name(replier)
+        if conversation.first_response_at is None:
+            conversation.first_response_at = message.timestamp
+            conversation.first_response_by = user
+            fields += ["first_response_at", "first_response_by"]
+        if conversation.bot_active:
+            conversation.bot_active = False
+            fields.append("bot_active")
+            change = "bot"
+            lines.append(f"{name} replied: the bot stopped")
+        if user is not None and conversation.assignee_id is None and bot.load_settings().assign_on_reply:
+            conversation.assignee = user
+            fields.append("assignee")
+            change = "assigned"
+            lines.append(f"{name} replied and was assigned this conversation")
+    conversation.save(update_fields=[*fields, "updated_at"])
+    Contact.objects.filter(pk=conversation.contact_id).update(last_outbound_at=message.timestamp)
+    for line in lines:
+        _record_system_event(conversation=conversation, text=line, by=replier.user if replier else None)
+    events.conversation_updated(
+        conversation, change=change, previously=previously if change == "assigned" else None
+    )
+
+
+def _wrapper_by(sender: Any) -> dict[str, Any]:
+    # The historical send_* functions: a sender is an agent replying; no sender is the bot or a campaign.
+    return {"by": sender, "automated": sender is None}
+
+
+def send_text_message(
+    *,
+    conversation: Conversation,
+    text: str,
+    sender: Any = None,
+    idempotency_key: str | None = None,
+    reply_to: Message | None = None,
+    bulk: bool = False,
+) -> Message:
+    draft = Draft(kind="text", text=text, reply_to=reply_to, idempotency_key=idempotency_key, bulk=bulk)
+    return send_reply(conversation=conversation, draft=draft, **_wrapper_by(sender))
+
+
+def send_media_message(
+    *,
+    conversation: Conversation,
+    media: MediaFile,
+    caption: str = "",
+    sender: Any = None,
+    idempotency_key: str | None = None,
+    reply_to: Message | None = None,
+    bulk: bool = False,
+) -> Message:
+    """Send an uploaded MediaFile (whatsapp.services.upload_media) by its Meta media id."""
+    draft = Draft(
+        kind="media", media=media, text=caption, reply_to=reply_to, idempotency_key=idempotency_key, bulk=bulk
+    )
+    return send_reply(conversation=conversation, draft=draft, **_wrapper_by(sender))
 
 
 def _template_components(template: MessageTemplate, parameters: Any) -> tuple[list[dict[str, Any]], str]:
@@ -295,7 +577,6 @@ def _template_components(template: MessageTemplate, parameters: Any) -> tuple[li
     return components, preview
 
 
-@transaction.atomic
 def send_template_message(
     *,
     conversation: Conversation,
@@ -306,43 +587,15 @@ def send_template_message(
     idempotency_key: str | None = None,
     bulk: bool = False,
 ) -> Message:
-    """Templates are allowed outside the 24-hour window; the parameters are checked before queueing."""
-    from whatsapp.models import MessageTemplate
-
-    channel = _check_channel(conversation)
-    if isinstance(template, str):
-        candidates = MessageTemplate.objects.filter(waba_id=channel.waba_id, name=template)
-        if language:
-            candidates = candidates.filter(language=language)
-        found = candidates.order_by("language").first()
-        if found is None:
-            raise MessageRejected(
-                "unknown_template",
-                f"No template '{template}' ({language or 'any language'}) for this number.",
-            )
-        template = found
-    if template.waba_id != channel.waba_id:
-        raise MessageRejected("unknown_template", "The template belongs to another WhatsApp account.")
-    if not template.is_approved:
-        raise MessageRejected(
-            "template_not_approved", f"The template '{template.name}' is {template.status or 'not approved'}."
-        )
-    components, preview = _template_components(template, parameters)
-    body: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
-    if components:
-        body["components"] = components
-    return _queue_outbound(
-        conversation=conversation,
-        message_type=Message.Type.TEMPLATE,
-        payload={"template": body, "template_id": template.pk},
-        text=preview,
-        preview=preview,
-        sender=sender,
+    draft = Draft(
+        kind="template",
+        template=template,
+        language=language,
+        parameters=parameters,
         idempotency_key=idempotency_key,
-        reply_to=None,
-        free_form=False,
         bulk=bulk,
     )
+    return send_reply(conversation=conversation, draft=draft, **_wrapper_by(sender))
 
 
 def _check_interactive(interactive: dict[str, Any]) -> str:
@@ -382,7 +635,6 @@ def _check_interactive(interactive: dict[str, Any]) -> str:
     return body_text
 
 
-@transaction.atomic
 def send_interactive_message(
     *,
     conversation: Conversation,
@@ -392,22 +644,16 @@ def send_interactive_message(
     reply_to: Message | None = None,
     bulk: bool = False,
 ) -> Message:
-    body_text = _check_interactive(interactive)
-    return _queue_outbound(
-        conversation=conversation,
-        message_type=Message.Type.INTERACTIVE,
-        payload={"interactive": interactive},
-        text=body_text,
-        preview=body_text,
-        sender=sender,
-        idempotency_key=idempotency_key,
+    draft = Draft(
+        kind="interactive",
+        interactive=interactive,
         reply_to=reply_to,
-        free_form=True,
+        idempotency_key=idempotency_key,
         bulk=bulk,
     )
+    return send_reply(conversation=conversation, draft=draft, **_wrapper_by(sender))
 
 
-@transaction.atomic
 def send_reaction(
     *,
     conversation: Conversation,
@@ -417,21 +663,8 @@ def send_reaction(
     idempotency_key: str | None = None,
 ) -> Message:
     """React to a message (an empty emoji removes our reaction)."""
-    if message.conversation_id != conversation.pk or not message.wamid:
-        raise MessageRejected("invalid_reaction_target", "Only a delivered message of this conversation.")
-    result = _queue_outbound(
-        conversation=conversation,
-        message_type=Message.Type.REACTION,
-        payload={"reaction": {"message_id": message.wamid, "emoji": emoji}},
-        text=emoji,
-        preview=f"Reacted {emoji}" if emoji else "Removed a reaction",
-        sender=sender,
-        idempotency_key=idempotency_key,
-        reply_to=message,
-        free_form=True,
-    )
-    set_reaction(target=message, side="business", emoji=emoji)
-    return result
+    draft = Draft(kind="reaction", target=message, emoji=emoji, idempotency_key=idempotency_key)
+    return send_reply(conversation=conversation, draft=draft, **_wrapper_by(sender))
 
 
 def set_reaction(*, target: Message, side: str, emoji: str) -> None:
@@ -456,16 +689,19 @@ def mark_as_read(*, message: Message, user: Any = None) -> Message:
     return message
 
 
-def _mark_read(conversation: Conversation, message_id: int | None) -> None:
+def _mark_read(conversation: Conversation, message_id: int | None, *, typing: bool = False) -> None:
     """Clear the conversation's unread count and, given a message received from WhatsApp, mark it read and
-    queue its read receipt. Plain UPDATEs: opening an unread conversation is on the inbox's hot path."""
+    queue its read receipt (with `typing`, Meta's typing indicator too). Plain UPDATEs: marking read is on
+    the inbox's hot path."""
     now = timezone.now()
     if message_id is not None:
         Message.objects.filter(pk=message_id, read_at__isnull=True).update(read_at=now)
         from whatsapp.actors import enqueue_read_receipt
 
         schema = connection.schema_name
-        transaction.on_commit(lambda: enqueue_read_receipt(message_id=message_id, schema=schema))
+        transaction.on_commit(
+            lambda: enqueue_read_receipt(message_id=message_id, schema=schema, typing=typing)
+        )
     if conversation.unread_count:
         Conversation.objects.filter(pk=conversation.pk).update(unread_count=0, updated_at=now)
         conversation.unread_count = 0
@@ -473,30 +709,76 @@ def _mark_read(conversation: Conversation, message_id: int | None) -> None:
         events.conversation_updated(conversation, change="read")
 
 
+# Meta shows "typing…" for up to 25 s per request: one request per conversation in this long is enough
+# however many agents type and however often their pages ask.
+TYPING_INTERVAL_SECONDS = 20
+
+
+@transaction.atomic
+def indicate_typing(*, conversation: Conversation, by: Any) -> bool:
+    """A person is composing a reply: the customer sees "typing…" (Meta sends it only with a read of a
+    message of theirs: their latest). Only for a message inside the 24-hour window, to which a reply can
+    go; at most once per TYPING_INTERVAL_SECONDS per conversation. True when one was queued."""
+    from django.core.cache import cache  # keys carry the tenant schema (django_tenants.cache.make_key)
+
+    if conversation.channel_id is None:
+        return False
+    latest = (
+        Message.objects.filter(
+            conversation=conversation,
+            direction=Message.Direction.INBOUND,
+            wamid__isnull=False,
+            timestamp__gte=timezone.now() - dt.timedelta(hours=24),
+        )
+        .order_by("-timestamp", "-id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if latest is None:
+        return False
+    if not cache.add(f"wa:typing:{conversation.pk}", 1, timeout=TYPING_INTERVAL_SECONDS):
+        return False
+    _mark_read(conversation, latest, typing=True)
+    return True
+
+
 @transaction.atomic
 def retry_message(*, message: Message, user: Any) -> Message:
     """A user's retry of a failed outbound message. One Meta accepted (it has a wamid) is never resent:
     a copy is queued instead."""
-    message = Message.objects.select_for_update().select_related("conversation__contact").get(pk=message.pk)
+    # Locks in the inbound round's order: the contact, then the message, then the conversation.
+    contact_id = Conversation.objects.filter(pk=message.conversation_id).values_list("contact_id", flat=True)
+    contact = Contact.objects.select_for_update().get(pk__in=contact_id)
+    message = Message.objects.select_for_update().get(pk=message.pk)
     if message.direction != Message.Direction.OUTBOUND or message.status != Message.Status.FAILED:
         raise MessageRejected("not_retryable", "Only a failed outgoing message can be retried.")
-    conversation = message.conversation
+    conversation = Conversation.objects.select_for_update().get(pk=message.conversation_id)
+    conversation.contact = contact
+    message.conversation = conversation
     _check_channel(conversation)
+    template = None
+    if message.type == Message.Type.TEMPLATE:
+        from whatsapp.models import MessageTemplate
+
+        template_id = (message.payload or {}).get("template_id")
+        template = MessageTemplate.objects.filter(pk=template_id).first() if template_id else None
+    _check_recipient(conversation, template=template)
     if message.type != Message.Type.TEMPLATE:
         _check_window(conversation)
     if message.wamid:
-        return _queue_outbound(
+        outbound = _Outbound(message.type, message.payload, message.text, message.preview, False)
+        copy, _ = _insert_outbound(
             conversation=conversation,
-            message_type=message.type,
-            payload=message.payload,
-            text=message.text,
-            preview=message.preview,
+            outbound=outbound,
             sender=user,
             idempotency_key=None,
             reply_to=message.reply_to,
-            free_form=False,
             bulk=message.bulk,
         )
+        events.message_created(copy)
+        _after_outbound(conversation, copy, replier=None)
+        enqueue_send(copy)
+        return copy
     message.status = Message.Status.QUEUED
     message.error_code = None
     message.error_title = ""
@@ -655,9 +937,14 @@ def store_inbound_messages(*, drafts: list[InboundDraft]) -> list[Message]:
             *(events.conversation_event(c, change=changes[pk]) for pk, c in touched.items()),
         ]
     )
-    from conversations import bot
+    from conversations import bot, consent
 
+    # STOP / START (and the tenant's words for them) change the contact's consent and are confirmed;
+    # the bot does not also answer them.
+    keywords = consent.handle_keywords(messages)
     for message, first in zip(messages, first_inbound, strict=True):
+        if message.pk in keywords:
+            continue
         if message.conversation.bot_active and message.type != Message.Type.REACTION:
             bot.answer(message=message, first_inbound=first)
     return messages
@@ -705,12 +992,19 @@ def apply_message_status(
 
 
 class WorkflowError(Exception):
-    """A workflow action that cannot be done; `code` is stable for API clients and tests."""
+    """A workflow action that cannot be done; `code` is stable for API clients and tests, and
+    `status_code` is what the pages and the API answer (404 not visible, 403 role, 409 conflict)."""
+
+    STATUS = {"not_found": 404, "forbidden": 403, "already_assigned": 409}
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+
+    @property
+    def status_code(self) -> int:
+        return self.STATUS.get(self.code, 400)
 
 
 def _name(user: Any) -> str:
@@ -719,10 +1013,25 @@ def _name(user: Any) -> str:
     return str(user.get_full_name() or user.email)
 
 
+def _actor_name(by: Any) -> str:
+    """A person's name, or the integration key's (a Viewer without a user)."""
+    if isinstance(by, Viewer):
+        if by.user is None:
+            return f"Integration {by.key_name}".strip()
+        return _name(by.user)
+    return _name(by)
+
+
+def _user_of(by: Any) -> Any:
+    return by.user if isinstance(by, Viewer) else by
+
+
 def _record_system_event(*, conversation: Conversation, text: str, by: Any = None) -> Message:
     """A line in the thread saying what happened (assignment, status, bot handover): the audit trail
     agents read. It is never sent to WhatsApp."""
-    return _store_internal_message(conversation=conversation, kind=Message.Type.SYSTEM, text=text, by=by)
+    return _store_internal_message(
+        conversation=conversation, kind=Message.Type.SYSTEM, text=text, by=_user_of(by)
+    )
 
 
 def _store_internal_message(*, conversation: Conversation, kind: str, text: str, by: Any) -> Message:
@@ -743,20 +1052,44 @@ def _store_internal_message(*, conversation: Conversation, kind: str, text: str,
 
 
 def _check_can_act(conversation: Conversation, by: Any) -> Viewer:
-    viewer = viewer_for(by)
+    """Re-read the conversation under its row lock (into the caller's instance) and check that `by` (a
+    user, or a Viewer such as an integration key's) still sees it. Workflow writes lock only the
+    conversation, which the inbound round locks after the contacts: no lock-order cycle."""
+    conversation.refresh_from_db(from_queryset=Conversation.objects.select_for_update())
+    viewer = by if isinstance(by, Viewer) else viewer_for(by)
     if not can_see(viewer, conversation):
         raise WorkflowError("not_found", "This conversation does not exist or is not yours to see.")
     return viewer
 
 
+# "The assignee as the caller's row was loaded": the default expectation of take/assign.
+AS_LOADED: Any = object()
+_AS_LOADED = AS_LOADED
+
+
+def _taken_meanwhile(seen: int | None, now: int | None, viewer: Viewer) -> bool:
+    """Someone else got the conversation between the caller's look at it and this lock."""
+    return now != seen and now is not None and now != viewer.user_id
+
+
 @transaction.atomic
 def assign_conversation(
-    *, conversation: Conversation, assignee: Any | None, team: Team | None, by: Any
+    *,
+    conversation: Conversation,
+    assignee: Any | None,
+    team: Team | None,
+    by: Any,
+    seen_assignee_id: int | None = _AS_LOADED,
 ) -> Conversation:
     """Assign to an agent and/or a team (None clears). Agents may hand over only what is theirs or
-    unassigned; supervisors and admins may assign anything."""
-    viewer = _check_can_act(conversation, by)
-    if not viewer.can_supervise and conversation.assignee_id not in (None, by.pk):
+    unassigned; supervisors and admins may assign anything. `seen_assignee_id`: the assignee the caller
+    saw (default: as the caller's row was loaded); when an agent's unassigned conversation was taken
+    meanwhile, 409 already_assigned."""
+    seen = conversation.assignee_id if seen_assignee_id is _AS_LOADED else seen_assignee_id
+    viewer = _check_can_act_or_taken(conversation, by, seen)
+    if not viewer.can_supervise and conversation.assignee_id not in (None, viewer.user_id):
+        if _taken_meanwhile(seen, conversation.assignee_id, viewer):
+            raise _already_assigned(conversation)
         raise WorkflowError("forbidden", "Only a supervisor can reassign another agent's conversation.")
     if assignee is not None and not Agent.objects.filter(user_id=assignee.pk, user__is_active=True).exists():
         raise WorkflowError("invalid_assignee", "That person is not an active agent of this workspace.")
@@ -767,41 +1100,73 @@ def assign_conversation(
     conversation.team = team
     conversation.save(update_fields=["assignee", "team", "updated_at"])
     if assignee is None and team is None:
-        text = f"{_name(by)} unassigned this conversation"
+        text = f"{_actor_name(viewer)} unassigned this conversation"
     else:
         target = " / ".join(str(x) for x in (assignee and _name(assignee), team and team.name) if x)
-        text = f"{_name(by)} assigned this conversation to {target}"
-    _record_system_event(conversation=conversation, text=text, by=by)
+        text = f"{_actor_name(viewer)} assigned this conversation to {target}"
+    _record_system_event(conversation=conversation, text=text, by=viewer)
     events.conversation_updated(conversation, change="assigned", previously=previously)
     return conversation
+
+
+def _already_assigned(conversation: Conversation) -> WorkflowError:
+    holder = conversation.assignee
+    who = _name(holder) if holder is not None else "someone else"
+    return WorkflowError("already_assigned", f"{who} has just taken this conversation.")
 
 
 @transaction.atomic
-def take_conversation(*, conversation: Conversation, by: Any) -> Conversation:
-    """The agent takes it: assigned to them and the bot stops answering (takeover)."""
-    _check_can_act(conversation, by)
-    previously = (conversation.assignee_id, conversation.team_id)
-    if conversation.assignee_id not in (None, by.pk) and not viewer_for(by).can_supervise:
+def take_conversation(
+    *, conversation: Conversation, by: Any, seen_assignee_id: int | None = _AS_LOADED
+) -> Conversation:
+    """The agent takes it: assigned to them and the bot stops answering (takeover).
+
+    Two agents taking the same unassigned conversation at once: the row lock makes the second wait,
+    and it then finds the conversation taken and answers 409 already_assigned, changing nothing.
+    `seen_assignee_id` is the assignee the caller saw (default: as the caller's row was loaded); a
+    supervisor may take over another agent's conversation only when that is what they saw."""
+    seen = conversation.assignee_id if seen_assignee_id is _AS_LOADED else seen_assignee_id
+    viewer = _check_can_act_or_taken(conversation, by, seen)
+    if viewer.user is None:
+        raise WorkflowError("forbidden", "An integration key is no person: assign to an agent instead.")
+    if conversation.assignee_id == viewer.user_id and not conversation.bot_active:
+        return conversation
+    if _taken_meanwhile(seen, conversation.assignee_id, viewer):
+        raise _already_assigned(conversation)
+    if conversation.assignee_id not in (None, viewer.user_id) and not viewer.can_supervise:
         raise WorkflowError("forbidden", "This conversation is already assigned to someone else.")
-    conversation.assignee = by
+    previously = (conversation.assignee_id, conversation.team_id)
+    conversation.assignee = viewer.user
     was_bot = conversation.bot_active
     conversation.bot_active = False
     conversation.save(update_fields=["assignee", "bot_active", "updated_at"])
-    text = f"{_name(by)} took this conversation"
+    text = f"{_actor_name(viewer)} took this conversation"
     if was_bot:
         text += " over from the bot"
-    _record_system_event(conversation=conversation, text=text, by=by)
+    _record_system_event(conversation=conversation, text=text, by=viewer)
     events.conversation_updated(conversation, change="assigned", previously=previously)
     return conversation
+
+
+def _check_can_act_or_taken(conversation: Conversation, by: Any, seen: int | None) -> Viewer:
+    """Like _check_can_act, but an agent who lost sight of the conversation because someone took it
+    meanwhile learns that (409), rather than that it does not exist: they saw it a moment ago."""
+    try:
+        return _check_can_act(conversation, by)
+    except WorkflowError:
+        viewer = by if isinstance(by, Viewer) else viewer_for(by)
+        if _taken_meanwhile(seen, conversation.assignee_id, viewer):
+            raise _already_assigned(conversation) from None
+        raise
 
 
 @transaction.atomic
 def set_conversation_status(*, conversation: Conversation, status: str, by: Any) -> Conversation:
-    _check_can_act(conversation, by)
     if status not in Conversation.Status.values or status == Conversation.Status.SNOOZED:
         raise WorkflowError(
             "invalid_status", "Status must be open, pending or resolved (snooze needs a time)."
         )
+    viewer = _check_can_act(conversation, by)
     if conversation.status == status:
         return conversation
     conversation.status = status
@@ -809,7 +1174,9 @@ def set_conversation_status(*, conversation: Conversation, status: str, by: Any)
     conversation.resolved_at = timezone.now() if status == Conversation.Status.RESOLVED else None
     conversation.save(update_fields=["status", "snoozed_until", "resolved_at", "updated_at"])
     label = Conversation.Status(status).label.lower()
-    _record_system_event(conversation=conversation, text=f"{_name(by)} marked this {label}", by=by)
+    _record_system_event(
+        conversation=conversation, text=f"{_actor_name(viewer)} marked this {label}", by=viewer
+    )
     events.conversation_updated(conversation, change="status")
     return conversation
 
@@ -817,16 +1184,16 @@ def set_conversation_status(*, conversation: Conversation, status: str, by: Any)
 @transaction.atomic
 def snooze_conversation(*, conversation: Conversation, until: dt.datetime, by: Any) -> Conversation:
     """Hidden from the open list until `until` (or the contact's next message), then open again."""
-    _check_can_act(conversation, by)
     if until <= timezone.now():
         raise WorkflowError("invalid_snooze", "Snooze until a time in the future.")
+    viewer = _check_can_act(conversation, by)
     conversation.status = Conversation.Status.SNOOZED
     conversation.snoozed_until = until
     conversation.save(update_fields=["status", "snoozed_until", "updated_at"])
     _record_system_event(
         conversation=conversation,
-        text=f"{_name(by)} snoozed this until {timezone.localtime(until):%Y-%m-%d %H:%M %Z}",
-        by=by,
+        text=f"{_actor_name(viewer)} snoozed this until {timezone.localtime(until):%Y-%m-%d %H:%M %Z}",
+        by=viewer,
     )
     events.conversation_updated(conversation, change="status")
     return conversation
@@ -864,16 +1231,23 @@ def set_conversation_tags(*, conversation: Conversation, tags: list[Tag], by: An
 @transaction.atomic
 def mark_conversation_unread(*, conversation: Conversation, by: Any) -> Conversation:
     _check_can_act(conversation, by)
-    conversation.unread_count = max(conversation.unread_count, 1)
-    conversation.save(update_fields=["unread_count", "updated_at"])
+    if conversation.unread_count:
+        return conversation
+    # A conditional increment: the count is the inbound round's, never written back from a stale read.
+    Conversation.objects.filter(pk=conversation.pk, unread_count=0).update(
+        unread_count=F("unread_count") + 1, updated_at=timezone.now()
+    )
+    conversation.refresh_from_db(fields=["unread_count", "updated_at"])
     events.conversation_updated(conversation, change="unread")
     return conversation
 
 
 @transaction.atomic
 def mark_conversation_read(*, conversation: Conversation, by: Any) -> Conversation:
-    """Opening a conversation clears its unread count for everyone (the count is the team's, not one
-    agent's: whoever reads the customer has read them)."""
+    """A person has the thread in front of them (the page asks explicitly once the thread is visible;
+    opening its URL does not, so a link preview or a prefetch gives no customer blue ticks): the unread
+    count clears for everyone (the count is the team's, not one agent's: whoever reads the customer has
+    read them) and Meta is told."""
     if conversation.unread_count == 0:
         return conversation
     latest = None
@@ -894,52 +1268,115 @@ def mark_conversation_read(*, conversation: Conversation, by: Any) -> Conversati
 @transaction.atomic
 def set_bot_active(*, conversation: Conversation, active: bool, by: Any) -> Conversation:
     """Hand the conversation to the bot (active) or take it back for humans."""
-    _check_can_act(conversation, by)
+    viewer = _check_can_act(conversation, by)
     if conversation.bot_active == active:
         return conversation
     conversation.bot_active = active
     conversation.save(update_fields=["bot_active", "updated_at"])
-    text = (
-        f"{_name(by)} handed this conversation to the bot"
-        if active
-        else f"{_name(by)} took over from the bot"
-    )
-    _record_system_event(conversation=conversation, text=text, by=by)
+    name = _actor_name(viewer)
+    text = f"{name} handed this conversation to the bot" if active else f"{name} took over from the bot"
+    _record_system_event(conversation=conversation, text=text, by=viewer)
     events.conversation_updated(conversation, change="bot")
     return conversation
 
 
+UNCHANGED: Any = object()
+
+
 @transaction.atomic
-def add_private_note(*, conversation: Conversation, text: str, author: Any) -> Message:
-    """A note only staff see: stored in the thread, never sent to WhatsApp."""
-    _check_can_act(conversation, author)
-    text = text.strip()
+def update_conversation(
+    *,
+    conversation: Conversation,
+    by: Any,
+    assignee_id: int | None = UNCHANGED,
+    team_id: int | None = UNCHANGED,
+    status: str = UNCHANGED,
+    snoozed_until: dt.datetime | None = UNCHANGED,
+    bot_active: bool = UNCHANGED,
+    tag_names: list[str] = UNCHANGED,
+) -> Conversation:
+    """Several workflow changes at once (the API's PATCH), all or nothing: each goes through its own
+    service above (the inbox's rules, system lines and events), in one transaction, so a refused one
+    undoes the others and publishes nothing. UNCHANGED leaves a field alone."""
+    from django.contrib.auth import get_user_model
+
+    # Locked once up front; a conversation someone took since the caller loaded it is a 409, whatever
+    # the other fields say (they were meant for the conversation as it was).
+    seen = conversation.assignee_id
+    by = _check_can_act_or_taken(conversation, by, seen)
+    assigning = assignee_id is not UNCHANGED or team_id is not UNCHANGED
+    if assigning and not by.can_supervise and _taken_meanwhile(seen, conversation.assignee_id, by):
+        raise _already_assigned(conversation)
+    if (
+        status is not UNCHANGED
+        and status == Conversation.Status.SNOOZED
+        and snoozed_until in (UNCHANGED, None)
+    ):
+        raise WorkflowError("invalid_snooze", "Snoozing needs snoozed_until, a time in the future.")
+    if snoozed_until is not UNCHANGED and snoozed_until is not None:
+        if status not in (UNCHANGED, Conversation.Status.SNOOZED):
+            raise WorkflowError("invalid_snooze", "snoozed_until goes with status snoozed (or no status).")
+        status = Conversation.Status.SNOOZED
+    if snoozed_until is None and status is UNCHANGED:
+        raise WorkflowError("invalid_snooze", "To end a snooze, set the status (open, pending or resolved).")
+    tags: list[Tag] | None = None
+    if tag_names is not UNCHANGED:
+        wanted = {name.strip().casefold(): name.strip() for name in tag_names if name.strip()}
+        found = {t.name.casefold(): t for t in Tag.objects.filter(name__in=list(wanted.values()))}
+        if len(found) < len(wanted):
+            # Case-insensitive second look for the rest: "VIP" names the tag "vip".
+            for tag in Tag.objects.exclude(pk__in=[t.pk for t in found.values()]):
+                if tag.name.casefold() in wanted:
+                    found.setdefault(tag.name.casefold(), tag)
+        unknown = sorted(name for key, name in wanted.items() if key not in found)
+        if unknown:
+            raise WorkflowError("unknown_tag", f"No such tag: {', '.join(unknown)}. Create tags first.")
+        tags = list(found.values())
+    if status is not UNCHANGED:
+        if status == Conversation.Status.SNOOZED:
+            assert snoozed_until is not None and snoozed_until is not UNCHANGED  # checked above
+            snooze_conversation(conversation=conversation, until=snoozed_until, by=by)
+        else:
+            set_conversation_status(conversation=conversation, status=status, by=by)
+    if bot_active is not UNCHANGED:
+        set_bot_active(conversation=conversation, active=bot_active, by=by)
+    if tags is not None:
+        set_conversation_tags(conversation=conversation, tags=tags, by=by)
+    # The assignment last: an agent who hands the conversation to someone else may no longer see it,
+    # and the other changes are checked against what they see.
+    if assigning:
+        assignee = conversation.assignee if assignee_id is UNCHANGED else None
+        if assignee_id not in (UNCHANGED, None):
+            assignee = get_user_model().objects.filter(pk=assignee_id).first()
+            if assignee is None:
+                raise WorkflowError(
+                    "invalid_assignee", "That person is not an active agent of this workspace."
+                )
+        team = conversation.team if team_id is UNCHANGED else None
+        if team_id not in (UNCHANGED, None):
+            team = Team.objects.filter(pk=team_id).first()
+            if team is None:
+                raise WorkflowError("invalid_team", "No such team.")
+        assign_conversation(
+            conversation=conversation, assignee=assignee, team=team, by=by, seen_assignee_id=seen
+        )
+    return conversation
+
+
+@transaction.atomic
+def add_private_note(*, conversation: Conversation, text: str, author: Any, checked: bool = False) -> Message:
+    """A note only staff see: stored in the thread, never sent to WhatsApp. `checked`: the reply path
+    has already locked the row and checked the author."""
+    if not checked:
+        _check_can_act(conversation, author)
+    text = (text or "").strip()
     if not text:
         raise WorkflowError("empty_note", "Write something in the note.")
     if len(text) > 4096:
         raise WorkflowError("note_too_long", "A note can be at most 4096 characters.")
-    return _store_internal_message(conversation=conversation, kind=Message.Type.NOTE, text=text, by=author)
-
-
-@transaction.atomic
-def record_agent_reply(*, conversation: Conversation, by: Any) -> Conversation:
-    """After an agent's own message: the bot stops for this conversation and the first response time
-    is recorded once."""
-    fields = []
-    if conversation.bot_active:
-        conversation.bot_active = False
-        fields.append("bot_active")
-    if conversation.first_response_at is None:
-        conversation.first_response_at = timezone.now()
-        fields.append("first_response_at")
-    if fields:
-        conversation.save(update_fields=[*fields, "updated_at"])
-        if "bot_active" in fields:
-            _record_system_event(
-                conversation=conversation, text=f"{_name(by)} replied: the bot stopped", by=by
-            )
-        events.conversation_updated(conversation, change="bot" if "bot_active" in fields else "updated")
-    return conversation
+    return _store_internal_message(
+        conversation=conversation, kind=Message.Type.NOTE, text=text, by=_user_of(author)
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -972,31 +1409,38 @@ def _locked_contact(conversation: Conversation) -> Contact:
 @transaction.atomic
 def edit_contact(*, conversation: Conversation, by: Any, **changes: Any) -> Contact:
     """Changes details or attributes of the conversation's contact (crm.services.update_contact)."""
+    # The contact's lock before the conversation's: the inbound round's order.
+    locked = _locked_contact(conversation)
     _check_can_act(conversation, by)
-    contact = crm_services.update_contact(contact=_locked_contact(conversation), **changes)
+    contact = crm_services.update_contact(contact=locked, **changes)
     _contact_changed(conversation)
     return contact
 
 
 @transaction.atomic
 def tag_contact(*, conversation: Conversation, name: str, by: Any) -> Tag:
+    locked = _locked_contact(conversation)
     _check_can_act(conversation, by)
-    tag = crm_services.add_contact_tag(contact=_locked_contact(conversation), name=name)
+    tag = crm_services.add_contact_tag(contact=locked, name=name)
     _contact_changed(conversation)
     return tag
 
 
 @transaction.atomic
 def untag_contact(*, conversation: Conversation, tag: Tag, by: Any) -> None:
+    locked = _locked_contact(conversation)
     _check_can_act(conversation, by)
-    crm_services.remove_contact_tag(contact=_locked_contact(conversation), tag=tag)
+    crm_services.remove_contact_tag(contact=locked, tag=tag)
     _contact_changed(conversation)
 
 
 @transaction.atomic
 def note_contact(*, conversation: Conversation, body: str, by: Any) -> Note:
+    # The note's row refers to the contact (a key-share lock on it): take the contact first, as the
+    # inbound round does, before the conversation.
+    locked = _locked_contact(conversation)
     _check_can_act(conversation, by)
-    note = crm_services.add_note(contact=conversation.contact, body=body, author=by)
+    note = crm_services.add_note(contact=locked, body=body, author=by)
     _contact_changed(conversation)
     return note
 

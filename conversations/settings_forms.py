@@ -63,6 +63,43 @@ class BotMessagesForm(SettingsForm):
         }
 
 
+class ConsentForm(SettingsForm):
+    id_prefix = "consent"
+    stop_words = forms.CharField(
+        required=False,
+        label="Stop words",
+        widget=forms.Textarea(attrs={"rows": 5}),
+        help_text="One per line. A customer whose whole message is one of these (upper or lower case, "
+        "with or without accents) is opted out of marketing messages.",
+    )
+    opt_out_reply = forms.CharField(
+        required=False, label="Opt-out confirmation", widget=_textarea(2), help_text="Empty: no reply."
+    )
+    start_words = forms.CharField(
+        required=False,
+        label="Start words",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="One per line: opts the customer back in.",
+    )
+    opt_in_reply = forms.CharField(
+        required=False, label="Opt-in confirmation", widget=_textarea(2), help_text="Empty: no reply."
+    )
+    assign_on_reply = forms.BooleanField(
+        required=False,
+        label="Assign an unassigned conversation to the agent who replies",
+    )
+
+    @classmethod
+    def initial_for(cls, settings: BotSettings) -> dict[str, Any]:
+        return {
+            "stop_words": settings.stop_words,
+            "start_words": settings.start_words,
+            "opt_out_reply": settings.opt_out_reply,
+            "opt_in_reply": settings.opt_in_reply,
+            "assign_on_reply": settings.assign_on_reply,
+        }
+
+
 class RuleForm(SettingsForm):
     id_prefix = "rule"
     keyword = forms.CharField(

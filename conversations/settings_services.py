@@ -341,3 +341,56 @@ def save_canned_response(
 
 def delete_canned_response(*, canned: CannedResponse) -> None:
     canned.delete()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Consent keywords (STOP / START) and the assignment of a replied conversation
+# ---------------------------------------------------------------------------------------------------
+
+
+def check_keywords(raw: str, *, field: str) -> str:
+    """The words one per line as stored (blank lines and repeats dropped); each short enough to be a
+    whole message a customer types."""
+    from conversations.consent import WORD_LIMIT, parse_words
+
+    words = parse_words(raw or "")
+    long = next((w for w in words if len(w) > WORD_LIMIT), None)
+    if long is not None:
+        raise ServiceError(
+            f"{field}_too_long",
+            f"“{long[:30]}…” is longer than {WORD_LIMIT} characters: a keyword is a whole short message.",
+            field=field,
+        )
+    return "\n".join(words)
+
+
+def check_consent_words(*, stop_words: str, start_words: str) -> tuple[str, str]:
+    """The cleaned stop and start lists; a word in both would opt a customer in and out at once."""
+    from conversations.consent import normalize, parse_words
+
+    stop = check_keywords(stop_words, field="stop_words")
+    start = check_keywords(start_words, field="start_words")
+    both = {normalize(w) for w in parse_words(stop)} & {normalize(w) for w in parse_words(start)}
+    if both:
+        raise ServiceError(
+            "keyword_in_both",
+            f"“{sorted(both)[0]}” is both a stop and a start word; keep it in one list.",
+            field="start_words",
+        )
+    return stop, start
+
+
+def update_consent_settings(
+    *, stop_words: str, start_words: str, opt_out_reply: str, opt_in_reply: str, assign_on_reply: bool
+) -> BotSettings:
+    stop, start = check_consent_words(stop_words=stop_words, start_words=start_words)
+    out_reply = _text(opt_out_reply, field="opt_out_reply", what="opt-out confirmation", required=False)
+    in_reply = _text(opt_in_reply, field="opt_in_reply", what="opt-in confirmation", required=False)
+    settings = load_settings()
+    settings.stop_words, settings.start_words = stop, start
+    settings.opt_out_reply, settings.opt_in_reply = out_reply, in_reply
+    settings.assign_on_reply = assign_on_reply
+    settings.save(
+        update_fields=["stop_words", "start_words", "opt_out_reply", "opt_in_reply", "assign_on_reply"]
+    )
+    return settings

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from conversations import settings_services as services
 from conversations.bot import load_settings
 from conversations.models import AutoReplyRule, BotSettings, BusinessHours, CannedResponse
-from conversations.settings_forms import BotMessagesForm, CannedResponseForm, HoursForm, RuleForm
+from conversations.settings_forms import BotMessagesForm, CannedResponseForm, ConsentForm, HoursForm, RuleForm
 from crm.errors import ServiceError
 from crm.views import member_required
 
@@ -30,6 +30,7 @@ SECTIONS = {
     "hours": "inbox/settings/_hours.html",
     "rules": "inbox/settings/_rules.html",
     "replies": "inbox/settings/_replies.html",
+    "consent": "inbox/settings/_consent.html",
 }
 
 
@@ -105,11 +106,17 @@ def _replies_context(
     }
 
 
+def _consent_context(loaded: _Loaded, form: ConsentForm | None = None, **extra: Any) -> dict[str, Any]:
+    form = form or ConsentForm(initial=ConsentForm.initial_for(loaded.settings))
+    return {"consent_form": form, **extra}
+
+
 BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {
     "bot-messages": _messages_context,
     "hours": _hours_context,
     "rules": _rules_context,
     "replies": _replies_context,
+    "consent": _consent_context,
 }
 
 
@@ -282,3 +289,22 @@ def reply_delete(request: HttpRequest, pk: int) -> HttpResponseBase:
     found = get_object_or_404(CannedResponse, pk=pk)
     services.delete_canned_response(canned=found)
     return _respond(request, "replies", saved=f"Saved reply /{found.shortcut} deleted.")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Opt-out and opt-in keywords, assignment on reply
+# ---------------------------------------------------------------------------------------------------
+
+
+@require_POST
+@member_required("admin")
+def save_consent(request: HttpRequest) -> HttpResponseBase:
+    form = ConsentForm(request.POST)
+    if form.is_valid():
+        try:
+            services.update_consent_settings(**form.cleaned_data)
+        except ServiceError as exc:
+            form.add_service_error(exc)
+        else:
+            return _respond(request, "consent", saved="Opt-out and assignment settings saved.")
+    return _respond(request, "consent", form=form)

@@ -38,11 +38,16 @@ urlpatterns = [
     path("inbox/c/<int:pk>/template/", views.send_template, name="send_template"),
     path("inbox/m/<int:pk>/", views.message_fragment, name="message"),
     path("inbox/m/<int:pk>/retry/", views.retry, name="retry"),
+    path("inbox/c/<int:pk>/read/", views.mark_read, name="read"),
+    path("inbox/c/<int:pk>/typing/", views.typing, name="typing"),
+    path("inbox/media/<int:pk>/", views.media_file, name="media"),
+    path("inbox/media/<int:pk>/retry/", views.media_retry, name="media_retry"),
     path("reports/", views.reports_page, name="reports"),
     # Settings → Inbox (owners and admins): conversations/settings_views.py.
     path("settings/inbox/", settings_views.settings_page, name="settings-inbox"),
     path("settings/inbox/messages/", settings_views.save_messages, name="settings-inbox-messages"),
     path("settings/inbox/hours/", settings_views.save_hours, name="settings-inbox-hours"),
+    path("settings/inbox/consent/", settings_views.save_consent, name="settings-inbox-consent"),
     path("settings/inbox/rules/", settings_views.rules, name="settings-inbox-rules"),
     path("settings/inbox/rules/<int:pk>/", settings_views.rule, name="settings-inbox-rule"),
     path(

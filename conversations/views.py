@@ -15,14 +15,17 @@ from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.core.handlers.asgi import ASGIRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
 from config.api import error_body
-from conversations import selectors, services
-from conversations.models import Conversation
+from config.errors import error_page
+from conversations import consent, selectors, services
+from conversations import media as media_serving
+from conversations.models import Conversation, Message
 from conversations.selectors import ContactField, ListFilters, Viewer
 from conversations.services import MessageRejected, WorkflowError
 from crm.errors import ServiceError
@@ -57,8 +60,8 @@ def staff_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
         try:
             return view(request, viewer, *args, **kwargs)
         except WorkflowError as exc:
-            status = {"not_found": 404, "forbidden": 403}.get(exc.code, 400)
-            return _error(status, exc.code, exc.message)
+            # 409 already_assigned: someone took the conversation first; the page shows the message.
+            return _error(exc.status_code, exc.code, exc.message)
         except MessageRejected as exc:
             # WhatsApp's rules (window, length, channel state): say which, never fail silently.
             return _error(422, exc.code, exc.message)
@@ -72,11 +75,23 @@ def _is_fragment(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true" or request.GET.get("fragment") == "1"
 
 
+# Every lookup of a conversation or a message goes through selectors.get_visible_conversation /
+# get_visible_message: Http404 when the viewer may not see it, whatever it is asked for.
+
+
 def _conversation_or_404(viewer: Viewer, pk: int) -> Conversation:
-    conversation = selectors.conversation_for(viewer, pk)
-    if conversation is None:
-        raise Http404("No such conversation")
-    return conversation
+    """The conversation as the thread shows it (contact, assignee, team, number, tags)."""
+    return selectors.get_visible_conversation(
+        viewer,
+        pk,
+        queryset=Conversation.objects.select_related(*selectors.THREAD_RELATED).prefetch_related("tags"),
+    )
+
+
+def _message_or_404(viewer: Viewer, pk: int) -> Message:
+    return selectors.get_visible_message(
+        viewer, pk, queryset=Message.objects.select_related("sender", "reply_to", "conversation", "media")
+    )
 
 
 def _list_context(request: HttpRequest, viewer: Viewer) -> dict[str, Any]:
@@ -100,17 +115,19 @@ def _head_context(viewer: Viewer, conversation: Conversation) -> dict[str, Any]:
 
 
 def _thread_context(viewer: Viewer, conversation: Conversation) -> dict[str, Any]:
-    messages, more = selectors.thread_messages(conversation)
+    # Not "messages": that name is Django's flash messages, which the layout shows as banners.
+    found, more = selectors.thread_messages(conversation)
     closes = selectors.window_closes_at(conversation)
     now = timezone.now()
     return {
         **_head_context(viewer, conversation),
-        "messages": messages,
+        "thread_messages": found,
         "more_messages": more,
         "window_closes_at": closes,
         "window_open": closes is not None and closes > now,
         "window_seconds_left": int((closes - now).total_seconds()) if closes and closes > now else 0,
         "max_text": MAX_TEXT,
+        "send_notice": consent.send_notice(conversation.contact),
     }
 
 
@@ -125,8 +142,8 @@ def _render_inbox(request: HttpRequest, viewer: Viewer, pk: int | None) -> HttpR
     context["counts"] = selectors.tab_unread_counts(viewer)
     context["seq"] = selectors.latest_event_id()
     if pk is not None:
+        # Opening the URL marks nothing read: the page does, once the thread is visible (mark_read).
         conversation = _conversation_or_404(viewer, pk)
-        services.mark_conversation_read(conversation=conversation, by=request.user)
         context.update(_thread_context(viewer, conversation))
     return render(request, "inbox/inbox.html", context)
 
@@ -167,7 +184,6 @@ def conversation_page(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResp
     if not _is_fragment(request):
         return _render_inbox(request, viewer, pk)
     conversation = _conversation_or_404(viewer, pk)
-    services.mark_conversation_read(conversation=conversation, by=request.user)
     return render(request, "inbox/_thread.html", _thread_context(viewer, conversation))
 
 
@@ -197,7 +213,7 @@ def thread_messages(request: HttpRequest, viewer: Viewer, pk: int) -> HttpRespon
     conversation = _conversation_or_404(viewer, pk)
     after = request.GET.get("after", "")
     before = request.GET.get("before", "")
-    messages, more = selectors.thread_messages(
+    found, more = selectors.thread_messages(
         conversation,
         after=int(after) if after.isdigit() else None,
         before=int(before) if before.isdigit() else None,
@@ -205,17 +221,19 @@ def thread_messages(request: HttpRequest, viewer: Viewer, pk: int) -> HttpRespon
     return render(
         request,
         "inbox/_messages.html",
-        {"conversation": conversation, "messages": messages, "more_messages": more, "paging": bool(before)},
+        {
+            "conversation": conversation,
+            "thread_messages": found,
+            "more_messages": more,
+            "paging": bool(before),
+        },
     )
 
 
 @require_GET
 @staff_view
 def message_fragment(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
-    message = selectors.message_for(viewer, pk)
-    if message is None:
-        raise Http404("No such message")
-    return render(request, "inbox/_message.html", {"m": message})
+    return render(request, "inbox/_message.html", {"m": _message_or_404(viewer, pk)})
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -243,10 +261,7 @@ def _panel_context(request: HttpRequest, viewer: Viewer, conversation: Conversat
 
 
 def _panel_conversation_or_404(viewer: Viewer, pk: int) -> Conversation:
-    conversation = selectors.panel_conversation(viewer, pk)
-    if conversation is None:
-        raise Http404("No such conversation")
-    return conversation
+    return selectors.get_visible_conversation(viewer, pk, queryset=selectors.panel_queryset())
 
 
 def _saved_panel(
@@ -400,10 +415,7 @@ def _head(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
 
 
 def _visible_or_404(viewer: Viewer, pk: int) -> Conversation:
-    conversation = selectors.visible_conversations(viewer).filter(pk=pk).first()
-    if conversation is None:
-        raise Http404("No such conversation")
-    return conversation
+    return selectors.get_visible_conversation(viewer, pk)
 
 
 @require_POST
@@ -417,14 +429,27 @@ def assign(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
     team = Team.objects.filter(pk=int(raw_team)).first() if raw_team else None
     if (raw_agent and assignee is None) or (raw_team and team is None):
         return _error(400, "invalid_assignee", "That agent or team does not exist.")
-    services.assign_conversation(conversation=conversation, assignee=assignee, team=team, by=request.user)
+    services.assign_conversation(
+        conversation=conversation, assignee=assignee, team=team, by=viewer, seen_assignee_id=_seen(request)
+    )
     return _head(request, selectors.viewer_for(request.user), pk)
+
+
+def _seen(request: HttpRequest) -> Any:
+    """The assignee the page showed when the agent acted (the form's seen_assignee): someone else having
+    taken the conversation since is a 409, not a silent overwrite."""
+    raw = request.POST.get("seen_assignee")
+    if raw is None:
+        return services.AS_LOADED
+    return int(raw) if raw.isdigit() else None
 
 
 @require_POST
 @staff_view
 def take(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
-    services.take_conversation(conversation=_visible_or_404(viewer, pk), by=request.user)
+    services.take_conversation(
+        conversation=_visible_or_404(viewer, pk), by=viewer, seen_assignee_id=_seen(request)
+    )
     return _head(request, viewer, pk)
 
 
@@ -482,8 +507,10 @@ def bot(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
 @require_POST
 @staff_view
 def add_note(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
-    note = services.add_private_note(
-        conversation=_visible_or_404(viewer, pk), text=request.POST.get("text", ""), author=request.user
+    note = services.send_reply(
+        conversation=_visible_or_404(viewer, pk),
+        draft=services.Draft(kind="note", text=request.POST.get("text", "")),
+        by=viewer,
     )
     return render(request, "inbox/_message.html", {"m": note})
 
@@ -519,34 +546,28 @@ def send(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
     text = request.POST.get("text", "")
     upload = request.FILES.get("file")
     if upload is not None:
-        if conversation.channel is None:
-            return _error(422, "no_channel", "This conversation has no WhatsApp number to send from.")
+        # Refused before the file goes to Meta (blocked contact, no or inactive number).
+        channel = services.check_sendable(conversation=conversation)
         try:
             media = upload_media(
-                channel=conversation.channel,
+                channel=channel,
                 content=upload.read(),
                 filename=upload.name or "file",
                 mime_type=upload.content_type or "application/octet-stream",
             )
         except MediaRejected as exc:
             return _error(422, exc.code, exc.message)
-        message = services.send_media_message(
-            conversation=conversation, media=media, caption=text, sender=request.user, idempotency_key=key
-        )
+        draft = services.Draft(kind="media", media=media, text=text, idempotency_key=key)
     else:
-        message = services.send_text_message(
-            conversation=conversation, text=text, sender=request.user, idempotency_key=key
-        )
-    services.record_agent_reply(conversation=conversation, by=request.user)
+        draft = services.Draft(kind="text", text=text, idempotency_key=key)
+    message = services.send_reply(conversation=conversation, draft=draft, by=viewer)
     return _bubble(request, message)
 
 
 @require_POST
 @staff_view
 def retry(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
-    message = selectors.message_for(viewer, pk)
-    if message is None:
-        raise Http404("No such message")
+    message = _message_or_404(viewer, pk)
     return _bubble(request, services.retry_message(message=message, user=request.user))
 
 
@@ -615,15 +636,74 @@ def send_template(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse
     if chosen is None:
         return _error(400, "invalid_template", "Choose an approved template of this number.")
     parameters, _ = _template_values(request, chosen)
-    message = services.send_template_message(
-        conversation=conversation,
-        template=chosen,
-        parameters=parameters,
-        sender=request.user,
-        idempotency_key=_key(request),
+    draft = services.Draft(
+        kind="template", template=chosen, parameters=parameters, idempotency_key=_key(request)
     )
-    services.record_agent_reply(conversation=conversation, by=request.user)
+    message = services.send_reply(conversation=conversation, draft=draft, by=viewer)
     return _bubble(request, message)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Media, reading and typing. A file opens only for someone who sees its message's conversation; the
+# customer's blue ticks and "typing…" follow what a person does on the page, never a GET (a link
+# preview, a prefetch, a reload) of a conversation's URL.
+# ---------------------------------------------------------------------------------------------------
+
+
+def _media_or_404(viewer: Viewer, pk: int) -> Any:
+    from whatsapp.models import MediaFile
+
+    media = MediaFile.objects.filter(pk=pk, message__isnull=False).first()
+    if media is None:
+        raise Http404("No such file")
+    # Visible exactly when its message (so its conversation) is; 404 otherwise, as for a missing one.
+    media.message = selectors.get_visible_message(
+        viewer, media.message_id, queryset=Message.objects.select_related("conversation")
+    )
+    return media
+
+
+@require_safe
+@login_required
+def media_file(request: HttpRequest, pk: int) -> HttpResponseBase:
+    from whatsapp.models import MediaFile
+
+    media = _media_or_404(selectors.viewer_for(request.user), pk)
+    if media.status != MediaFile.Status.READY or not media.file:
+        raise Http404("This file has not been downloaded")
+    return media_serving.serve(media, asynchronous=isinstance(request, ASGIRequest))
+
+
+@require_POST
+@staff_view
+def media_retry(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    """ "Retry download" of an inbound file: answers the message's bubble, now downloading."""
+    from whatsapp.services import MediaRejected, retry_media_download
+
+    media = _media_or_404(viewer, pk)
+    try:
+        retry_media_download(media=media)
+    except MediaRejected as exc:
+        return _error(409, exc.code, exc.message)
+    return _bubble(request, media.message)
+
+
+@require_POST
+@staff_view
+def mark_read(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    """The thread is on screen (static/js/inbox-thread.js asks when the page is visible)."""
+    services.mark_conversation_read(
+        conversation=selectors.get_visible_conversation(viewer, pk), by=request.user
+    )
+    return HttpResponse(status=204)
+
+
+@require_POST
+@staff_view
+def typing(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
+    """An agent is writing in the composer (throttled by the page and by the service)."""
+    services.indicate_typing(conversation=selectors.get_visible_conversation(viewer, pk), by=request.user)
+    return HttpResponse(status=204)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -642,12 +722,7 @@ def _date(raw: str | None, default: dt.date) -> dt.date:
 @staff_view
 def reports_page(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     if not viewer.can_supervise:
-        return render(
-            request,
-            "errors/error.html",
-            {"status": 403, "message": "Reports are for supervisors and admins."},
-            status=403,
-        )
+        return error_page(request, 403, "Reports are for supervisors and admins.")
     today = timezone.localdate(timezone=selectors.tenant_time_zone())
     end = _date(request.GET.get("end"), today)
     start = _date(request.GET.get("start"), end - dt.timedelta(days=13))

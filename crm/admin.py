@@ -8,9 +8,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import ngettext
 
 from crm import selectors, services
 from crm.errors import ServiceError
+from crm.forms import integration_role_choices
 from crm.models import (
     Agent,
     ApiKey,
@@ -425,11 +427,43 @@ class TaskAdmin(admin.ModelAdmin):
 
 
 class ApiKeyForm(forms.ModelForm):
+    """A new key: personal (acts as the admin making it) or integration (a role from supervisor up to the
+    maker's). The choice is checked by crm.services before anything is made."""
+
+    kind = forms.ChoiceField(choices=ApiKey.Kind.choices, initial=ApiKey.Kind.INTEGRATION)
+    role = forms.ChoiceField(choices=(), required=False, help_text="Integration keys only")
     expires_in_days = forms.IntegerField(required=False, min_value=1, help_text="Empty: never expires")
+
+    # Set per request by ApiKeyAdmin.get_form.
+    request_user: Any = None
+    request_role: str | None = None
 
     class Meta:
         model = ApiKey
-        fields = ["name", "role"]
+        fields = ["name"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        role_field = self.fields["role"]
+        assert isinstance(role_field, forms.ChoiceField)
+        role_field.choices = [("", "—"), *integration_role_choices(self.request_role)]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        kind = data.get("kind")
+        if kind:
+            personal = kind == ApiKey.Kind.PERSONAL
+            try:
+                services.check_api_key_identity(
+                    kind=kind,
+                    role=None if personal else (data.get("role") or None),
+                    user=self.request_user if personal else None,
+                    created_by=self.request_user,
+                    by_role=self.request_role,
+                )
+            except ServiceError as exc:
+                self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+        return data
 
 
 @admin.register(ApiKey)
@@ -437,6 +471,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_display = [
         "name",
         "prefix",
+        "kind",
+        "user",
         "role",
         "created_by",
         "created_at",
@@ -444,22 +480,28 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "last_used_at",
         "revoked_at",
     ]
-    list_filter = ["role", ("revoked_at", admin.EmptyFieldListFilter)]
-    list_select_related = ["created_by"]
+    list_filter = ["kind", "role", ("revoked_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["created_by", "user"]
     search_fields = ["name", "prefix"]
     actions = ["rotate", "revoke"]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is None:
-            kwargs["form"] = ApiKeyForm
+            kwargs["form"] = type(
+                "ApiKeyAddForm",
+                (ApiKeyForm,),
+                {"request_user": request.user, "request_role": selectors.role_of_user(request.user)},
+            )
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
-            return ["name", "role", "expires_in_days"]
+            return ["name", "kind", "role", "expires_in_days"]
         return [
             "name",
             "prefix",
+            "kind",
+            "user",
             "role",
             "created_by",
             "created_at",
@@ -472,8 +514,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return []
+        # A key's identity is what it was made with: a new identity is a new key.
         return [
             "prefix",
+            "kind",
+            "user",
             "role",
             "created_by",
             "created_at",
@@ -487,9 +532,12 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
+        personal = form.cleaned_data["kind"] == ApiKey.Kind.PERSONAL
         issued = services.create_api_key(
             name=form.cleaned_data["name"],
-            role=form.cleaned_data["role"],
+            kind=form.cleaned_data["kind"],
+            role=None if personal else (form.cleaned_data.get("role") or None),
+            user=request.user if personal else None,
             expires_in_days=form.cleaned_data.get("expires_in_days"),
             created_by=request.user,
             by_role=selectors.role_of_user(request.user),
@@ -512,9 +560,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        role = selectors.role_of_user(request.user)
         for key in queryset:
-            services.revoke_api_key(api_key=key)
-        messages.success(request, f"{queryset.count()} key(s) revoked.")
+            services.revoke_api_key(api_key=key, by=request.user, by_role=role)
+        count = queryset.count()
+        messages.success(request, ngettext("%d key revoked.", "%d keys revoked.", count) % count)
 
 
 class RejectionInline(admin.TabularInline):

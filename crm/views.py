@@ -25,7 +25,6 @@ from crm.auth import PasswordResetConfirmView
 from crm.errors import ServiceError
 from crm.models import (
     Agent,
-    ApiKey,
     AttributeDefinition,
     Company,
     Contact,
@@ -157,7 +156,9 @@ def contact_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @member_required()
 def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    from conversations.models import Conversation
+    # The page links to the contact's conversations the viewer may see, by the inbox's one rule (a lazy
+    # import: conversations depends on crm, not the other way round).
+    from conversations import selectors as inbox
 
     contact = get_object_or_404(selectors.contacts(), pk=pk)
     definitions = list(AttributeDefinition.objects.all())
@@ -167,7 +168,7 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "attributes": [
             (d, contact.attributes.get(d.key)) for d in definitions if d.key in contact.attributes
         ],
-        "conversations": Conversation.objects.filter(contact=contact).select_related("assignee")[:20],
+        "conversations": inbox.contact_conversations(inbox.viewer_for(request.user), contact.pk),
         "deals": selectors.deals().filter(contact=contact)[:50],
         "tasks": selectors.tasks().filter(contact=contact)[:50],
         "notes": selectors.notes_of(contact)[:100],
@@ -580,54 +581,55 @@ def team_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     return render(request, "crm/settings/team_form.html", {"nav": "settings", "form": form, "team": team})
 
 
-@member_required("admin")
+def _api_keys_page(request: HttpRequest, form: forms.ApiKeyForm, **extra: Any) -> HttpResponse:
+    context = {
+        "nav": "settings",
+        "form": form,
+        "keys": services.api_keys_visible_to(user=request.user, role=role_in(request)),
+        "manages_all": can(request, "admin"),
+        "now": timezone.now(),
+        **extra,
+    }
+    return render(request, "crm/settings/api_keys.html", context)
+
+
+@member_required()
 def api_keys(request: HttpRequest) -> HttpResponse:
-    form = forms.ApiKeyForm(request.POST or None)
+    """Everyone makes and manages their personal keys; admins and owners also integration keys, and see
+    (and may revoke) every key of the workspace."""
+    form = forms.ApiKeyForm(request.POST or None, maker_role=role_in(request))
     new_key = None
     if request.method == "POST" and form.is_valid():
         try:
             issued = services.create_api_key(
-                created_by=request.user, by_role=role_in(request), **form.cleaned_data
+                created_by=request.user, by_role=role_in(request), **form.service_kwargs(user=request.user)
             )
         except ServiceError as exc:
             form.add_service_error(exc)
         else:
             new_key = issued.raw
-            form = forms.ApiKeyForm()
-    context = {
-        "nav": "settings",
-        "form": form,
-        "new_key": new_key,
-        "keys": ApiKey.objects.select_related("created_by"),
-        "now": timezone.now(),
-    }
-    return render(request, "crm/settings/api_keys.html", context)
+            form = forms.ApiKeyForm(maker_role=role_in(request))
+    return _api_keys_page(request, form, new_key=new_key)
 
 
 @require_POST
-@member_required("admin")
+@member_required()
 def api_key_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    key = get_object_or_404(ApiKey, pk=pk)
+    # Someone else's key is not found (404), as if it did not exist, for whoever does not manage it.
+    key = get_object_or_404(services.api_keys_visible_to(user=request.user, role=role_in(request)), pk=pk)
     if action not in ("rotate", "revoke"):
         raise Http404
-    if action == "revoke":
-        services.revoke_api_key(api_key=key)
-        messages.success(request, f"Key {key.prefix}… revoked.")
-        return redirect("crm:api-keys")
     try:
+        if action == "revoke":
+            services.revoke_api_key(api_key=key, by=request.user, by_role=role_in(request))
+            messages.success(request, f"Key {key.prefix}… revoked.")
+            return redirect("crm:api-keys")
         issued = services.rotate_api_key(api_key=key, created_by=request.user, by_role=role_in(request))
     except ServiceError as exc:
         messages.error(request, exc.message)
         return redirect("crm:api-keys")
-    context = {
-        "nav": "settings",
-        "form": forms.ApiKeyForm(),
-        "new_key": issued.raw,
-        "rotated": key,
-        "keys": ApiKey.objects.select_related("created_by"),
-        "now": timezone.now(),
-    }
-    return render(request, "crm/settings/api_keys.html", context)
+    form = forms.ApiKeyForm(maker_role=role_in(request))
+    return _api_keys_page(request, form, new_key=issued.raw, rotated=key)
 
 
 @member_required("admin")

@@ -538,13 +538,46 @@ def record_event_failure(*, event_id: int, error: BaseException) -> None:
     event.save(update_fields=["attempts", "error", "status"])
 
 
-def replay_webhook_event(*, event: WebhookEvent) -> None:
-    """From the platform admin: process the raw event again (idempotent: nothing is duplicated)."""
+@dataclass(frozen=True)
+class Replay:
+    """What a replay did: queued, and which of the event's numbers or accounts are still unknown."""
+
+    queued: bool
+    unknown: list[str]
+
+
+def replay_webhook_event(*, event: WebhookEvent) -> Replay:
+    """From the platform admin: process the raw event again (idempotent: nothing is duplicated).
+
+    An event none of whose numbers is known yet is left as it is: processing it again would only mark it
+    "Unknown number" again, and the operator needs to hear which number to connect first."""
+    targets = [f"phone_number_id {pnid}" for pnid in _ids(event.phone_number_ids)]
+    targets += [f"WhatsApp Business Account {waba}" for waba in _ids(event.waba_ids)]
+    unknown = [
+        f"phone_number_id {pnid}" for pnid in _ids(event.phone_number_ids) if not _number_is_connected(pnid)
+    ]
+    unknown += [
+        f"WhatsApp Business Account {waba}"
+        for waba in _ids(event.waba_ids)
+        if not NumberRoute.objects.filter(waba_id=waba).exists()
+    ]
+    if targets and len(unknown) == len(targets):
+        return Replay(queued=False, unknown=unknown)
     WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.PENDING, error="")
     from whatsapp.actors import enqueue_webhook_events
 
     event_id = event.pk
     transaction.on_commit(lambda: enqueue_webhook_events(event_ids=[event_id]))
+    return Replay(queued=True, unknown=unknown)
+
+
+def _number_is_connected(phone_number_id: str) -> bool:
+    """Routed to a workspace that has the number (a route whose number was removed routes nowhere)."""
+    route = NumberRoute.objects.select_related("tenant").filter(phone_number_id=phone_number_id).first()
+    if route is None:
+        return False
+    with schema_context(route.tenant.schema_name):
+        return WhatsAppChannel.objects.filter(phone_number_id=phone_number_id).exists()
 
 
 Inbound = tuple[WhatsAppChannel, parsing.InboundMessage, dict[str, parsing.Profile]]
@@ -971,6 +1004,20 @@ def _media_failed(media: MediaFile, reason: str) -> None:
     MediaFile.objects.filter(pk=media.pk).update(status=MediaFile.Status.FAILED, error=reason[:300])
     if media.message is not None:
         events.message_updated(media.message)
+
+
+@transaction.atomic
+def retry_media_download(*, media: MediaFile) -> MediaFile:
+    """A person's "Retry download" of an inbound file whose download failed (or whose job was lost): a
+    fresh set of attempts. The thread hears about it (downloading…) and again when the job ends."""
+    if media.direction != MediaFile.Direction.INBOUND or not media.can_retry_download:
+        raise MediaRejected("not_retryable", "This file is not waiting for a download that failed.")
+    MediaFile.objects.filter(pk=media.pk).update(status=MediaFile.Status.PENDING, attempts=0, error="")
+    media.status, media.attempts, media.error = MediaFile.Status.PENDING, 0, ""
+    _enqueue_media_download(media)
+    if media.message is not None:
+        events.message_updated(media.message)
+    return media
 
 
 def upload_media(

@@ -15,19 +15,49 @@ import re
 from typing import Any
 
 from django import template
-from django.utils import timezone
+from django.urls import reverse
+from django.utils import formats, timezone
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from conversations import send_errors
+from conversations.media import display_of, effective_mime
+from crm.templatetags.ui import icon_html
+
 register = template.Library()
 
+# Status → (sprite icon, label). Drawn, not emoji or ✓ characters, so every machine shows the same ticks.
 TICKS = {
-    "queued": ("🕓", "Sending"),
-    "sent": ("✓", "Sent"),
-    "delivered": ("✓✓", "Delivered"),
-    "read": ("✓✓", "Read"),
-    "played": ("✓✓", "Played"),
-    "failed": ("⚠", "Failed"),
+    "queued": ("clock", "Sending"),
+    "sent": ("check", "Sent"),
+    "delivered": ("check-double", "Delivered"),
+    "read": ("check-double", "Read"),
+    "played": ("check-double", "Played"),
+    "failed": ("alert", "Failed"),
+}
+# The emoji a stored preview starts with (whatsapp.parsing wrote them as icons) → the sprite's icon.
+PREVIEW_ICONS = {
+    "📷": "image",
+    "🖼": "image",
+    "🎥": "video",
+    "🎬": "video",
+    "🎤": "audio",
+    "🎵": "audio",
+    "📄": "document",
+    "📍": "location",
+    "👤": "contact",
+    "🛒": "cart",
+    "📣": "megaphone",
+}
+TYPE_ICONS = {
+    "image": "image",
+    "video": "video",
+    "audio": "audio",
+    "document": "document",
+    "sticker": "sticker",
+    "location": "location",
+    "contacts": "contact",
+    "order": "cart",
 }
 
 
@@ -66,7 +96,36 @@ def ago(when: dt.datetime | None) -> str:
         return f"{seconds // 60} min"
     if seconds < 86400:
         return f"{seconds // 3600} h"
-    return f"{seconds // 86400} d"
+    if seconds < 7 * 86400:
+        return f"{seconds // 86400} d"
+    # Past a week, the date, in the locale's own short format like every other date on the pages.
+    return formats.date_format(timezone.localtime(when), "SHORT_DATE_FORMAT")
+
+
+@register.filter
+def failure_help(code: Any) -> str:
+    """What a failed message's error code means for the agent and what to do (conversations.send_errors)."""
+    return send_errors.explain(code)
+
+
+@register.filter
+def preview_html(message: Any) -> SafeString:
+    """A list row's preview: the type's icon from the sprite, then the text without the emoji the stored
+    preview starts with (media, locations, contact cards)."""
+    # A Message, or the list's annotation of the newest one (a dict: conversations.selectors).
+    fields = message if isinstance(message, dict) else vars(message) if message is not None else {}
+    kind = str(fields.get("type") or "")
+    text = str(fields.get("preview") or fields.get("text") or kind)
+    name = TYPE_ICONS.get(kind, "")
+    for emoji, icon_name in PREVIEW_ICONS.items():
+        if text.startswith(emoji):
+            text = text[len(emoji) :].lstrip("\ufe0f ").strip()
+            name = name or icon_name
+            break
+    text = text if len(text) <= 90 else text[:89] + "…"
+    if not name:
+        return format_html("{}", text)
+    return format_html("{} {}", icon_html(name), text)
 
 
 @register.filter
@@ -91,19 +150,27 @@ def media_of(message: Any) -> dict[str, Any]:
         "size": data.get("file_size") or data.get("size"),
         "mime": data.get("mime_type") or "",
         "caption": data.get("caption") or "",
+        # "missing": no stored copy will come (no media object); otherwise the MediaFile's status.
+        "status": "missing",
+        "error": "",
+        "retry_url": "",
     }
     try:
         media = message.media
     except Exception:
         media = None
     if media is not None:
-        file = getattr(media, "file", None)
-        if file:
-            info["url"] = file.url
         info["filename"] = getattr(media, "filename", "") or info["filename"]
         info["size"] = getattr(media, "size", None) or info["size"]
-        info["mime"] = getattr(media, "mime_type", "") or info["mime"]
+        info["mime"] = effective_mime(media) if media.mime_type or media.file else info["mime"]
         info["status"] = getattr(media, "status", "")
+        info["error"] = getattr(media, "error", "")
+        if info["status"] == "ready" and getattr(media, "file", None):
+            # Our authenticated view (conversations.views.media_file), never the storage's own URL.
+            info["url"] = reverse("inbox:media", args=[media.pk])
+        if getattr(media, "can_retry_download", False):
+            info["retry_url"] = reverse("inbox:media_retry", args=[media.pk])
+    info["display"] = display_of(getattr(message, "type", "") or "", info["mime"])
     return info
 
 
@@ -125,8 +192,10 @@ def is_forwarded(message: Any) -> bool:
 
 
 @register.filter
-def tick(status: str) -> str:
-    return TICKS.get(status, ("", ""))[0]
+def tick(status: str) -> SafeString:
+    """The status's tick as an icon; its label is on the element that holds it (aria-label, title)."""
+    name = TICKS.get(status, ("", ""))[0]
+    return icon_html(name) if name else SafeString("")
 
 
 @register.filter

@@ -212,7 +212,9 @@ def test_idempotency_keys_are_per_caller(api_a, conversation_a, tenant_a):
     )
     from django.test import Client
 
-    colleague = make_agent(tenant_a, email="colleague@alpha.test")
+    # A supervisor: the owner's reply assigned the conversation to the owner (auto-assignment), so an
+    # agent would no longer see it.
+    colleague = make_agent(tenant_a, email="colleague@alpha.test", role="supervisor")
     other = login(Client(HTTP_HOST="alpha.localhost"), tenant_a, colleague.user)
     response = other.post(
         url,
@@ -222,7 +224,7 @@ def test_idempotency_keys_are_per_caller(api_a, conversation_a, tenant_a):
     )
     assert response.status_code == 201
     with schema_context(tenant_a.schema_name):
-        assert Message.objects.filter(direction="out").count() == 2
+        assert Message.objects.filter(direction="out", type="text").count() == 2
 
 
 def test_a_failed_message_is_retried_through_the_api(

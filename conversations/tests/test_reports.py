@@ -18,6 +18,7 @@ def test_reports_count_per_day_and_compute_medians(tenant_a, owner_a):
         with schema_context(tenant_a.schema_name):
             Conversation.objects.filter(pk=c.pk).update(
                 first_response_at=c.created_at + dt.timedelta(minutes=minutes),
+                first_response_by=owner_a,
                 resolved_at=c.created_at + dt.timedelta(hours=1),
                 status="resolved",
             )

@@ -101,13 +101,15 @@ def test_tags_unread_bot_and_notes(tenant_a, owner_a):
         assert error.value.code == "empty_note"
 
 
-def test_an_agents_first_reply_stops_the_bot_and_records_the_first_response(tenant_a, agent_a):
-    c = make_conversation(tenant_a)
+def test_an_agents_first_reply_stops_the_bot_and_records_the_first_response(
+    tenant_a, agent_a, conversation_a
+):
+    c = conversation_a
     with schema_context(tenant_a.schema_name):
-        services.record_agent_reply(conversation=c, by=agent_a)
+        services.send_reply(conversation=c, draft=services.Draft(kind="text", text="hi"), by=agent_a)
         first = c.first_response_at
-        assert c.bot_active is False and first is not None
-        services.record_agent_reply(conversation=c, by=agent_a)
+        assert c.bot_active is False and first is not None and c.first_response_by == agent_a
+        services.send_reply(conversation=c, draft=services.Draft(kind="text", text="again"), by=agent_a)
         assert c.first_response_at == first
 
 

@@ -236,7 +236,8 @@ def test_every_message_type_renders_in_the_thread(client_a, tenant_a, owner_a):
     login(client_a, tenant_a, owner_a)
     html = client_a.get(f"/inbox/c/{c.pk}/", HTTP_HX_REQUEST="true").content.decode()
     assert '<a href="https://example.com/x"' in html
-    assert '<img src="/media/whatsapp/a.jpg"' in html and "pic" in html
+    # Media open through the authenticated view (conversations/tests/test_media_view.py), never /media/.
+    assert '<img src="/inbox/media/' in html and "/media/whatsapp/" not in html and "pic" in html
     assert "<audio controls" in html and "<video controls" in html
     assert "offer.pdf" in html and "20.0\xa0KB" in html
     assert "openstreetmap.org/?mlat=52.52" in html
@@ -251,10 +252,13 @@ def test_every_message_type_renders_in_the_thread(client_a, tenant_a, owner_a):
     assert html.count('class="msg ') == 13  # the reaction shows on its message, not as a bubble
 
 
-def test_opening_a_conversation_clears_its_unread_count(client_a, tenant_a, owner_a):
+def test_a_conversation_stays_unread_until_the_page_marks_it_read(client_a, tenant_a, owner_a):
     c = make_conversation(tenant_a, name="Unread", unread_count=3)
     login(client_a, tenant_a, owner_a)
-    client_a.get(f"/inbox/c/{c.pk}/", HTTP_HX_REQUEST="true")
+    client_a.get(f"/inbox/c/{c.pk}/", HTTP_HX_REQUEST="true")  # a prefetch would do this
+    with schema_context(tenant_a.schema_name):
+        assert Conversation.objects.get(pk=c.pk).unread_count == 3
+    client_a.post(f"/inbox/c/{c.pk}/read/")  # static/js/inbox-thread.js, once the thread is visible
     with schema_context(tenant_a.schema_name):
         assert Conversation.objects.get(pk=c.pk).unread_count == 0
 
@@ -314,7 +318,7 @@ def test_the_menus_follow_visibility_and_tenancy(client_a, tenant_a, tenant_b, a
     assert client_a.get(f"/inbox/c/{hidden.pk}/menu/assign/").status_code == 302
 
 
-def test_opening_an_unread_whatsapp_conversation_marks_its_latest_message_read_and_tells_meta(
+def test_marking_an_unread_whatsapp_conversation_read_marks_its_latest_message_and_tells_meta(
     client_a, tenant_a, owner_a, channel_a, django_capture_on_commit_callbacks
 ):
     from conversations.models import InboxEvent
@@ -323,7 +327,7 @@ def test_opening_an_unread_whatsapp_conversation_marks_its_latest_message_read_a
     c = make_conversation(tenant_a, name="Blue Ticks", messages=3, unread_count=3, channel=channel_a)
     login(client_a, tenant_a, owner_a)
     with django_capture_on_commit_callbacks(execute=True):
-        assert client_a.get(f"/inbox/c/{c.pk}/", HTTP_HX_REQUEST="true").status_code == 200
+        assert client_a.post(f"/inbox/c/{c.pk}/read/").status_code == 204
     with schema_context(tenant_a.schema_name):
         assert Conversation.objects.get(pk=c.pk).unread_count == 0
         read = Message.objects.filter(conversation=c, read_at__isnull=False).values_list("wamid", flat=True)
@@ -331,7 +335,7 @@ def test_opening_an_unread_whatsapp_conversation_marks_its_latest_message_read_a
         event = InboxEvent.objects.filter(conversation_id=c.pk).latest("id")
         assert event.payload["type"] == "conversation.read" and event.payload["unread"] == 0
     assert "send_read_receipt" in queued_jobs()
-    # Opened again: nothing left to clear, nothing written, no second receipt.
+    # Marked again: nothing left to clear, nothing written, no second receipt.
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        client_a.get(f"/inbox/c/{c.pk}/", HTTP_HX_REQUEST="true")
+        client_a.post(f"/inbox/c/{c.pk}/read/")
     assert callbacks == []

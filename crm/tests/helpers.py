@@ -8,10 +8,17 @@ from django_tenants.utils import schema_context
 from conftest import host_of
 
 
-def issue_key(tenant: Any, *, role: str = "admin", name: str = "test") -> str:
+def issue_key(tenant: Any, *, role: str = "admin", name: str = "test", user: Any = None) -> str:
+    """An integration key with `role`; with `user` (or for the agent role, which only a person's key can
+    have) a personal key of that user (a fresh agent when none is given)."""
+    from conftest import make_agent
     from crm import services
 
+    if user is None and role == "agent":
+        user = make_agent(tenant, email=f"{name.replace(' ', '-')}.key-owner@{tenant.slug}.test").user
     with schema_context(tenant.schema_name):
+        if user is not None:
+            return services.create_api_key(name=name, kind="personal", user=user).raw
         return services.create_api_key(name=name, role=role).raw
 
 

@@ -96,7 +96,9 @@ def test_an_admin_cannot_promote_anyone_to_owner_in_the_admin(tenant_a, client_a
 def test_an_api_key_made_in_admin_is_shown_once(tenant_a, client_a, owner_a):
     login(client_a, tenant_a, owner_a)
     response = client_a.post(
-        "/admin/crm/apikey/add/", {"name": "zapier", "role": "agent", "expires_in_days": "30"}, follow=True
+        "/admin/crm/apikey/add/",
+        {"name": "zapier", "kind": "integration", "role": "supervisor", "expires_in_days": "30"},
+        follow=True,
     )
     assert response.status_code == 200
     assert b"wacrm_" in response.content

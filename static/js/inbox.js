@@ -276,6 +276,12 @@
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
     return `${Date.now()}-${Math.random().toString(16).slice(2)}`;
   }
+  // An icon of the sprite (static/icons/sprite.svg), as the templates draw them ({% icon %}).
+  function icon(name) {
+    const meta = document.querySelector('meta[name="icon-sprite"]');
+    const sprite = meta ? meta.content : "/static/icons/sprite.svg";
+    return `<svg class="icon" aria-hidden="true" focusable="false"><use href="${escapeHtml(sprite)}#${name}"></use></svg>`;
+  }
   function escapeHtml(s) { return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c])); }
 
   function mode() { const r = $('#composer input[name="mode"]:checked'); return r ? r.value : "reply"; }
@@ -302,7 +308,7 @@
       bubble = document.createElement("li");
       bubble.className = `msg out pending ${m === "note" ? "type-note" : "type-text"}`;
       bubble.dataset.key = key;
-      bubble.innerHTML = `<div class="bubble">${m === "note" ? '<span class="note-label">Private note</span>' : ""}<p class="text">${escapeHtml(text)}${file ? ` 📎 ${escapeHtml(file.name)}` : ""}</p><span class="meta"><span class="tick" role="img" aria-label="Sending">🕓</span></span></div>`;
+      bubble.innerHTML = `<div class="bubble">${m === "note" ? '<span class="note-label">Private note</span>' : ""}<p class="text">${escapeHtml(text)}${file ? ` ${icon("attach")} ${escapeHtml(file.name)}` : ""}</p><span class="meta"><span class="tick" role="img" aria-label="Sending">${icon("clock")}</span></span></div>`;
       list.append(bubble);
       scrollToEnd();
     } else {
