@@ -69,27 +69,39 @@ class _Disconnected(Exception):
 
 
 class _GroupCommit:
-    """The first POST to find no batch in flight commits the waiting ones, then any that queued
-    meanwhile; the others wait on their future. No background task: nothing outlives its requests."""
+    """POSTs queue their bodies; one flusher task per event loop commits whatever is waiting as one batch,
+    then whatever queued meanwhile. Each POST awaits only its own batch: the flusher, not the first
+    request, carries the loop, so under sustained load no request waits for the batches that arrived after
+    it (its acknowledgement is bounded by one batch in flight plus its own). The task ends when nothing
+    waits and the next POST starts another, so nothing outlives the requests it serves."""
 
     def __init__(self, executor: ThreadPoolExecutor) -> None:
         self.executor = executor
         self.waiting: list[tuple[webhook.Accepted, asyncio.Future[int]]] = []
-        self.flushing = False
+        self.flusher: asyncio.Task[None] | None = None
 
     async def submit(self, accepted: webhook.Accepted) -> int:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
         self.waiting.append((accepted, future))
-        if not self.flushing:
-            self.flushing = True
-            try:
-                while self.waiting:
-                    batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
-                    await self._flush(loop, batch)
-            finally:
-                self.flushing = False
+        if self.flusher is None or self.flusher.done():
+            self.flusher = loop.create_task(self._run(loop))
+        # A request cancelled here (its client went away) leaves the flusher and its batch-mates alone.
         return await future
+
+    async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        while self.waiting:
+            batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
+            try:
+                await self._flush(loop, batch)
+            except BaseException as exc:
+                # Cancelled (the loop is shutting down) or a bug: every request still waiting is answered
+                # (503, Meta delivers again) instead of hanging.
+                for _, future in batch + self.waiting:
+                    if not future.done():
+                        future.set_exception(RuntimeError(f"webhook batch not stored: {exc!r}"))
+                self.waiting = []
+                raise
 
     async def _flush(
         self, loop: asyncio.AbstractEventLoop, batch: list[tuple[webhook.Accepted, asyncio.Future[int]]]

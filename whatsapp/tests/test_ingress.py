@@ -258,3 +258,60 @@ async def test_when_the_database_refuses_one_body_of_a_batch_only_that_post_fail
     assert sizes[0] > 1 and sizes[-1] == 1  # refused in its batch, then alone
     ids = [json.loads(r["body"])["event"] for r in responses[:12]]
     assert len(await _stored(pk__in=ids)) == 12
+
+
+def _accepted(index: int) -> Any:
+    from whatsapp import webhook
+
+    return webhook.Accepted(body=_body(index), phone_number_ids=[PNID_A])
+
+
+async def test_a_post_waits_for_its_own_batch_not_for_the_ones_that_arrive_after_it(monkeypatch):
+    # The store is slowed down and new POSTs keep arriving while it runs: before, the first POST of a
+    # busy period committed every later batch before answering (unbounded under sustained load).
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from whatsapp import ingress
+
+    stored: list[int] = []
+    store_started = threading.Event()
+
+    def slow_store(accepted: list[Any]) -> list[int]:
+        store_started.set()
+        time.sleep(0.02)
+        stored.append(len(accepted))
+        return list(range(len(accepted)))
+
+    monkeypatch.setattr(ingress, "_store", slow_store)
+    group = ingress._GroupCommit(ThreadPoolExecutor(max_workers=1))
+    batches_when_first_answered: list[int] = []
+    first = asyncio.ensure_future(group.submit(_accepted(0)))
+    first.add_done_callback(lambda _: batches_when_first_answered.append(len(stored)))
+    later = []
+    for index in range(1, 40):
+        await asyncio.sleep(0.004)
+        later.append(asyncio.ensure_future(group.submit(_accepted(index))))
+    await asyncio.gather(first, *later)
+    assert batches_when_first_answered == [1]
+    assert sum(stored) == 40 and len(stored) > 2
+
+
+async def test_a_cancelled_post_leaves_its_batch_mates_answered(monkeypatch):
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from whatsapp import ingress
+
+    def slow_store(accepted: list[Any]) -> list[int]:
+        time.sleep(0.02)
+        return list(range(100, 100 + len(accepted)))
+
+    monkeypatch.setattr(ingress, "_store", slow_store)
+    group = ingress._GroupCommit(ThreadPoolExecutor(max_workers=1))
+    first = asyncio.ensure_future(group.submit(_accepted(0)))
+    mate = asyncio.ensure_future(group.submit(_accepted(1)))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert await mate == 101
