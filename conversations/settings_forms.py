@@ -133,7 +133,13 @@ class CannedResponseForm(SettingsForm):
         help_text="Agents type / and this in the composer, e.g. thanks.",
     )
     title = forms.CharField(required=False, max_length=TITLE_LIMIT, label="Title")
-    text = forms.CharField(required=False, label="Text", widget=_textarea(4))
+    text = forms.CharField(
+        required=False,
+        label="Text",
+        widget=_textarea(4),
+        help_text="Filled in when inserted: {{contact.first_name}}, {{contact.name}}, {{agent.name}} (you), "
+        "{{contact.attributes.<key>}}. A value the contact lacks is left empty.",
+    )
 
     @classmethod
     def initial_for(cls, canned: Any) -> dict[str, Any]:

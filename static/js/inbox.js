@@ -375,7 +375,9 @@
     if (!ta || !menu) return;
     const match = /(^|\s)\/([\w-]*)$/.exec(ta.value.slice(0, ta.selectionStart));
     if (!match) { menu.hidden = true; return; }
-    const response = await fetch(`/inbox/canned/?q=${encodeURIComponent(match[2])}`, { credentials: "same-origin" });
+    // With the open conversation, the server fills the replies' {{variables}} for its contact and for us.
+    const conversation = ($("#composer") || {}).dataset?.conversation || "";
+    const response = await fetch(`/inbox/canned/?q=${encodeURIComponent(match[2])}&conversation=${encodeURIComponent(conversation)}`, { credentials: "same-origin" });
     cannedItems = (await response.json()).results;
     cannedIndex = 0;
     renderCanned();
