@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.db.models import Model
+from django.forms.utils import flatatt
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.safestring import SafeString, mark_safe
 
+from crm import selectors
 from crm.errors import ServiceError
 from crm.models import Agent, ApiKey, AttributeDefinition, Company, Contact, Deal, Pipeline, Stage, Team
 
@@ -18,6 +25,99 @@ def agent_users() -> Any:
 class UserChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Any) -> str:
         return str(obj.get_full_name() or obj.email)
+
+
+class TypedText(str):
+    """What was typed in a picker whose id input is empty: no script ran, or nothing was picked."""
+
+
+class PickerWidget(forms.Widget):
+    """A searchable picker (templates/crm/_picker.html, static/js/picker.js): a text input asks
+    `search_url` (htmx) for options; picking one puts its id in a hidden input named after the field.
+
+    Without a script, the typed text is submitted as `<name>_search` and PickerField resolves it when
+    exactly one record matches. `fills` names another picker of the form that a picked option may
+    prefill (a deal's company from its contact's).
+    """
+
+    template_name = "crm/_picker.html"
+
+    def __init__(self, search_url: str, *, fills: str = "", attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs)
+        self.search_url = search_url  # a URL name, reversed when rendered (URLconfs load after forms)
+        self.fills = fills
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
+        value = data.get(name)
+        if value:
+            return value
+        typed = (data.get(f"{name}_search") or "").strip()
+        return TypedText(typed) if typed else None
+
+    def value_omitted_from_data(self, data: Any, files: Any, name: str) -> bool:
+        return name not in data and f"{name}_search" not in data
+
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        chosen, label = "", ""
+        if isinstance(value, TypedText):
+            label = str(value)
+        elif value not in (None, ""):
+            choices: Any = getattr(self, "choices", None)  # ModelChoiceField's iterator: queryset, field
+            pk = str(getattr(value, "pk", value))
+            found = None
+            if choices is not None and pk.isascii() and pk.isdigit() and len(pk) < 19:
+                found = choices.queryset.filter(pk=pk).first()
+            if found is not None:
+                chosen, label = str(found.pk), choices.field.label_from_instance(found)
+        widget = context["widget"]
+        widget.update(
+            {"chosen": chosen, "label": label, "url": reverse(self.search_url), "fills": self.fills}
+        )
+        widget["options_id"] = f"{widget['attrs'].get('id') or name}-options"
+        widget["attrs_html"] = flatatt(widget["attrs"])
+        return context
+
+    def render(
+        self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
+    ) -> SafeString:
+        # The project's template engine (templates/crm/_picker.html), not the form renderer's own, which
+        # sees only the apps' and Django's widget templates. The template escapes; the result is markup.
+        return mark_safe(render_to_string(self.template_name, self.get_context(name, value, attrs)))  # noqa: S308
+
+
+class PickerField(forms.ModelChoiceField):
+    """A ModelChoiceField picked by searching; the id must be one of `queryset` (this tenant's schema),
+    so an id from another tenant or one that does not exist is a form error like any invalid choice."""
+
+    def __init__(
+        self,
+        queryset: Any,
+        *,
+        search_url: str,
+        search: Callable[[str], Sequence[Model]],
+        noun: str,
+        fills: str = "",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("widget", PickerWidget(search_url, fills=fills))
+        kwargs.setdefault(
+            "error_messages", {"invalid_choice": f"Pick a {noun} from the list: that one does not exist."}
+        )
+        super().__init__(queryset, **kwargs)
+        self.search = search
+        self.noun = noun
+        self.widget.attrs.setdefault("placeholder", f"Search {noun}s")
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, TypedText):
+            matches = list(self.search(str(value))[:2])
+            if len(matches) == 1:
+                return super().to_python(matches[0].pk)
+            typed = str(value)[:100]
+            problem = f"No {self.noun} matches “{typed}”." if not matches else f"Several match “{typed}”."
+            raise forms.ValidationError(problem + " Pick one from the list.", code="invalid_choice")
+        return super().to_python(value)
 
 
 class ServiceForm(forms.Form):
@@ -128,10 +228,34 @@ class NoteForm(ServiceForm):
     body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=10000)
 
 
-class MergeForm(ServiceForm):
-    other = forms.ModelChoiceField(
-        queryset=Contact.objects.all(), widget=forms.NumberInput, label="Contact id"
+def contact_picker(**kwargs: Any) -> PickerField:
+    return PickerField(
+        Contact.objects.all(),
+        search_url="crm:pick-contacts",
+        search=selectors.pick_contacts,
+        noun="contact",
+        **kwargs,
     )
+
+
+def company_picker(**kwargs: Any) -> PickerField:
+    return PickerField(
+        Company.objects.order_by("name"),
+        search_url="crm:pick-companies",
+        search=selectors.pick_companies,
+        noun="company",
+        **kwargs,
+    )
+
+
+def deal_picker(**kwargs: Any) -> PickerField:
+    return PickerField(
+        Deal.objects.all(), search_url="crm:pick-deals", search=selectors.pick_deals, noun="deal", **kwargs
+    )
+
+
+class MergeForm(ServiceForm):
+    other = contact_picker(label="Contact")
 
 
 class CompanyForm(ServiceForm):
@@ -142,8 +266,8 @@ class CompanyForm(ServiceForm):
 class DealForm(ServiceForm):
     title = forms.CharField(max_length=200)
     stage = forms.ModelChoiceField(queryset=Stage.objects.order_by("pipeline__position", "position"))
-    contact = forms.ModelChoiceField(queryset=Contact.objects.all(), widget=forms.NumberInput, required=False)
-    company = forms.ModelChoiceField(queryset=Company.objects.order_by("name"), required=False)
+    contact = contact_picker(required=False, fills="company")
+    company = company_picker(required=False)
     value = forms.DecimalField(max_digits=14, decimal_places=2, min_value=0, initial=0)
     currency = forms.CharField(max_length=3, initial="USD")
     owner = UserChoiceField(queryset=agent_users(), required=False)
@@ -154,8 +278,16 @@ class TaskForm(ServiceForm):
     title = forms.CharField(max_length=200)
     due_at = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     assignee = UserChoiceField(queryset=agent_users(), required=False)
-    contact = forms.ModelChoiceField(queryset=Contact.objects.all(), widget=forms.HiddenInput, required=False)
-    deal = forms.ModelChoiceField(queryset=Deal.objects.all(), widget=forms.HiddenInput, required=False)
+    contact = contact_picker(required=False)
+    deal = deal_picker(required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """A relation given in `initial` is the page's own record (a contact's or a deal's page adds tasks
+        to it): a hidden input, not a picker. The task list leaves both to pick."""
+        super().__init__(*args, **kwargs)
+        for name in ("contact", "deal"):
+            if name in self.initial:
+                self.fields[name].widget = forms.HiddenInput()
 
 
 class InviteForm(ServiceForm):
@@ -208,7 +340,9 @@ class ApiKeyForm(ServiceForm):
         help_text="Personal: acts as you, sees what you see. Integration: tenant-wide, with its own role.",
     )
     role = forms.ChoiceField(choices=(), required=False, help_text="Integration keys only")
-    expires_in_days = forms.IntegerField(required=False, min_value=1, help_text="Empty: never")
+    expires_in_days = forms.IntegerField(
+        required=False, min_value=1, max_value=3650, help_text="Empty: never"
+    )
 
     def __init__(self, *args: Any, maker_role: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -68,6 +68,36 @@ def search_contacts(queryset: QuerySet[Contact], query: str) -> QuerySet[Contact
     return queryset.filter(contact_search_filter(query)) if query.strip() else queryset
 
 
+PICK_LIMIT = 10
+
+
+def pick_contacts(query: str) -> list[Contact]:
+    """A picker's options: the contact list's own search, with the company to prefill a deal's."""
+    if not query.strip():
+        return []
+    found = Contact.objects.select_related("company").filter(contact_search_filter(query))
+    return list(found.order_by("name", "id")[:PICK_LIMIT])
+
+
+def company_search_filter(query: str) -> Q:
+    query = query.strip()[:200]
+    return Q(name__icontains=query) | Q(domain__icontains=query) if query else Q()
+
+
+def pick_companies(query: str) -> list[Company]:
+    if not query.strip():
+        return []
+    return list(Company.objects.filter(company_search_filter(query)).order_by("name", "id")[:PICK_LIMIT])
+
+
+def pick_deals(query: str) -> list[Deal]:
+    query = query.strip()[:200]
+    if not query:
+        return []
+    found = Deal.objects.select_related("contact").filter(title__icontains=query)
+    return list(found.order_by("-updated_at", "-id")[:PICK_LIMIT])
+
+
 def contact_detail(pk: int) -> Contact:
     return contacts().get(pk=pk)
 

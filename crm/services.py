@@ -977,6 +977,9 @@ def check_api_key_identity(
     return kind, role
 
 
+MAX_API_KEY_DAYS = 3650
+
+
 def create_api_key(
     *,
     name: str,
@@ -1004,6 +1007,13 @@ def create_api_key(
     if expires_in_days is not None:
         if expires_in_days <= 0:
             raise ServiceError("invalid_expiry", "Expiry must be at least one day.", field="expires_in_days")
+        if expires_in_days > MAX_API_KEY_DAYS:
+            # Far enough past this a date overflows (OverflowError); a key meant to live that long: no expiry.
+            raise ServiceError(
+                "invalid_expiry",
+                f"Expiry is at most {MAX_API_KEY_DAYS} days; leave it empty for never.",
+                field="expires_in_days",
+            )
         expires_at = timezone.now() + dt.timedelta(days=expires_in_days)
     if expires_at is not None and expires_at <= timezone.now():
         raise ServiceError("invalid_expiry", "Expiry must be in the future.", field="expires_at")

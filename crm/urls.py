@@ -8,6 +8,9 @@ app_name = "crm"
 
 urlpatterns = [
     path("contacts/", views.contact_list, name="contact-list"),
+    path("contacts/pick/", views.pick_contacts, name="pick-contacts"),
+    path("companies/pick/", views.pick_companies, name="pick-companies"),
+    path("deals/pick/", views.pick_deals, name="pick-deals"),
     path("contacts/new/", views.contact_create, name="contact-create"),
     path("contacts/export.csv", views.contact_export, name="contact-export"),
     path("contacts/import/", views.contact_import, name="contact-import"),

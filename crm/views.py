@@ -12,11 +12,11 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from crm import forms, selectors, services
@@ -70,9 +70,12 @@ def can(request: HttpRequest, minimum: str) -> bool:
     return role is not None and RANK[role] >= RANK[minimum]
 
 
+MAX_PAGE = 10_000  # an OFFSET past PostgreSQL's bigint is an error, not an empty page
+
+
 def _page(request: HttpRequest) -> int:
     try:
-        return max(1, int(request.GET.get("page", "1")))
+        return min(MAX_PAGE, max(1, int(request.GET.get("page", "1"))))
     except ValueError:
         return 1
 
@@ -200,7 +203,7 @@ def contact_merge(request: HttpRequest, pk: int) -> HttpResponse:
     keep = get_object_or_404(Contact, pk=pk)
     form = forms.MergeForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Enter the id of an existing contact to merge into this one.")
+        messages.error(request, " ".join(str(e) for e in form.errors.get("other", ["Pick a contact."])))
         return redirect("crm:contact-detail", pk=pk)
     try:
         services.merge_contacts(keep=keep, discard=form.cleaned_data["other"])
@@ -254,6 +257,47 @@ def contact_import_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Pickers (crm.forms.PickerField): the options a picker's text input asks for as the user types
+# ---------------------------------------------------------------------------------------------------
+
+
+def _picker_options(request: HttpRequest, options: list[dict[str, Any]]) -> HttpResponse:
+    return render(request, "crm/_picker_options.html", {"options": options})
+
+
+@member_required()
+def pick_contacts(request: HttpRequest) -> HttpResponse:
+    options = [
+        {
+            "pk": c.pk,
+            "label": str(c),
+            "hint": c.phone if c.name else c.email,
+            "fill": {"pk": c.company_id, "label": c.company.name} if c.company else None,
+        }
+        for c in selectors.pick_contacts(request.GET.get("q", ""))
+    ]
+    return _picker_options(request, options)
+
+
+@member_required()
+def pick_companies(request: HttpRequest) -> HttpResponse:
+    options = [
+        {"pk": c.pk, "label": c.name, "hint": c.domain}
+        for c in selectors.pick_companies(request.GET.get("q", ""))
+    ]
+    return _picker_options(request, options)
+
+
+@member_required()
+def pick_deals(request: HttpRequest) -> HttpResponse:
+    options = [
+        {"pk": d.pk, "label": d.title, "hint": str(d.contact) if d.contact else ""}
+        for d in selectors.pick_deals(request.GET.get("q", ""))
+    ]
+    return _picker_options(request, options)
+
+
+# ---------------------------------------------------------------------------------------------------
 # Companies
 # ---------------------------------------------------------------------------------------------------
 
@@ -263,7 +307,7 @@ def company_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
     queryset = selectors.companies()
     if query:
-        queryset = queryset.filter(Q(name__icontains=query) | Q(domain__icontains=query))
+        queryset = queryset.filter(selectors.company_search_filter(query))
     page = _page(request)
     rows, has_next = _slice(queryset.order_by("name", "id"), page)
     return render(
@@ -361,13 +405,24 @@ def _save_deal(request: HttpRequest, deal: Deal | None) -> HttpResponse:
             "expected_close_date": deal.expected_close_date,
         }
     else:
-        initial = {"contact": request.GET.get("contact"), "owner": request.user.pk}
+        # A workspace's first deal: the board would make the standard pipeline on its first visit; a deal
+        # started elsewhere (a contact's page) needs its stages too. New deals start in its first stage.
+        first_stage = services.default_pipeline().stages.order_by("position", "id").first()
+        initial = {"contact": request.GET.get("contact"), "owner": request.user.pk, "stage": first_stage}
         if request.GET.get("stage"):
             initial["stage"] = request.GET["stage"]
+        contact_id = request.GET.get("contact", "")
+        if contact_id.isascii() and contact_id.isdigit() and len(contact_id) < 19:
+            initial["company"] = (
+                Contact.objects.filter(pk=contact_id).values_list("company_id", flat=True).first()
+            )
     form = forms.DealForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)
         stage = data.pop("stage")
+        if deal is None and data["contact"] is not None and data["company"] is None:
+            # What the picker's script prefills, also without it: a new deal is with the contact's company.
+            data["company"] = data["contact"].company
         try:
             if deal is None:
                 deal = services.create_deal(stage=stage, by=request.user, **data)
@@ -441,6 +496,16 @@ def task_list(request: HttpRequest) -> HttpResponse:
     return render(request, "crm/tasks/list.html", context)
 
 
+def _next_page(request: HttpRequest, default: str) -> str:
+    """Where a form posted from another page goes back to: a page of this site only (never an open
+    redirect to wherever `next` points)."""
+    target = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return target if target and safe else default
+
+
 @require_POST
 @member_required()
 def task_create(request: HttpRequest) -> HttpResponse:
@@ -449,8 +514,12 @@ def task_create(request: HttpRequest) -> HttpResponse:
         services.create_task(created_by=request.user, **form.cleaned_data)
         messages.success(request, "Task added.")
     else:
-        messages.error(request, "A task needs a title (and a valid due time).")
-    return redirect(request.POST.get("next") or reverse("crm:task-list"))
+        problems = [
+            f"{form[name].label if name in form.fields else 'Task'}: {' '.join(str(e) for e in errors)}"
+            for name, errors in form.errors.items()
+        ]
+        messages.error(request, "The task was not added. " + " ".join(problems))
+    return redirect(_next_page(request, reverse("crm:task-list")))
 
 
 @require_POST
@@ -460,7 +529,7 @@ def task_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     services.complete_task(task=task, done=not task.done)
     if request.headers.get("HX-Request"):
         return render(request, "crm/tasks/_row.html", {"task": task})
-    return redirect(request.POST.get("next") or reverse("crm:task-list"))
+    return redirect(_next_page(request, reverse("crm:task-list")))
 
 
 # ---------------------------------------------------------------------------------------------------
