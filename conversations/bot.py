@@ -2,6 +2,12 @@
 
 It only speaks while `Conversation.bot_active` is on; an agent's takeover or first reply turns it off
 (conversations.services), and the agent can hand the conversation back.
+
+`bot_active` is what the inbox shows as "the bot is answering", so it must be true: a new conversation
+starts with the bot only when the bot has something to say (`speaks_first`), otherwise it goes straight
+to the agents' queue; and the bot keeps a conversation only while it answers the customer (an auto-reply
+rule; later the AI agent). A welcome or away message alone greets or promises a person: after it, or
+after saying nothing, the bot hands the conversation to the queue (`answer`).
 """
 
 from __future__ import annotations
@@ -85,6 +91,40 @@ def is_open(*, at: dt.datetime, settings: BotSettings, hours: list[BusinessHours
     return False
 
 
+def active_rules() -> list[AutoReplyRule]:
+    return _cached("rules", lambda: list(AutoReplyRule.objects.filter(is_active=True)))
+
+
+def _welcome_text(settings: BotSettings) -> str:
+    return settings.welcome_text.strip() if settings.welcome_enabled else ""
+
+
+def _away_text(settings: BotSettings) -> str:
+    return settings.away_text.strip() if settings.away_enabled else ""
+
+
+def is_set_up(*, settings: BotSettings, rules: list[AutoReplyRule]) -> bool:
+    """Whether the bot has anything to say at all (a welcome, an away message or an active rule); with
+    nothing, every conversation goes straight to the agents' queue. Settings → Inbox says so."""
+    return bool(
+        _welcome_text(settings)
+        or _away_text(settings)
+        or any(rule.is_active and rule.keyword.strip() for rule in rules)
+    )
+
+
+def speaks_first(*, now: dt.datetime | None = None) -> bool:
+    """Whether a conversation a customer opens now starts with the bot: it has a welcome, an away message
+    while the business is closed, or an auto-reply rule. From the batch's cached settings (the bot reads
+    the same ones when it answers), so the inbound round runs no statement per message for it."""
+    settings = load_settings()
+    if _welcome_text(settings):
+        return True
+    if _away_text(settings) and not is_open(at=now or timezone.now(), settings=settings):
+        return True
+    return any(rule.keyword.strip() for rule in active_rules())
+
+
 def matching_rule(text: str, rules: list[AutoReplyRule]) -> AutoReplyRule | None:
     words = text.strip().casefold()
     for rule in rules:
@@ -113,33 +153,42 @@ def replies_for(
             .exclude(pk=message.pk)
             .exists()
         )
-    if settings.welcome_enabled and settings.welcome_text.strip() and first_inbound:
-        replies.append(("welcome", settings.welcome_text.strip()))
-    if settings.away_enabled and settings.away_text.strip() and not is_open(at=now, settings=settings):
+    welcome, away = _welcome_text(settings), _away_text(settings)
+    if welcome and first_inbound:
+        replies.append(("welcome", welcome))
+    if away and not is_open(at=now, settings=settings):
         recently_said = Message.objects.filter(
             conversation=conversation,
             direction=Message.Direction.OUTBOUND,
             sender__isnull=True,
-            text=settings.away_text.strip(),
+            text=away,
             timestamp__gte=now - AWAY_REPEAT_AFTER,
         ).exists()
         if not recently_said:
-            replies.append(("away", settings.away_text.strip()))
+            replies.append(("away", away))
     text = message.text or ""
     if text:
-        rules = _cached("rules", lambda: list(AutoReplyRule.objects.filter(is_active=True)))
-        rule = matching_rule(text, rules)
+        rule = matching_rule(text, active_rules())
         if rule is not None:
             replies.append(("rule", rule.reply))
     return replies
 
 
+# What answers the customer, so the bot keeps the conversation (an AI agent's answer will join them).
+ANSWERING_KINDS = frozenset({"rule"})
+
+
 def answer(*, message: Message, first_inbound: bool | None = None) -> list[Any]:
     """Send the bot's replies. Idempotency keys derive from the inbound message, so a redelivered or
-    retried inbound message never makes the bot say the same thing twice."""
-    from conversations.services import Draft, MessageRejected, send_reply
+    retried inbound message never makes the bot say the same thing twice.
+
+    Then, unless a reply answered the customer (ANSWERING_KINDS), the bot has nothing more to say: the
+    conversation goes to the agents' queue (services.hand_over_from_bot), so the inbox never shows
+    "the bot is answering" while the customer waits for a person."""
+    from conversations.services import Draft, MessageRejected, hand_over_from_bot, send_reply
 
     sent = []
+    answered = False
     for kind, text in replies_for(message=message, first_inbound=first_inbound):
         try:
             # The inbound round holds the contact's and conversation's locks with fresh rows.
@@ -155,5 +204,8 @@ def answer(*, message: Message, first_inbound: bool | None = None) -> list[Any]:
             # The bot must never break storing the customer's message; agents still see it.
             log.warning("bot_reply_rejected", conversation=message.conversation_id, kind=kind, error=str(exc))
             continue
+        answered = answered or kind in ANSWERING_KINDS
         log.info("bot_replied", conversation=message.conversation_id, kind=kind)
+    if not answered:
+        hand_over_from_bot(conversation=message.conversation)
     return sent

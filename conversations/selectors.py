@@ -197,7 +197,8 @@ class ListFilters:
     def from_query(cls, params: Any) -> ListFilters:
         def as_int(name: str) -> int | None:
             value = params.get(name) or ""
-            return int(value) if value.isdigit() else None
+            # isdigit() alone says yes to "²" and "٣", which int() refuses or reads as another number.
+            return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
 
         tab = params.get("tab") or "mine"
         status = params.get("status") or "open"
@@ -429,17 +430,43 @@ def message_by_key(key: str | None) -> Message | None:
 
 def approved_templates(conversation: Conversation) -> list[Any]:
     """Approved templates of the conversation's WhatsApp Business Account."""
+    return approved_templates_for(conversation.channel)
+
+
+def approved_templates_for(channel: Any) -> list[Any]:
+    """Approved templates of a number's WhatsApp Business Account (none without a number)."""
     from whatsapp.models import MessageTemplate
 
-    if conversation.channel is None:
+    if channel is None:
         return []
     return [
         t
-        for t in MessageTemplate.objects.filter(waba_id=conversation.channel.waba_id).order_by(
-            "name", "language"
-        )
+        for t in MessageTemplate.objects.filter(waba_id=channel.waba_id).order_by("name", "language")
         if t.is_approved
     ]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Starting a conversation from a contact (the "Message" action of the contact pages)
+# ---------------------------------------------------------------------------------------------------
+
+
+def contact_for_composer(pk: Any) -> Contact:
+    """A contact of this tenant to write to, or Http404. Every role reads every contact (the contact pages
+    apply no narrower rule), so there is no viewer filter; the schema keeps other tenants out."""
+    key = _row_key(pk)
+    contact = Contact.objects.filter(pk=key).first() if key is not None else None
+    if contact is None:
+        raise Http404("No such contact.")
+    return contact
+
+
+def sending_numbers() -> list[Any]:
+    """The tenant's WhatsApp numbers a staff member may pick to write from (inactive ones included:
+    the composer says why they cannot send rather than hiding them)."""
+    from whatsapp.models import WhatsAppChannel
+
+    return list(WhatsAppChannel.objects.order_by("display_phone", "phone_number_id"))
 
 
 def window_closes_at(conversation: Conversation) -> dt.datetime | None:

@@ -862,12 +862,14 @@ def _conversations_for_inbound(
         key = (conversation.contact_id, conversation.channel_id)
         if key in pairs:
             found[key] = conversation
+    new = [(contacts[c], channel) for (c, n), channel in pairs.items() if (c, n) not in found]
+    # A new conversation starts with the bot only when it has something to say, else it goes straight
+    # to the agents' queue: the inbox shows bot_active as "the bot is answering". (Cached per batch.)
+    from conversations import bot
+
+    with_bot = bool(new) and bot.speaks_first()
     created = Conversation.objects.bulk_create(
-        [
-            Conversation(contact=contacts[c], channel=channel)
-            for (c, n), channel in pairs.items()
-            if (c, n) not in found
-        ]
+        [Conversation(contact=contact, channel=channel, bot_active=with_bot) for contact, channel in new]
     )
     for conversation in created:
         found[(conversation.contact_id, conversation.channel_id)] = conversation
@@ -1278,6 +1280,17 @@ def set_bot_active(*, conversation: Conversation, active: bool, by: Any) -> Conv
     _record_system_event(conversation=conversation, text=text, by=viewer)
     events.conversation_updated(conversation, change="bot")
     return conversation
+
+
+def hand_over_from_bot(*, conversation: Conversation) -> None:
+    """The bot has nothing more to say to the customer (conversations.bot.answer): the conversation goes
+    to the agents' queue, and the inbox hears of it as of any bot handover. The caller (the inbound
+    round) holds the conversation's row lock."""
+    if not conversation.bot_active:
+        return
+    conversation.bot_active = False
+    conversation.save(update_fields=["bot_active", "updated_at"])
+    events.conversation_updated(conversation, change="bot")
 
 
 UNCHANGED: Any = object()

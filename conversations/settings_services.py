@@ -23,6 +23,7 @@ from django.db.models import Max
 
 from conversations.bot import load_settings
 from conversations.models import AutoReplyRule, BotSettings, BusinessHours, CannedResponse
+from crm import variables
 from crm.errors import ServiceError
 
 # WhatsApp's limit for a text message body: a longer bot reply or saved reply could never be sent.
@@ -119,6 +120,8 @@ def check_canned_response(
         )
     title = _text(title, field="title", what="title", required=False, limit=TITLE_LIMIT)
     text = _text(text, field="text", what="text of the reply", required=True)
+    # A misspelled variable would reach customers as literal braces: refuse it while the writer is here.
+    variables.check(text, field="text")
     others = CannedResponse.objects.filter(shortcut__iexact=shortcut)
     if canned is not None and canned.pk:
         others = others.exclude(pk=canned.pk)

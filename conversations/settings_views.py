@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from conversations import settings_services as services
-from conversations.bot import load_settings
+from conversations.bot import is_set_up, load_settings
 from conversations.models import AutoReplyRule, BotSettings, BusinessHours, CannedResponse
 from conversations.settings_forms import BotMessagesForm, CannedResponseForm, ConsentForm, HoursForm, RuleForm
 from crm.errors import ServiceError
@@ -127,7 +127,12 @@ def _page(request: HttpRequest, section: str | None = None, **section_context: A
     context: dict[str, Any] = {"nav": "settings"}
     for name, build in BUILDERS.items():
         context.update(build(loaded, **section_context) if name == section else build(loaded))
+    context["bot_set_up"] = is_set_up(settings=loaded.settings, rules=context["rules"])
     return render(request, PAGE, context)
+
+
+# Sections whose saves can make the bot start or stop having anything to say (the page's hint follows).
+BOT_SECTIONS = ("bot-messages", "rules")
 
 
 def _respond(
@@ -136,7 +141,12 @@ def _respond(
     """htmx: the section, re-rendered. Otherwise: back to the page after a save (so a reload does not
     post again), or the page with the section's errors."""
     if _is_htmx(request):
-        context = {"notice": saved, "htmx": True, **BUILDERS[section](_Loaded(), **section_context)}
+        loaded = _Loaded()
+        context = {"notice": saved, "htmx": True, **BUILDERS[section](loaded, **section_context)}
+        if section in BOT_SECTIONS:
+            rules = context.get("rules")
+            rules = list(AutoReplyRule.objects.filter(is_active=True)) if rules is None else rules
+            context["bot_set_up"] = is_set_up(settings=loaded.settings, rules=rules)
         return render(request, SECTIONS[section], context)
     if saved:
         messages.success(request, saved)

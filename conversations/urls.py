@@ -36,6 +36,10 @@ urlpatterns = [
     path("inbox/c/<int:pk>/send/", views.send, name="send"),
     path("inbox/c/<int:pk>/templates/", views.template_picker, name="templates"),
     path("inbox/c/<int:pk>/template/", views.send_template, name="send_template"),
+    # Starting a conversation from a contact ("Message" on the contact pages).
+    path("inbox/start/<int:contact>/", views.start_page, name="start"),
+    path("inbox/start/<int:contact>/<int:channel>/templates/", views.start_templates, name="start-templates"),
+    path("inbox/start/<int:contact>/<int:channel>/send/", views.start_send, name="start-send"),
     path("inbox/m/<int:pk>/", views.message_fragment, name="message"),
     path("inbox/m/<int:pk>/retry/", views.retry, name="retry"),
     path("inbox/c/<int:pk>/read/", views.mark_read, name="read"),

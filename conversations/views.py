@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -16,8 +17,16 @@ from urllib.parse import urlencode
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.handlers.asgi import ASGIRequest
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
@@ -28,6 +37,7 @@ from conversations import media as media_serving
 from conversations.models import Conversation, Message
 from conversations.selectors import ContactField, ListFilters, Viewer
 from conversations.services import MessageRejected, WorkflowError
+from crm import variables
 from crm.errors import ServiceError
 from crm.forms import ContactFieldForm, ContactForm, NoteForm
 from crm.models import Agent, AttributeDefinition, Tag, Team
@@ -206,6 +216,12 @@ def thread_menu(request: HttpRequest, viewer: Viewer, pk: int, menu: str) -> Htt
     return render(request, f"inbox/_menu_{menu}.html", {"conversation": conversation, **context})
 
 
+def _id_or_none(value: str) -> int | None:
+    """An id from a query or a form: ASCII digits only (str.isdigit() also says yes to "²" and "٣", which
+    int() refuses or reads as another number), and short enough for a bigint."""
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
+
+
 @require_GET
 @staff_view
 def thread_messages(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
@@ -215,8 +231,8 @@ def thread_messages(request: HttpRequest, viewer: Viewer, pk: int) -> HttpRespon
     before = request.GET.get("before", "")
     found, more = selectors.thread_messages(
         conversation,
-        after=int(after) if after.isdigit() else None,
-        before=int(before) if before.isdigit() else None,
+        after=_id_or_none(after),
+        before=_id_or_none(before),
     )
     return render(
         request,
@@ -397,10 +413,20 @@ def contact_note_add(request: HttpRequest, viewer: Viewer, pk: int) -> HttpRespo
 @require_GET
 @staff_view
 def canned_list(request: HttpRequest, viewer: Viewer) -> JsonResponse:
+    """Saved replies matching `q`. With `conversation` (the open thread) or `contact` (the start-a-
+    conversation composer), their variables come filled in for that contact and the signed-in user, so
+    the composer inserts final text; without either, as written."""
     items = selectors.canned_responses(request.GET.get("q", "").strip()[:40])
-    return JsonResponse(
-        {"results": [{"shortcut": c.shortcut, "title": c.title, "text": c.text} for c in items]}
-    )
+    contact = None
+    if request.GET.get("conversation"):
+        contact = selectors.get_visible_conversation(viewer, request.GET["conversation"]).contact
+    elif request.GET.get("contact"):
+        contact = selectors.contact_for_composer(request.GET["contact"])
+    results = []
+    for c in items:
+        text = variables.render(c.text, contact=contact, agent=request.user) if contact else c.text
+        results.append({"shortcut": c.shortcut, "title": c.title, "text": text})
+    return JsonResponse({"results": results})
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -462,13 +488,19 @@ def set_status(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
     return _head(request, viewer, pk)
 
 
+MAX_SNOOZE_HOURS = 24 * 366
+
+
 @require_POST
 @staff_view
 def snooze(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
     raw = request.POST.get("until", "")
     hours = request.POST.get("hours", "")
-    if hours.isdigit():
-        until = timezone.now() + dt.timedelta(hours=int(hours))
+    if hours:
+        count = _id_or_none(hours)
+        if count is None or count > MAX_SNOOZE_HOURS:  # a timedelta that far out overflows: a 500
+            return _error(400, "invalid_snooze", f"Snooze for 0 to {MAX_SNOOZE_HOURS} hours.")
+        until = timezone.now() + dt.timedelta(hours=count)
     else:
         try:
             until = dt.datetime.fromisoformat(raw)
@@ -483,7 +515,7 @@ def snooze(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
 @require_POST
 @staff_view
 def set_tags(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
-    ids = [int(x) for x in request.POST.getlist("tags") if x.isdigit()]
+    ids = [i for i in map(_id_or_none, request.POST.getlist("tags")) if i is not None]
     tags = list(Tag.objects.filter(pk__in=ids))
     services.set_conversation_tags(conversation=_visible_or_404(viewer, pk), tags=tags, by=request.user)
     return _head(request, viewer, pk)
@@ -590,17 +622,38 @@ def _template_values(request: HttpRequest, template: Any) -> tuple[dict[str, Any
     return parameters, preview_values
 
 
-def _template_context(request: HttpRequest, conversation: Conversation) -> dict[str, Any]:
-    templates = selectors.approved_templates(conversation)
-    raw = (request.POST if request.method == "POST" else request.GET).get("template", "")
+def _template_context(
+    request: HttpRequest,
+    conversation: Conversation | None,
+    *,
+    channel: Any = None,
+    picker_url: str = "",
+    send_url: str = "",
+) -> dict[str, Any]:
+    """The picker for a conversation's number, or (starting a conversation) for `channel` with the
+    start composer's URLs: one picker and parameter form for both."""
+    if conversation is not None:
+        channel = conversation.channel
+        picker_url = picker_url or f"/inbox/c/{conversation.pk}/templates/"
+        send_url = send_url or f"/inbox/c/{conversation.pk}/template/"
+    templates = selectors.approved_templates_for(channel)
+    # A refused start-composer send re-renders the form with what was typed.
+    data = request.POST if request.method == "POST" else request.GET
+    raw = data.get("template", "")
     chosen = next((t for t in templates if str(t.pk) == raw), None)
-    context: dict[str, Any] = {"conversation": conversation, "templates": templates, "chosen": chosen}
+    context: dict[str, Any] = {
+        "conversation": conversation,
+        "templates": templates,
+        "chosen": chosen,
+        "picker_url": picker_url,
+        "send_url": send_url,
+    }
     if chosen is not None:
         named = chosen.parameter_format.upper() == "NAMED"
 
         def shown(part: str, placeholders: list[str]) -> Any:
             # Unfilled placeholders stay visible as {{x}} in the preview.
-            values = {p: request.GET.get(f"{part}_{p}", "").strip() for p in placeholders}
+            values = {p: data.get(f"{part}_{p}", "").strip() for p in placeholders}
             if named:
                 return {p: v for p, v in values.items() if v}
             return [values[p] or f"{{{{{p}}}}}" for p in placeholders]
@@ -610,7 +663,7 @@ def _template_context(request: HttpRequest, conversation: Conversation) -> dict[
             {
                 "name": f"{part}_{p}",
                 "label": f"{part.title()} {{{{{p}}}}}",
-                "value": request.GET.get(f"{part}_{p}", ""),
+                "value": data.get(f"{part}_{p}", ""),
             }
             for part, ps in (("header", header_ps), ("body", body_ps))
             for p in ps
@@ -733,3 +786,103 @@ def reports_page(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     report = selectors.conversation_report(start=start, end=end)
     chart = {"days": report.days, "opened": report.opened, "resolved": report.resolved}
     return render(request, "reports/reports.html", {"nav": "reports", "report": report, "chart": chart})
+
+
+# ---------------------------------------------------------------------------------------------------
+# Starting a conversation from a contact's pages ("Message"): pick the number, then free-form text inside
+# the 24-hour window or an approved template outside it (the inbox's picker). The send goes through
+# services.start_conversation; a refusal re-renders the composer with the reason and nothing stored, a
+# success opens the conversation in the inbox. A plain page with plain POSTs: it works without scripts,
+# and htmx only refreshes the template picker.
+# ---------------------------------------------------------------------------------------------------
+
+START_PAGE = "inbox/start.html"
+
+
+def _start_urls(contact: Any, channel: Any) -> dict[str, str]:
+    args = [contact.pk, channel.pk]
+    return {
+        "picker_url": reverse("inbox:start-templates", args=args),
+        "send_url": reverse("inbox:start-send", args=args),
+    }
+
+
+def _number_or_404(pk: Any) -> Any:
+    found = next((c for c in selectors.sending_numbers() if str(c.pk) == str(pk)), None)
+    if found is None:
+        raise Http404("No such WhatsApp number.")
+    return found
+
+
+def _start_context(
+    request: HttpRequest, contact: Any, chosen: Any = None, *, error: dict[str, str] | None = None
+) -> dict[str, Any]:
+    numbers = selectors.sending_numbers()
+    channel = next((c for c in numbers if str(c.pk) == str(chosen)), None) if chosen else None
+    if channel is None:
+        # The first number that can send, so a single connected number needs no choice at all.
+        channel = next((c for c in numbers if c.is_active), numbers[0] if numbers else None)
+    window_open = services.is_window_open(contact)
+    context: dict[str, Any] = {
+        "contact": contact,
+        "numbers": numbers,
+        "channel": channel,
+        "window_open": window_open,
+        "window_closes_at": services.window_closes_at(contact),
+        "error": error,
+        "max_text": MAX_TEXT,
+        "text": request.POST.get("text", ""),
+        # One key per rendered form: a double submit stores one message; a refused send stored nothing,
+        # so its retry may reuse it.
+        "idempotency_key": _key(request) or uuid.uuid4().hex,
+    }
+    if channel is not None:
+        context.update(_start_urls(contact, channel))
+        if not window_open:
+            context.update(_template_context(request, None, channel=channel, **_start_urls(contact, channel)))
+            context["plain_post"] = True
+    return context
+
+
+@require_GET
+@staff_view
+def start_page(request: HttpRequest, viewer: Viewer, contact: int) -> HttpResponse:
+    found = selectors.contact_for_composer(contact)
+    return render(request, START_PAGE, _start_context(request, found, request.GET.get("channel")))
+
+
+@require_GET
+@staff_view
+def start_templates(request: HttpRequest, viewer: Viewer, contact: int, channel: int) -> HttpResponse:
+    found = selectors.contact_for_composer(contact)
+    number = _number_or_404(channel)
+    context = _template_context(request, None, channel=number, **_start_urls(found, number))
+    context.update(plain_post=True, idempotency_key=uuid.uuid4().hex)
+    return render(request, "inbox/_templates.html", context)
+
+
+@require_POST
+@staff_view
+def start_send(request: HttpRequest, viewer: Viewer, contact: int, channel: int) -> HttpResponse:
+    found = selectors.contact_for_composer(contact)
+    number = _number_or_404(channel)
+    key = _key(request)
+    if "template" in request.POST:
+        templates = selectors.approved_templates_for(number)
+        chosen = next((t for t in templates if str(t.pk) == request.POST["template"]), None)
+        if chosen is None:
+            error = {"code": "invalid_template", "message": "Choose an approved template of this number."}
+            context = _start_context(request, found, number.pk, error=error)
+            return render(request, START_PAGE, context, status=422)
+        parameters, _ = _template_values(request, chosen)
+        draft = services.Draft(kind="template", template=chosen, parameters=parameters, idempotency_key=key)
+    else:
+        draft = services.Draft(kind="text", text=request.POST.get("text", ""), idempotency_key=key)
+    try:
+        conversation, _ = services.start_conversation(contact=found, channel=number, draft=draft, by=viewer)
+    except (MessageRejected, WorkflowError) as exc:
+        # start_conversation is atomic: the refusal left no conversation and no message behind.
+        error = {"code": exc.code, "message": exc.message}
+        context = _start_context(request, found, number.pk, error=error)
+        return render(request, START_PAGE, context, status=422)
+    return HttpResponseRedirect(reverse("inbox:conversation", args=[conversation.pk]), status=303)
