@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from conversations import events
 from conversations.models import Conversation, Message
@@ -521,7 +522,10 @@ def _template_components(template: MessageTemplate, parameters: Any) -> tuple[li
             list(values) if isinstance(values, list | tuple) else ([] if values in (None, "") else [values])
         )
         if len(values) != len(placeholders):
-            problems[where] = f"takes {len(placeholders)} parameter(s); {len(values)} given"
+            expected = ngettext("%(n)d parameter", "%(n)d parameters", len(placeholders)) % {
+                "n": len(placeholders)
+            }
+            problems[where] = f"takes {expected}; {len(values)} given"
         return [{"type": "text", "text": str(v)} for v in values]
 
     header_format = template.header_format()
