@@ -107,7 +107,8 @@ class PickerField(forms.ModelChoiceField):
         super().__init__(queryset, **kwargs)
         self.search = search
         self.noun = noun
-        self.widget.attrs.setdefault("placeholder", f"Search {noun}s")
+        # The model's own plural ("companies", not "companys").
+        self.widget.attrs.setdefault("placeholder", f"Search {queryset.model._meta.verbose_name_plural}")
 
     def to_python(self, value: Any) -> Any:
         if isinstance(value, TypedText):

@@ -248,3 +248,11 @@ def test_adding_a_task_from_a_page_goes_back_to_that_page(owner_client, ada):
         "/tasks/new/", {"title": "Call", "contact": ada.pk, "next": f"/contacts/{ada.pk}/"}
     )
     assert response["Location"] == f"/contacts/{ada.pk}/"
+
+
+def test_the_pickers_say_search_in_the_models_own_plural():
+    from crm.forms import DealForm
+
+    form = DealForm()
+    assert form.fields["company"].widget.attrs["placeholder"] == "Search companies"
+    assert form.fields["contact"].widget.attrs["placeholder"] == "Search contacts"
