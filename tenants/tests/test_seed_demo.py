@@ -41,13 +41,21 @@ def test_the_demos_media_are_real_files_that_open(db, settings, tmp_path):
     call_command("seed_demo", stdout=io.StringIO())  # a second run adds no second copy
     with schema_context("demo"):
         files = {m.kind + ":" + m.direction: m for m in MediaFile.objects.filter(status="ready")}
-        assert set(files) == {"image:in", "document:in", "document:out", "audio:in", "sticker:in"}
+        assert set(files) == {
+            "image:in",
+            "document:in",
+            "document:out",
+            "audio:in",
+            "sticker:in",
+            "video:in",
+        }
         magic = {
             "image:in": b"\x89PNG",
             "document:in": b"%PDF-",
             "document:out": b"%PDF-",
             "audio:in": b"RIFF",
             "sticker:in": b"RIFF",
+            "video:in": b"\x00\x00\x00",  # an MP4's first box size; "ftyp" follows
         }
         for key, media in files.items():
             assert media.file.name.startswith("whatsapp/demo/")
