@@ -12,7 +12,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
-from conversations.models import AutoReplyRule, BotSettings, BusinessHours
+from conversations.models import AutoReplyRule, BusinessHours
 from conversations.settings_services import KEYWORD_LIMIT, SHORTCUT_LIMIT, TEXT_LIMIT, TITLE_LIMIT
 from crm.errors import ServiceError
 
@@ -26,6 +26,11 @@ class SettingsForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("auto_id", f"{self.id_prefix}_%s")
         super().__init__(*args, **kwargs)
+
+    @classmethod
+    def initial_for(cls, obj: Any) -> dict[str, Any]:
+        """The form's fields filled from the row they edit (every field is named after its attribute)."""
+        return {name: getattr(obj, name) for name in cls.base_fields}
 
     def add_service_error(self, error: ServiceError) -> None:
         target = error.field if error.field in self.fields else None
@@ -52,15 +57,6 @@ class BotMessagesForm(SettingsForm):
         widget=_textarea(),
         help_text="Sent outside business hours, at most once every 12 hours per conversation.",
     )
-
-    @classmethod
-    def initial_for(cls, settings: BotSettings) -> dict[str, Any]:
-        return {
-            "welcome_enabled": settings.welcome_enabled,
-            "welcome_text": settings.welcome_text,
-            "away_enabled": settings.away_enabled,
-            "away_text": settings.away_text,
-        }
 
 
 class ConsentForm(SettingsForm):
@@ -89,16 +85,6 @@ class ConsentForm(SettingsForm):
         label="Assign an unassigned conversation to the agent who replies",
     )
 
-    @classmethod
-    def initial_for(cls, settings: BotSettings) -> dict[str, Any]:
-        return {
-            "stop_words": settings.stop_words,
-            "start_words": settings.start_words,
-            "opt_out_reply": settings.opt_out_reply,
-            "opt_in_reply": settings.opt_in_reply,
-            "assign_on_reply": settings.assign_on_reply,
-        }
-
 
 class RuleForm(SettingsForm):
     id_prefix = "rule"
@@ -112,15 +98,6 @@ class RuleForm(SettingsForm):
     match = forms.ChoiceField(choices=AutoReplyRule.Match.choices, label="Match")
     reply = forms.CharField(required=False, label="Reply", widget=_textarea())
     is_active = forms.BooleanField(required=False, label="Active", initial=True)
-
-    @classmethod
-    def initial_for(cls, rule: AutoReplyRule) -> dict[str, Any]:
-        return {
-            "keyword": rule.keyword,
-            "match": rule.match,
-            "reply": rule.reply,
-            "is_active": rule.is_active,
-        }
 
 
 class CannedResponseForm(SettingsForm):
@@ -140,10 +117,6 @@ class CannedResponseForm(SettingsForm):
         help_text="Filled in when inserted: {{contact.first_name}}, {{contact.name}}, {{agent.name}} (you), "
         "{{contact.attributes.<key>}}. A value the contact lacks is left empty.",
     )
-
-    @classmethod
-    def initial_for(cls, canned: Any) -> dict[str, Any]:
-        return {"shortcut": canned.shortcut, "title": canned.title, "text": canned.text}
 
 
 # ---------------------------------------------------------------------------------------------------
