@@ -40,9 +40,9 @@ def wait_until(check: Callable[[], Any], *, what: str, timeout: float = WAIT_SEC
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> None:
+    from onboarding.services import onboard_tenant
     from tenants.management.commands.migrate_platform import ensure_template_schema
     from tenants.models import Tenant
-    from tenants.services import onboard_tenant
 
     with django_db_blocker.unblock():
         ensure_template_schema()

@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from config.api import error_body
+from core.errors import error_body
 from crm.templatetags.ui import error_layout
 
 

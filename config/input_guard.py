@@ -6,7 +6,7 @@ PostgreSQL keeps no NUL in text or jsonb: one that reaches a query is a DataErro
 streamed export, a truncated file), or worse, one that reaches a write fails it halfway. Every page, API
 list and export reads query parameters, so one middleware answers them all: 400 in the API's error shape
 under /api/, a plain error page elsewhere (config.errors). JSON bodies are checked by the API's JSON parser
-(config.api.JSONParser). Reading a multipart body here parses it once, as CSRF's check would anyway; a
+(core.api.JSONParser). Reading a multipart body here parses it once, as CSRF's check would anyway; a
 malformed one is Django's own 400 (MultiPartParserError).
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, QueryDict
 
-from config.api import NUL_MESSAGE
 from config.errors import invalid_field
+from core.api import NUL_MESSAGE
 
 NUL = "\x00"
 

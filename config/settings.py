@@ -1,47 +1,71 @@
 """Settings, all from the environment (see the configuration table in README.md).
 
-`make run` sets DJANGO_ENV=development; anything else is production, where DJANGO_SECRET_KEY is required
-and DEBUG is off.
+`make run` sets DJANGO_ENV=development and the tests DJANGO_ENV=test; anything else is production, where
+DEBUG is off and DJANGO_SECRET_KEY, FIELD_ENCRYPTION_KEY, WHATSAPP_APP_SECRET and ALLOWED_HOSTS have no
+default: a process started without one stops at once with ImproperlyConfigured naming it.
 """
 
 from __future__ import annotations
 
-import os
+import base64
+import hashlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import environ
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
-
-
-def secret(name: str, default: str | None = None) -> str | None:
-    """A secret from NAME, or from the file NAME_FILE points to (Docker/Kubernetes secrets)."""
-    file_path = os.environ.get(f"{name}_FILE")
-    if file_path:
-        return Path(file_path).read_text().strip()
-    return os.environ.get(name, default)
-
+# A secret X may come from the file X_FILE names instead (Docker/Kubernetes secrets): FileAwareEnv.
+env = environ.FileAwareEnv()
 
 DJANGO_ENV = env.str("DJANGO_ENV", default="production")
 DEVELOPMENT = DJANGO_ENV == "development"
 TESTING = DJANGO_ENV == "test"
 DEBUG = env.bool("DJANGO_DEBUG", default=DEVELOPMENT)
 
-_secret_key = secret("DJANGO_SECRET_KEY")
-if not _secret_key:
-    if not (DEVELOPMENT or TESTING):
-        raise RuntimeError("DJANGO_SECRET_KEY is required in production (or DJANGO_SECRET_KEY_FILE).")
-    _secret_key = "insecure-development-key-never-use-in-production"
-SECRET_KEY: str = _secret_key
+
+def secret(name: str, *, development: str = "", required: bool = False) -> str:
+    """The secret NAME (or NAME_FILE's contents), surrounding whitespace and a file's newline stripped.
+
+    Empty counts as unset. Unset: `development` in development and tests; otherwise "" or, when
+    `required`, ImproperlyConfigured. Read from FileAwareEnv's mapping rather than env.str, which takes a
+    value starting with "$" for the name of another variable (random secrets may start with one).
+    """
+    try:
+        value = (env.ENVIRON.get(name) or "").strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{name}_FILE names a file that cannot be read: {exc}") from exc
+    if value:
+        return value
+    if DEVELOPMENT or TESTING:
+        return development
+    if required:
+        raise ImproperlyConfigured(
+            f"{name} is required when DJANGO_ENV={DJANGO_ENV} (set it, or {name}_FILE to a file holding it); "
+            "see the configuration table in README.md."
+        )
+    return ""
+
+
+SECRET_KEY = secret(
+    "DJANGO_SECRET_KEY", development="insecure-development-key-never-use-in-production", required=True
+)
 
 BASE_DOMAIN = env.str("BASE_DOMAIN", default="localhost")
 # The public host serves the platform admin, signup, the webhook, /healthz and /metrics.
 PUBLIC_HOSTS = env.list("PUBLIC_HOSTS", default=[BASE_DOMAIN, "127.0.0.1"])
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[BASE_DOMAIN, f".{BASE_DOMAIN}", "127.0.0.1", "testserver"])
+ALLOWED_HOSTS = [host.strip() for host in env.list("ALLOWED_HOSTS", default=[]) if host.strip()]
+if not ALLOWED_HOSTS:
+    if not (DEVELOPMENT or TESTING):
+        raise ImproperlyConfigured(
+            f"ALLOWED_HOSTS is required when DJANGO_ENV={DJANGO_ENV}: the public host and the tenants' "
+            "hosts, comma-separated (e.g. example.com,.example.com)."
+        )
+    ALLOWED_HOSTS = [BASE_DOMAIN, f".{BASE_DOMAIN}", "127.0.0.1", "testserver"]
 # Tenant URLs printed and sent by email (invitations, password resets) are built from these and the
 # tenant's primary domain, never from a request's Host header.
 SITE_SCHEME = env.str("SITE_SCHEME", default="http" if (DEVELOPMENT or TESTING) else "https")
@@ -51,6 +75,8 @@ SITE_PORT = env.str("SITE_PORT", default=env.str("WEB_PORT", default="8000") if 
 SHARED_APPS = [
     "django_tenants",
     "tenants",
+    # Signups wait in public tables until verified (and approved); onboarding creates the tenant.
+    "onboarding",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -64,6 +90,7 @@ SHARED_APPS = [
     "drf_spectacular_sidecar",
     "django_filters",
     "channels",
+    "core",  # also in TENANT_APPS: the audit log has a table in public (platform events) and per tenant
 ]
 # Each tenant schema has its own users and sessions: an agent exists in one tenant only, and a session
 # cookie from one tenant finds nothing in another's schema.
@@ -73,6 +100,7 @@ TENANT_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "config.apps.AdminConfig",
+    "core",
     "crm",
     "conversations",
     "whatsapp",
@@ -97,6 +125,7 @@ DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 MIDDLEWARE = [
     "config.middleware.RequestContextMiddleware",
     "config.health.HealthCheckMiddleware",
+    "config.health.DependencyUnavailableMiddleware",  # PostgreSQL/Redis away: 503, not 500
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "tenants.middleware.TenantMiddleware",
     "config.input_guard.RejectNulMiddleware",  # NUL in a query or form: 400, before any view
@@ -107,6 +136,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "config.middleware.BindUserMiddleware",
+    "core.audit.AuditContextMiddleware",  # the request's actor and address for audit events
+    "core.http.ServiceErrorMiddleware",  # a ServiceError a page lets through: its status and code
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -124,6 +155,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "onboarding.context_processors.first_run_checklist",
             ],
         },
     },
@@ -194,8 +226,20 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if (DEVELOPMENT or TESTING) else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# `manage.py check --deploy` warnings that are decisions, not oversights: config/tests/
+# test_production_settings.py runs it on the documented production settings and allows no other.
+SILENCED_SYSTEM_CHECKS: list[str] = []
+if not SECURE_SSL_REDIRECT:
+    # TLS ends at the proxy in front (README: Running in production), which redirects http to https;
+    # Django redirecting too would also bounce in-network plain-http scrapes of /metrics.
+    SILENCED_SYSTEM_CHECKS.append("security.W008")
+if not SECURE_HSTS_PRELOAD:
+    # Preloading binds the domain and every subdomain to https in browsers for months after it is undone:
+    # the operator opts in with SECURE_HSTS_PRELOAD=true, it is not a default.
+    SILENCED_SYSTEM_CHECKS.append("security.W021")
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
@@ -244,7 +288,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / ".data" / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / ".data" / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -276,8 +320,8 @@ if MEDIA_STORAGE == "s3":
         "OPTIONS": {
             "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
             # None: boto3's own chain (instance/task role, AWS_* variables, shared config).
-            "access_key": secret("AWS_ACCESS_KEY_ID"),
-            "secret_key": secret("AWS_SECRET_ACCESS_KEY"),
+            "access_key": secret("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": secret("AWS_SECRET_ACCESS_KEY") or None,
             "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
             "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
             # The bucket stays private: every read is a presigned URL handed out by the media view.
@@ -297,9 +341,43 @@ if MEDIA_STORAGE == "s3":
         CONTENT_SECURITY_POLICY["DIRECTIVES"][_directive].append(MEDIA_ORIGIN)
 elif MEDIA_STORAGE != "local":
     raise RuntimeError("MEDIA_STORAGE must be local or s3.")
+# Tenant archives (tenants/backup_storage.py): the daily backups and the exports taken on deletion. "local":
+# BACKUP_ROOT on this disk; "s3": the bucket BACKUP_S3_BUCKET (same credentials as the media bucket).
+BACKUP_STORAGE = env.str(
+    "BACKUP_STORAGE", default="s3" if env.str("BACKUP_S3_BUCKET", default="") else "local"
+)
+BACKUP_ROOT = Path(env.str("BACKUP_ROOT", default=str(BASE_DIR / ".data" / "backups")))
+if BACKUP_STORAGE == "s3":
+    STORAGES["backups"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("BACKUP_S3_BUCKET"),
+            "access_key": secret("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": secret("AWS_SECRET_ACCESS_KEY") or None,
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            "default_acl": None,
+            "file_overwrite": False,
+        },
+    }
+elif BACKUP_STORAGE == "local":
+    STORAGES["backups"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(BACKUP_ROOT)},
+    }
+else:
+    raise RuntimeError("BACKUP_STORAGE must be local or s3.")
+# How often the scheduler backs up every active tenant (0: never), and how many of those per tenant to keep.
+BACKUP_SCHEDULE_SECONDS = env.int("BACKUP_SCHEDULE_SECONDS", default=24 * 3600)
+BACKUP_KEEP = env.int("BACKUP_KEEP", default=7)
+# A deleted tenant is suspended at once and its schema dropped this many days later (tenants/lifecycle.py).
+TENANT_DELETION_GRACE_DAYS = env.int("TENANT_DELETION_GRACE_DAYS", default=30)
+# Where pg_dump/pg_restore of the server's major version live, when not in a standard place
+# (tenants/pgtools.py).
+PG_BIN_DIR = env.str("PG_BIN_DIR", default="")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-METRICS_TOKEN = secret("METRICS_TOKEN", "")
+METRICS_TOKEN = secret("METRICS_TOKEN")
 PROMETHEUS_METRIC_NAMESPACE = "wacrm"
 # Shared by web, worker and scheduler processes so /metrics shows them all (config/prometheus.py).
 # Empty: each process keeps its own metrics in memory and /metrics shows the web process's.
@@ -318,23 +396,42 @@ WHATSAPP_GRAPH_URL = env.str(
     if (DEVELOPMENT or TESTING)
     else "https://graph.facebook.com/v21.0",
 )
-WHATSAPP_APP_SECRET = secret(
-    "WHATSAPP_APP_SECRET", "" if not (DEVELOPMENT or TESTING) else "sandbox-app-secret"
-)
-WHATSAPP_VERIFY_TOKEN = secret(
-    "WHATSAPP_VERIFY_TOKEN", "" if not (DEVELOPMENT or TESTING) else "sandbox-verify"
-)
-# Key for access tokens at rest (Fernet). Derived from SECRET_KEY when not given.
-FIELD_ENCRYPTION_KEY = secret("FIELD_ENCRYPTION_KEY", "")
+# The platform Meta app's secret: every webhook body's signature is checked with it (a number may add
+# its own).
+WHATSAPP_APP_SECRET = secret("WHATSAPP_APP_SECRET", development="sandbox-app-secret", required=True)
+# Empty in production: the subscription handshake (GET) is refused until it is set.
+WHATSAPP_VERIFY_TOKEN = secret("WHATSAPP_VERIFY_TOKEN", development="sandbox-verify")
+# Fernet keys for secrets at rest (whatsapp/crypto.py), comma-separated: the first encrypts, every one
+# decrypts; `manage.py rotate_encryption_key` re-encrypts every stored value with the first, after which
+# the old keys can go. Development and tests without one derive a key from their fixed SECRET_KEY (so a
+# `make run` database keeps working); production has no default and never derives one.
+FIELD_ENCRYPTION_KEYS = [
+    key.strip() for key in secret("FIELD_ENCRYPTION_KEY", required=True).split(",") if key.strip()
+] or [base64.urlsafe_b64encode(hashlib.sha256(f"fernet:{SECRET_KEY}".encode()).digest()).decode()]
+for _number, _key in enumerate(FIELD_ENCRYPTION_KEYS, start=1):
+    try:
+        Fernet(_key)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"FIELD_ENCRYPTION_KEY: key {_number} is not a Fernet key (32 url-safe base64-encoded "
+            "bytes; make one with: python -c "
+            "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')."
+        ) from None
 WHATSAPP_HTTP_TIMEOUT = env.float("WHATSAPP_HTTP_TIMEOUT", default=15.0)
 # Meta's payloads are at most 3 MB; anything larger is refused before it is read.
 WHATSAPP_WEBHOOK_MAX_BYTES = env.int("WHATSAPP_WEBHOOK_MAX_BYTES", default=3 * 1024 * 1024)
+# A webhook POST not stored within this many seconds of arriving is answered 503 (Meta delivers it again):
+# acknowledgements stay bounded under overload (whatsapp/ingress.py). Tests, which share a busy machine
+# and assert no timings, get a generous one (those of the deadline set their own).
+WHATSAPP_WEBHOOK_ACK_DEADLINE = env.float("WHATSAPP_WEBHOOK_ACK_DEADLINE", default=10.0 if TESTING else 0.8)
 # Pending webhook events older than this are picked up by the sweeper (workers or Redis were down).
 WHATSAPP_SWEEP_AFTER_SECONDS = env.int("WHATSAPP_SWEEP_AFTER_SECONDS", default=30)
 # Retryable send errors: exponential backoff with jitter, until the message is this old.
 WHATSAPP_SEND_MAX_AGE_SECONDS = env.int("WHATSAPP_SEND_MAX_AGE_SECONDS", default=6 * 3600)
 WHATSAPP_SEND_BACKOFF_SECONDS = env.float("WHATSAPP_SEND_BACKOFF_SECONDS", default=2.0)
 WHATSAPP_SEND_BACKOFF_MAX_SECONDS = env.float("WHATSAPP_SEND_BACKOFF_MAX_SECONDS", default=600.0)
+# A send attempt unfinished this long (its worker died) is marked failed as interrupted, never resent.
+WHATSAPP_SEND_CLAIM_TIMEOUT = env.float("WHATSAPP_SEND_CLAIM_TIMEOUT", default=120.0)
 # Share of a number's throughput bulk traffic may use; the rest stays free for agent replies.
 WHATSAPP_BULK_SHARE = env.float("WHATSAPP_BULK_SHARE", default=0.8)
 # Statuses that arrived before their message wait this long for it (Meta redelivers for up to 7 days).
@@ -358,7 +455,7 @@ OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[]) + (
 OUTBOUND_ALLOW_PRIVATE_NETWORKS = env.bool("OUTBOUND_ALLOW_PRIVATE_NETWORKS", default=False)
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "config.api_schema.ApiAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.api_schema.ApiAutoSchema",
     # API keys first: an anonymous request then gets 401 with `WWW-Authenticate: Bearer`, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "crm.authentication.ApiKeyAuthentication",
@@ -366,20 +463,20 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["crm.permissions.IsTenantMember"],
     "DEFAULT_FILTER_BACKENDS": [
-        "config.api.FilterBackend",
+        "core.api.FilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "config.api.CursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.CursorPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_THROTTLE_CLASSES": ["config.api.TenantRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.TenantRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "config.api.JSONParser",
+        "core.api.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -408,6 +505,10 @@ SPECTACULAR_SETTINGS = {
         # A deal's status and a stage's kind are the same set: open, won, lost.
         "OutcomeEnum": "crm.models.Stage.Kind",
         "ContactImportStatusEnum": "crm.models.ContactImport.Status",
+        # Named after their models: other components have a `status` and a `type` of other sets.
+        "ConversationStatusEnum": "conversations.models.Conversation.Status",
+        "MessageTypeEnum": "conversations.models.Message.Type",
+        "SendTypeEnum": "conversations.api.SEND_TYPES",
     },
 }
 # django-ratelimit counts in the Redis cache; keys carry the tenant schema and the API key or user.
@@ -431,6 +532,18 @@ PASSWORD_RESET_ACCOUNT_LIMIT = env.str("PASSWORD_RESET_ACCOUNT_LIMIT", default="
 # goes to uvicorn's --forwarded-allow-ips (Procfile, Dockerfile, docker-compose.yml); crm.auth.client_ip
 # applies it to the sign-in and API rate limits.
 FORWARDED_ALLOW_IPS = env.list("FORWARDED_ALLOW_IPS", default=[])
+# Self-service signup on the public host (onboarding/): "open" creates the workspace once the e-mail is
+# verified, "approval" waits for an operator's Approve in the platform admin, "closed" refuses new signups.
+SIGNUP_MODE = env.str("SIGNUP_MODE", default="open" if (DEVELOPMENT or TESTING) else "approval")
+if SIGNUP_MODE not in ("open", "approval", "closed"):
+    raise RuntimeError("SIGNUP_MODE must be open, approval or closed.")
+# How long the e-mailed verification link and the one-time sign-in link to the new workspace stay valid.
+SIGNUP_VERIFY_MAX_AGE_SECONDS = env.int("SIGNUP_VERIFY_MAX_AGE_SECONDS", default=48 * 3600)
+SIGNUP_LOGIN_MAX_AGE_SECONDS = env.int("SIGNUP_LOGIN_MAX_AGE_SECONDS", default=10 * 60)
+# Signup submissions per address and per e-mail, and live subdomain checks per address.
+SIGNUP_IP_LIMIT = env.str("SIGNUP_IP_LIMIT", default="1000/h" if TESTING else "10/h")
+SIGNUP_EMAIL_LIMIT = env.str("SIGNUP_EMAIL_LIMIT", default="1000/h" if TESTING else "3/h")
+SIGNUP_CHECK_LIMIT = env.str("SIGNUP_CHECK_LIMIT", default="1000/m" if TESTING else "30/m")
 # Region for phone numbers typed without a country code (a tenant may set settings["phone_region"]).
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="")
 
@@ -452,6 +565,9 @@ PERIODIC_JOBS: dict[str, tuple[str, int]] = {
     "whatsapp_sync_templates": ("whatsapp.actors.sync_all_templates", 6 * 3600),
     "whatsapp_cleanup": ("whatsapp.actors.cleanup_whatsapp_records", 3600),
     "inbox_housekeeping": ("conversations.actors.inbox_housekeeping", 60),
+    "tenants_purge_deleted": ("tenants.actors.purge_deleted_tenants", 3600),
 }
+if BACKUP_SCHEDULE_SECONDS > 0:
+    PERIODIC_JOBS["tenants_backup"] = ("tenants.actors.backup_all_tenants", BACKUP_SCHEDULE_SECONDS)
 AUTHENTICATION_BACKENDS = ["crm.auth.RateLimitedModelBackend"]
 LOGOUT_REDIRECT_URL = "/login/"

@@ -1,7 +1,8 @@
-"""The public host: platform admin, webhook, /metrics (/healthz is answered by middleware on every host)."""
+"""The public host: platform admin, signup, webhook, /metrics (/healthz is answered by middleware on every
+host)."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import TemplateView
 
 from config.metrics import metrics_view
@@ -9,6 +10,7 @@ from whatsapp.views import whatsapp_webhook
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="public/home.html"), name="home"),
+    path("", include("onboarding.urls_public")),
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),
     path("webhooks/whatsapp/", whatsapp_webhook, name="whatsapp-webhook"),

@@ -34,9 +34,11 @@ urlpatterns = [
 api_v1 = [
     path("", include("crm.api_urls")),
     path("", include("conversations.api_urls")),
+    path("", include("whatsapp.api_urls")),
 ]
 urlpatterns += [
     path("", include("crm.urls")),
+    path("", include("onboarding.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api-schema"),
     path(

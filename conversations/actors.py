@@ -7,10 +7,9 @@ import datetime as dt
 import dramatiq
 from django.utils import timezone
 
-import config.dramatiq  # noqa: F401
-from config.dramatiq import send_in_schema
 from conversations import services
 from conversations.models import InboxEvent
+from tenants.jobs import send_in_schema
 from tenants.selectors import active_tenant_schemas
 
 # Browsers catch up from the event log; one offline longer than this reloads its panes instead.

@@ -19,7 +19,7 @@ from django.urls import reverse
 from conversations import settings_services as services
 from conversations.bot import load_settings
 from conversations.models import AutoReplyRule, BotSettings, BusinessHours, CannedResponse
-from crm.errors import ServiceError
+from core.errors import ServiceError
 
 
 class CheckedForm(forms.ModelForm):

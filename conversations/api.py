@@ -1,7 +1,7 @@
 """API v1: conversations and their messages, sending of every WhatsApp type, retry, media upload.
 
 Thin: parse, call conversations.services / whatsapp.services, answer. Auth, permissions, pagination,
-filters and rate limits come from REST_FRAMEWORK's defaults (config/api.py).
+filters and rate limits come from REST_FRAMEWORK's defaults (core/api.py).
 """
 
 from __future__ import annotations
@@ -17,16 +17,14 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import ApiError
-from config.api_schema import ErrorResponseSerializer
-from config.idempotency import idempotent, scope_of
-from conversations import selectors, services
-from conversations.models import Conversation, Message, visibility_q
+from conversations import channels, rules, selectors, services
+from conversations.models import Channel, Conversation, MediaFile, Message, visibility_q
 from conversations.selectors import Viewer
+from core.api_schema import ErrorResponseSerializer
+from core.errors import ServiceError
+from core.idempotency import idempotent, scope_of
 from crm.models import Contact
 from crm.permissions import acting_user
-from whatsapp.models import MediaFile, MessageTemplate, WhatsAppChannel
-from whatsapp.services import MediaRejected, upload_media
 
 MESSAGE_TYPES = [
     "text",
@@ -39,6 +37,8 @@ MESSAGE_TYPES = [
     "interactive",
     "reaction",
 ]
+# What POST .../messages/ takes: a message type, or "read" (mark the conversation read on WhatsApp).
+SEND_TYPES = [*MESSAGE_TYPES, "read"]
 
 
 # -- serializers ---------------------------------------------------------------------------------------
@@ -52,7 +52,7 @@ class ContactBriefSerializer(serializers.ModelSerializer):
 
 class ChannelBriefSerializer(serializers.ModelSerializer):
     class Meta:
-        model = WhatsAppChannel
+        model = Channel
         fields = ["id", "name", "display_phone", "phone_number_id", "status", "status_reason"]
 
 
@@ -85,10 +85,10 @@ class ConversationSerializer(serializers.ModelSerializer):
         ]
 
     def get_window_open(self, obj: Conversation) -> bool:
-        return services.is_window_open(obj.contact)
+        return rules.is_window_open(obj.contact.last_inbound_at)
 
     def get_window_closes_at(self, obj: Conversation) -> Any:
-        return services.window_closes_at(obj.contact)
+        return rules.window_closes_at(obj.contact.last_inbound_at)
 
 
 class MediaSerializer(serializers.ModelSerializer):
@@ -148,7 +148,7 @@ class MessageSerializer(serializers.ModelSerializer):
 class SendMessageSerializer(serializers.Serializer):
     """One shape for every type: `type` plus that type's fields."""
 
-    type = serializers.ChoiceField(choices=[*MESSAGE_TYPES, "read"])
+    type = serializers.ChoiceField(choices=SEND_TYPES)
     text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     reply_to = serializers.IntegerField(required=False)
     media = serializers.IntegerField(required=False, help_text="id of an uploaded media file")
@@ -192,11 +192,6 @@ REFUSED = OpenApiResponse(
 )
 
 
-def _rejected(exc: services.MessageRejected | MediaRejected) -> ApiError:
-    details = getattr(exc, "details", {}) or {}
-    return ApiError(status_code=422, code=exc.code, message=exc.message, details=details)
-
-
 def _acting_user(request: Request) -> Any:
     # The signed-in user or a personal key's user; None for an integration key.
     return acting_user(request)
@@ -206,13 +201,9 @@ def _viewer(request: Request) -> Viewer:
     return selectors.viewer_for_request(request)
 
 
-def _workflow_error(exc: services.WorkflowError) -> ApiError:
-    return ApiError(status_code=exc.status_code, code=exc.code, message=exc.message)
-
-
 def _message_key(request: Request) -> str | None:
     header = request.headers.get("Idempotency-Key")
-    # The message-level key is scoped to the caller as well, like the response cache in config.idempotency.
+    # The message-level key is scoped to the caller as well, like the response cache in core.idempotency.
     return ("api:" + scope_of(request, header).removeprefix("idem:")[:60]) if header else None
 
 
@@ -229,15 +220,14 @@ def draft_from_request(
     if kind in services.MEDIA_KINDS:
         media = _sendable_media(request, data["media"])
         if media is None or media.kind != kind:
-            raise ApiError(status_code=422, code="invalid_media", message=f"No uploaded {kind} with that id.")
+            raise ServiceError("invalid_media", f"No uploaded {kind} with that id.", status=422)
         return services.Draft(
             kind="media", media=media, text=data.get("caption", ""), reply_to=reply_to, idempotency_key=key
         )
     if kind == "template":
         name = str(data["template"])
-        template: MessageTemplate | str = (
-            get_object_or_404(MessageTemplate, pk=int(name)) if name.isdigit() else name
-        )
+        # A template's id or its name: the number's provider resolves it (conversations.channels).
+        template: int | str = int(name) if name.isdigit() else name
         return services.Draft(
             kind="template",
             template=template,
@@ -247,9 +237,7 @@ def draft_from_request(
         )
     if kind == "interactive":
         if not isinstance(data["interactive"], dict):
-            raise ApiError(
-                status_code=422, code="invalid_interactive", message="interactive must be an object."
-            )
+            raise ServiceError("invalid_interactive", "interactive must be an object.", status=422)
         return services.Draft(
             kind="interactive", interactive=data["interactive"], reply_to=reply_to, idempotency_key=key
         )
@@ -261,16 +249,11 @@ def send_from_request(*, conversation: Conversation, data: dict[str, Any], reque
     """A validated SendMessageSerializer payload through the reply path (services.send_reply), as the
     inbox sends: the same rules, bot handover, first response and events."""
     messages = Message.objects.filter(conversation=conversation)
-    try:
-        if data["type"] == "read":
-            target = get_object_or_404(messages, pk=data["message"])
-            return services.mark_as_read(message=target, user=_acting_user(request))
-        draft = draft_from_request(data=data, request=request, messages=messages)
-        return services.send_reply(conversation=conversation, draft=draft, by=_viewer(request))
-    except (services.MessageRejected, MediaRejected) as exc:
-        raise _rejected(exc) from exc
-    except services.WorkflowError as exc:
-        raise _workflow_error(exc) from exc
+    if data["type"] == "read":
+        target = get_object_or_404(messages, pk=data["message"])
+        return services.mark_as_read(message=target, user=_acting_user(request))
+    draft = draft_from_request(data=data, request=request, messages=messages)
+    return services.send_reply(conversation=conversation, draft=draft, by=_viewer(request))
 
 
 def _sendable_media(request: Request, pk: int) -> MediaFile | None:
@@ -298,6 +281,8 @@ class ConversationListView(generics.ListAPIView):
     ordering = ["-last_message_at", "-id"]
 
     def get_queryset(self) -> QuerySet[Conversation]:
+        if getattr(self, "swagger_fake_view", False):  # the schema generator's request has no viewer
+            return Conversation.objects.none()
         return conversations_queryset(_viewer(self.request)).order_by("-last_message_at", "-id")
 
 
@@ -368,10 +353,7 @@ class ConversationDetailView(generics.RetrieveAPIView):
         data = form.validated_data
         names = {"assignee": "assignee_id", "team": "team_id", "tags": "tag_names"}
         changes = {names.get(field, field): value for field, value in data.items()}
-        try:
-            services.update_conversation(conversation=conversation, by=viewer, **changes)
-        except services.WorkflowError as exc:
-            raise _workflow_error(exc) from exc
+        services.update_conversation(conversation=conversation, by=viewer, **changes)
         return Response(ConversationSerializer(conversation, context={"request": request}).data)
 
 
@@ -443,24 +425,17 @@ class StartConversationView(generics.GenericAPIView):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         if data["type"] == "read":
-            raise ApiError(
-                status_code=422, code="invalid_type", message="Mark messages read on their conversation."
-            )
+            raise ServiceError("invalid_type", "Mark messages read on their conversation.", status=422)
         contact = get_object_or_404(Contact, pk=data["contact"])
-        channels = WhatsAppChannel.objects.filter(status=WhatsAppChannel.Status.ACTIVE)
-        channel = get_object_or_404(channels, pk=data["channel"]) if "channel" in data else channels.first()
+        numbers = Channel.objects.filter(status=Channel.Status.ACTIVE)
+        channel = get_object_or_404(numbers, pk=data["channel"]) if "channel" in data else numbers.first()
         if channel is None:
-            raise ApiError(status_code=422, code="no_channel", message="Connect a WhatsApp number first.")
+            raise ServiceError("no_channel", "Connect a WhatsApp number first.", status=422)
         viewer = _viewer(request)
         draft = draft_from_request(data=data, request=request, messages=Message.objects.visible_to(viewer))
-        try:
-            # The contact's open conversation on this number, or a new one; one that is someone else's
-            # answers 404, as for any conversation hidden from the caller.
-            _, message = services.start_conversation(contact=contact, channel=channel, draft=draft, by=viewer)
-        except services.MessageRejected as exc:
-            raise _rejected(exc) from exc
-        except services.WorkflowError as exc:
-            raise _workflow_error(exc) from exc
+        # The contact's open conversation on this number, or a new one; one that is someone else's
+        # answers 404, as for any conversation hidden from the caller.
+        _, message = services.start_conversation(contact=contact, channel=channel, draft=draft, by=viewer)
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 
@@ -477,10 +452,7 @@ class RetryMessageView(generics.GenericAPIView):
     @idempotent
     def post(self, request: Request, pk: int) -> Response:
         message = self.get_object()
-        try:
-            retried = services.retry_message(message=message, user=_acting_user(request))
-        except services.MessageRejected as exc:
-            raise _rejected(exc) from exc
+        retried = services.retry_message(message=message, user=_acting_user(request))
         return Response(MessageSerializer(retried).data, status=status.HTTP_200_OK)
 
 
@@ -509,61 +481,16 @@ class MediaUploadView(generics.GenericAPIView):
         form = MediaUploadSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        channels = WhatsAppChannel.objects.all()
-        channel = get_object_or_404(channels, pk=data["channel"]) if "channel" in data else channels.first()
+        numbers = Channel.objects.all()
+        channel = get_object_or_404(numbers, pk=data["channel"]) if "channel" in data else numbers.first()
         if channel is None:
-            raise ApiError(status_code=422, code="no_channel", message="Connect a WhatsApp number first.")
+            raise ServiceError("no_channel", "Connect a WhatsApp number first.", status=422)
         upload = data["file"]
-        try:
-            media = upload_media(
-                channel=channel,
-                content=upload.read(),
-                filename=upload.name or "",
-                mime_type=upload.content_type or "application/octet-stream",
-                kind=data.get("kind", ""),
-            )
-        except MediaRejected as exc:
-            raise _rejected(exc) from exc
+        media = channels.adapter_for(channel).upload_media(
+            channel=channel,
+            content=upload.read(),
+            filename=upload.name or "",
+            mime_type=upload.content_type or "application/octet-stream",
+            kind=data.get("kind", ""),
+        )
         return Response(MediaSerializer(media).data, status=status.HTTP_201_CREATED)
-
-
-class TemplateSerializer(serializers.ModelSerializer):
-    body_placeholders = serializers.SerializerMethodField()
-    header_format = serializers.SerializerMethodField()
-    button_placeholders = serializers.SerializerMethodField()
-
-    class Meta:
-        model = MessageTemplate
-        fields = [
-            "id",
-            "waba_id",
-            "name",
-            "language",
-            "category",
-            "status",
-            "parameter_format",
-            "components",
-            "body_placeholders",
-            "header_format",
-            "button_placeholders",
-        ]
-
-    def get_body_placeholders(self, obj: MessageTemplate) -> list[str]:
-        return obj.body_placeholders()
-
-    def get_header_format(self, obj: MessageTemplate) -> str | None:
-        return obj.header_format()
-
-    def get_button_placeholders(self, obj: MessageTemplate) -> dict[int, list[str]]:
-        return obj.button_placeholders()
-
-
-class TemplateListView(generics.ListAPIView):
-    """The message templates of the tenant's numbers (?status=APPROVED for the sendable ones)."""
-
-    serializer_class = TemplateSerializer
-    filterset_fields = ["status", "language", "waba_id", "name"]
-    ordering = ["name", "language", "id"]
-
-    def get_queryset(self) -> QuerySet[MessageTemplate]:
-        return MessageTemplate.objects.order_by("name", "language", "id")

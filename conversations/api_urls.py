@@ -15,5 +15,4 @@ urlpatterns = [
     path("messages/", api.StartConversationView.as_view(), name="api-messages"),
     path("messages/<int:pk>/retry/", api.RetryMessageView.as_view(), name="api-message-retry"),
     path("whatsapp/media/", api.MediaUploadView.as_view(), name="api-whatsapp-media"),
-    path("whatsapp/templates/", api.TemplateListView.as_view(), name="api-whatsapp-templates"),
 ]

@@ -1,7 +1,8 @@
 """The tenant's bot: welcome message, away message outside business hours, keyword auto-replies.
 
 It only speaks while `Conversation.bot_active` is on; an agent's takeover or first reply turns it off
-(conversations.services), and the agent can hand the conversation back.
+(conversations.services), and the agent can hand the conversation back. What it says is decided here;
+conversations.services.automation sends it through the reply path.
 
 `bot_active` is what the inbox shows as "the bot is answering", so it must be true: a new conversation
 starts with the bot only when the bot has something to say (`speaks_first`), otherwise it goes straight
@@ -19,13 +20,10 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-import structlog
 from django.utils import timezone
 
 from conversations.models import AutoReplyRule, BotSettings, BusinessHours, Message
 from tenants.db import connection
-
-log = structlog.get_logger("bot")
 
 # At most one away message per conversation in this period, however many messages arrive at night.
 AWAY_REPEAT_AFTER = dt.timedelta(hours=12)
@@ -176,36 +174,3 @@ def replies_for(
 
 # What answers the customer, so the bot keeps the conversation (an AI agent's answer will join them).
 ANSWERING_KINDS = frozenset({"rule"})
-
-
-def answer(*, message: Message, first_inbound: bool | None = None) -> list[Any]:
-    """Send the bot's replies. Idempotency keys derive from the inbound message, so a redelivered or
-    retried inbound message never makes the bot say the same thing twice.
-
-    Then, unless a reply answered the customer (ANSWERING_KINDS), the bot has nothing more to say: the
-    conversation goes to the agents' queue (services.hand_over_from_bot), so the inbox never shows
-    "the bot is answering" while the customer waits for a person."""
-    from conversations.services import Draft, MessageRejected, hand_over_from_bot, send_reply
-
-    sent = []
-    answered = False
-    for kind, text in replies_for(message=message, first_inbound=first_inbound):
-        try:
-            # The inbound round holds the contact's and conversation's locks with fresh rows.
-            sent.append(
-                send_reply(
-                    conversation=message.conversation,
-                    draft=Draft(kind="text", text=text, idempotency_key=f"bot:{message.pk}:{kind}"),
-                    automated=True,
-                    locked=True,
-                )
-            )
-        except MessageRejected as exc:
-            # The bot must never break storing the customer's message; agents still see it.
-            log.warning("bot_reply_rejected", conversation=message.conversation_id, kind=kind, error=str(exc))
-            continue
-        answered = answered or kind in ANSWERING_KINDS
-        log.info("bot_replied", conversation=message.conversation_id, kind=kind)
-    if not answered:
-        hand_over_from_bot(conversation=message.conversation)
-    return sent

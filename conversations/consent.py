@@ -1,7 +1,8 @@
 """Opt-out and opt-in keywords: a customer who writes STOP (or the tenant's word for it) is opted out of
 marketing and told so; START opts them back in.
 
-Called by conversations.services.store_inbound_messages for each inbound round, with the tenant's words
+The words and their matching live here; conversations.services.automation applies them to each inbound
+round (called by conversations.services.store_inbound_messages), with the tenant's words
 read once per batch (conversations.bot.load_settings is cached per batch), so a round without a keyword
 costs no statement at all and one with a keyword costs one UPDATE plus the confirmation's reply.
 """
@@ -10,17 +11,12 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
-
-import structlog
-from django.utils import timezone
+from typing import TYPE_CHECKING
 
 from crm.models import Contact
 
 if TYPE_CHECKING:
-    from conversations.models import BotSettings, Message
-
-log = structlog.get_logger("consent")
+    from conversations.models import BotSettings
 
 # Common words in English, Spanish, Portuguese, German, French, Arabic and Indonesian. Matching ignores
 # case and accents, so ARRET also covers ARRÊT and Arrêt.
@@ -102,63 +98,6 @@ def intent_of(text: str, *, stop: Iterable[str], start: Iterable[str]) -> str | 
     if word in start:
         return "start"
     return None
-
-
-def handle_keywords(messages: list[Message]) -> set[int]:
-    """Apply opt-out and opt-in keywords among freshly stored inbound messages (the caller holds their
-    contacts' row locks) and confirm each change through the reply path. Returns the ids of the
-    messages that were keywords: the bot does not also answer them."""
-    from conversations import bot
-    from conversations.models import Message
-
-    # A quick-reply button counts too: Meta's marketing templates offer a "Stop promotions" button.
-    kinds = (Message.Type.TEXT, Message.Type.BUTTON)
-    texts = [m for m in messages if m.type in kinds and m.text and len(m.text) <= WORD_LIMIT * 2]
-    if not texts:
-        return set()
-    settings = bot.load_settings()
-    stop, start = bot.cached("consent_words", lambda: keyword_sets(settings))
-    handled: set[int] = set()
-    # The last keyword of a contact in the batch wins (STOP then START: opted in).
-    latest: dict[int, tuple[str, Message]] = {}
-    for message in texts:
-        intent = intent_of(message.text, stop=stop, start=start)
-        if intent is None:
-            continue
-        handled.add(message.pk)
-        latest[message.conversation.contact_id] = (intent, message)
-    now = timezone.now()
-    for contact_id, (intent, message) in latest.items():
-        consent = (
-            Contact.MarketingConsent.OPTED_OUT if intent == "stop" else Contact.MarketingConsent.OPTED_IN
-        )
-        contact = message.conversation.contact
-        Contact.objects.filter(pk=contact_id).update(
-            marketing_consent=consent, marketing_consent_at=now, updated_at=now
-        )
-        contact.marketing_consent, contact.marketing_consent_at = consent, now
-        log.info("consent_keyword", contact=contact_id, intent=intent)
-        reply = (settings.opt_out_reply if intent == "stop" else settings.opt_in_reply).strip()
-        if reply:
-            _confirm(message, reply, intent)
-    return handled
-
-
-def _confirm(message: Message, text: str, intent: str) -> Any:
-    from conversations import services
-
-    try:
-        return services.send_reply(
-            conversation=message.conversation,
-            draft=services.Draft(kind="text", text=text, idempotency_key=f"consent:{message.pk}:{intent}"),
-            by=None,
-            automated=True,
-            locked=True,
-        )
-    except services.MessageRejected as exc:
-        # The confirmation must never break storing the customer's message (e.g. no active number).
-        log.warning("consent_confirmation_rejected", conversation=message.conversation_id, error=str(exc))
-        return None
 
 
 def send_notice(contact: Contact) -> dict[str, str] | None:

@@ -33,6 +33,7 @@ from conversations.groups import (
     unassigned_group,
     user_group,
 )
+from conversations.models import InboxEvent
 from tenants.db import connection, insert_rows
 
 log = structlog.get_logger("realtime")
@@ -179,8 +180,6 @@ class Event(NamedTuple):
 
 def publish_events(events: list[Event]) -> None:
     """Record the events (one INSERT) and, on commit, send each to those who may see its conversation."""
-    from conversations.models import InboxEvent
-
     if not events:
         return
     now = timezone.now()

@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, ClassVar, Protocol
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
+
+from conversations.consent import (
+    DEFAULT_OPT_IN_REPLY,
+    DEFAULT_OPT_OUT_REPLY,
+    DEFAULT_START_WORDS,
+    DEFAULT_STOP_WORDS,
+)
 
 # ---------------------------------------------------------------------------------------------------
 # Who sees which conversation: THE rule. Every surface (inbox pages, API, CRM pages, search, exports,
@@ -66,7 +75,7 @@ class Conversation(models.Model):
 
     contact = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="conversations")
     channel = models.ForeignKey(
-        "whatsapp.WhatsAppChannel",
+        "conversations.Channel",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
@@ -290,26 +299,18 @@ class AutoReplyRule(models.Model):
 
 
 def _default_stop_words() -> str:
-    from conversations.consent import DEFAULT_STOP_WORDS
-
     return "\n".join(DEFAULT_STOP_WORDS)
 
 
 def _default_start_words() -> str:
-    from conversations.consent import DEFAULT_START_WORDS
-
     return "\n".join(DEFAULT_START_WORDS)
 
 
 def _default_opt_out_reply() -> str:
-    from conversations.consent import DEFAULT_OPT_OUT_REPLY
-
     return DEFAULT_OPT_OUT_REPLY
 
 
 def _default_opt_in_reply() -> str:
-    from conversations.consent import DEFAULT_OPT_IN_REPLY
-
     return DEFAULT_OPT_IN_REPLY
 
 
@@ -384,3 +385,113 @@ class InboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"event {self.pk} {self.payload.get('type')}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Numbers and media files: what every channel has. A provider's own settings (the Cloud API's ids,
+# encrypted token and app secret, template sync time) are columns the channel app alone reads and writes;
+# conversations reaches the provider through conversations.channels.
+# ---------------------------------------------------------------------------------------------------
+
+
+class Channel(models.Model):
+    """A business number of this tenant, served by one provider (conversations.channels)."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        NEEDS_REAUTH = "needs_reauth", "Needs re-authorisation"
+        DISABLED = "disabled", "Disabled"
+
+    class Provider(models.TextChoices):
+        CLOUD_API = "cloud_api", "WhatsApp Cloud API"
+        WAHA = "waha", "WhatsApp Web gateway (WAHA)"
+
+    provider = models.CharField(max_length=20, choices=Provider.choices, default=Provider.CLOUD_API)
+    name = models.CharField(max_length=100, blank=True)
+    display_phone = models.CharField(max_length=32, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    status_reason = models.CharField(max_length=300, blank=True)
+    throughput_cap = models.PositiveIntegerField(default=80, help_text="Messages per second")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The Cloud API's settings, kept by whatsapp (whatsapp.services.channels writes them; the webhook
+    # routes by the unique phone_number_id). On the row itself rather than a one-to-one table: the send
+    # path, the webhook and template lookups read them with the number, and a join would cost every one.
+    phone_number_id = models.CharField(max_length=64, unique=True)
+    waba_id = models.CharField(max_length=64)
+    access_token_encrypted = models.TextField(blank=True, editable=False)
+    app_secret_encrypted = models.TextField(blank=True, editable=False)
+    templates_synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["display_phone", "phone_number_id"]
+        # What the people using it call it (the auto name was "whats app channel").
+        verbose_name = "WhatsApp number"
+        verbose_name_plural = "WhatsApp numbers"
+
+    def __str__(self) -> str:
+        return self.display_phone or self.phone_number_id
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    @property
+    def unavailable_reason(self) -> str:
+        """Why nothing can be sent from this number now, as shown to staff ("" when it is active)."""
+        if self.is_active:
+            return ""
+        state = "needs re-authorisation" if self.status == self.Status.NEEDS_REAUTH else "is disabled"
+        return f"The WhatsApp number {self} {state}" + (
+            f": {self.status_reason}" if self.status_reason else "."
+        )
+
+
+# Dramatiq's retries of a download (8, backing off up to 10 minutes) end well within this.
+MEDIA_DOWNLOAD_STALE_AFTER = dt.timedelta(hours=1)
+
+
+class MediaFile(models.Model):
+    """A media object: downloaded from the provider for inbound messages, uploaded to it for outbound ones."""
+
+    class Direction(models.TextChoices):
+        INBOUND = "in", "Inbound"
+        OUTBOUND = "out", "Outbound"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="media")
+    message = models.OneToOneField(
+        "conversations.Message", null=True, blank=True, on_delete=models.CASCADE, related_name="media"
+    )
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    kind = models.CharField(max_length=20, help_text="image, video, audio, document or sticker")
+    media_id = models.CharField(max_length=128, blank=True, db_index=True, help_text="Meta's media id")
+    file = models.FileField(upload_to="whatsapp/", max_length=300, blank=True)
+    filename = models.CharField(max_length=255, blank=True)
+    mime_type = models.CharField(max_length=120, blank=True)
+    size = models.PositiveBigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=128, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.media_id or self.pk} ({self.status})"
+
+    @property
+    def can_retry_download(self) -> bool:
+        """Failed, or pending for so long that its job was surely lost (the broker was down): "Downloading…"
+        must end in the file or in a way to try again."""
+        if self.direction != self.Direction.INBOUND:
+            return False
+        if self.status == self.Status.FAILED:
+            return True
+        stale = timezone.now() - MEDIA_DOWNLOAD_STALE_AFTER
+        return self.status == self.Status.PENDING and self.created_at is not None and self.created_at < stale

@@ -24,12 +24,13 @@ from django.db.models import (
 )
 from django.db.models.functions import JSONObject, Left, TruncDate
 from django.http import Http404
-from django.utils import timezone
 
+from conversations import channels, rules
 from conversations.models import (
     BotSettings,
     ByConversationQuerySet,
     CannedResponse,
+    Channel,
     Conversation,
     ConversationQuerySet,
     InboxEvent,
@@ -41,8 +42,6 @@ from crm.permissions import integration_key
 
 PAGE_SIZE = 30
 THREAD_PAGE_SIZE = 50
-# Free-form messages are allowed for 24 hours after the contact's last inbound message.
-SERVICE_WINDOW = dt.timedelta(hours=24)
 SUPERVISING_ROLES = frozenset({Agent.Role.OWNER, Agent.Role.ADMIN, Agent.Role.SUPERVISOR})
 
 
@@ -352,13 +351,10 @@ def tab_unread_counts(viewer: Viewer) -> dict[str, int]:
 
 
 def filter_choices() -> dict[str, Any]:
-    from crm.models import Tag
-    from whatsapp.models import WhatsAppChannel
-
     return {
         "teams": list(Team.objects.only("id", "name")),
         "tags": list(Tag.objects.only("id", "name", "color")),
-        "channels": list(WhatsAppChannel.objects.only("id", "display_phone", "phone_number_id", "name")),
+        "channels": list(Channel.objects.only("id", "display_phone", "phone_number_id", "name")),
     }
 
 
@@ -434,16 +430,10 @@ def approved_templates(conversation: Conversation) -> list[Any]:
 
 
 def approved_templates_for(channel: Any) -> list[Any]:
-    """Approved templates of a number's WhatsApp Business Account (none without a number)."""
-    from whatsapp.models import MessageTemplate
-
-    if channel is None:
+    """Approved templates a number can send (none without a number, or when its provider has none)."""
+    if channel is None or not channels.supports(channel, channels.TEMPLATES):
         return []
-    return [
-        t
-        for t in MessageTemplate.objects.filter(waba_id=channel.waba_id).order_by("name", "language")
-        if t.is_approved
-    ]
+    return channels.adapter_for(channel).approved_templates(channel=channel)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -464,21 +454,19 @@ def contact_for_composer(pk: Any) -> Contact:
 def sending_numbers() -> list[Any]:
     """The tenant's WhatsApp numbers a staff member may pick to write from (inactive ones included:
     the composer says why they cannot send rather than hiding them)."""
-    from whatsapp.models import WhatsAppChannel
-
-    return list(WhatsAppChannel.objects.order_by("display_phone", "phone_number_id"))
+    return list(Channel.objects.order_by("display_phone", "phone_number_id"))
 
 
 def window_closes_at(conversation: Conversation) -> dt.datetime | None:
     """End of the 24-hour customer-service window, or None when the contact never wrote."""
     # Meta counts the window per customer, so the contact's last message decides (any conversation).
     last = getattr(conversation.contact, "last_inbound_at", None) or conversation.last_inbound_at
-    return last + SERVICE_WINDOW if last else None
+    return rules.window_closes_at(last)
 
 
 def window_is_open(conversation: Conversation, *, now: dt.datetime | None = None) -> bool:
-    closes = window_closes_at(conversation)
-    return closes is not None and closes > (now or timezone.now())
+    last = getattr(conversation.contact, "last_inbound_at", None) or conversation.last_inbound_at
+    return rules.is_window_open(last, now=now)
 
 
 def contact_conversations(viewer: Viewer, contact_id: int, *, limit: int = 20) -> list[Conversation]:

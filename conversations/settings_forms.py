@@ -14,7 +14,7 @@ from django.http import QueryDict
 
 from conversations.models import AutoReplyRule, BusinessHours
 from conversations.settings_services import KEYWORD_LIMIT, SHORTCUT_LIMIT, TEXT_LIMIT, TITLE_LIMIT
-from crm.errors import ServiceError
+from core.errors import ServiceError
 
 WEEKDAYS: list[tuple[int, str]] = list(BusinessHours._meta.get_field("weekday").choices or [])  # type: ignore[arg-type]
 

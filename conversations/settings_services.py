@@ -6,7 +6,7 @@ pipeline and the conversation workflow (~900 lines, changed by the WhatsApp and 
 is configuration that only the settings page and the admin write, and conversations/bot.py reads.
 
 Every rule the bot depends on is checked here, so the settings page and the admin refuse the same input
-with the same stable codes (crm.errors.ServiceError), and nothing is stored unless all of it is valid.
+with the same stable codes (core.errors.ServiceError), and nothing is stored unless all of it is valid.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from conversations.bot import load_settings
+from conversations.consent import WORD_LIMIT, normalize, parse_words
 from conversations.models import AutoReplyRule, BotSettings, BusinessHours, CannedResponse
+from core import audit
+from core.errors import ServiceError
 from crm import variables
-from crm.errors import ServiceError
 
 # WhatsApp's limit for a text message body: a longer bot reply or saved reply could never be sent.
 TEXT_LIMIT = 4096
@@ -96,7 +98,7 @@ def check_rule(*, rule: AutoReplyRule | None, keyword: str, match: str, reply: s
             "duplicate_rule",
             f"A rule for “{keyword}” with this match already exists; edit that one instead.",
             field="keyword",
-            status_code=409,
+            status=409,
         )
     return keyword, match, reply
 
@@ -135,7 +137,7 @@ def _duplicate_shortcut(shortcut: str) -> ServiceError:
         "duplicate_shortcut",
         f"The shortcut /{shortcut} is taken by another saved reply; choose another.",
         field="shortcut",
-        status_code=409,
+        status=409,
     )
 
 
@@ -186,6 +188,7 @@ def _overlap(weekday: int) -> ServiceError:
 # ---------------------------------------------------------------------------------------------------
 
 
+@transaction.atomic
 def update_bot_messages(
     *, welcome_enabled: bool, welcome_text: str, away_enabled: bool, away_text: str
 ) -> BotSettings:
@@ -199,6 +202,7 @@ def update_bot_messages(
     settings.welcome_enabled, settings.welcome_text = welcome_enabled, welcome
     settings.away_enabled, settings.away_text = away_enabled, away
     settings.save(update_fields=["welcome_enabled", "welcome_text", "away_enabled", "away_text"])
+    audit.record("settings.changed", details={"section": "bot_messages"})
     return settings
 
 
@@ -231,6 +235,7 @@ def set_business_hours(
         )
     check_intervals(intervals)
     set_time_zone(time_zone=name)
+    audit.record("settings.changed", details={"section": "business_hours", "time_zone": name})
     BusinessHours.objects.all().delete()
     return BusinessHours.objects.bulk_create(
         BusinessHours(weekday=weekday, opens=opens, closes=closes)
@@ -286,6 +291,7 @@ def save_auto_reply_rule(
     if position is not None:
         rule.position = position
     rule.save()
+    audit.record("settings.changed", target=rule, details={"section": "auto_reply_rules"})
     return rule
 
 
@@ -295,7 +301,9 @@ def set_auto_reply_rule_active(*, rule: AutoReplyRule, is_active: bool) -> AutoR
     return rule
 
 
+@transaction.atomic
 def delete_auto_reply_rule(*, rule: AutoReplyRule) -> None:
+    audit.record("settings.changed", target=rule, details={"section": "auto_reply_rules", "deleted": True})
     rule.delete()
 
 
@@ -308,7 +316,7 @@ def move_auto_reply_rule(*, rule: AutoReplyRule, direction: str) -> list[AutoRep
     rules = list(AutoReplyRule.objects.select_for_update().order_by("position", "id"))
     index = next((i for i, r in enumerate(rules) if r.pk == rule.pk), None)
     if index is None:
-        raise ServiceError("not_found", "That rule no longer exists.", status_code=404)
+        raise ServiceError("not_found", "That rule no longer exists.", status=404)
     other = index - 1 if direction == "up" else index + 1
     if 0 <= other < len(rules):
         rules[index], rules[other] = rules[other], rules[index]
@@ -336,13 +344,16 @@ def save_canned_response(
     try:
         with transaction.atomic():
             canned.save()
+            audit.record("settings.changed", target=canned, details={"section": "saved_replies"})
     except IntegrityError as exc:
         # Another admin took the shortcut between the check and the insert.
         raise _duplicate_shortcut(shortcut) from exc
     return canned
 
 
+@transaction.atomic
 def delete_canned_response(*, canned: CannedResponse) -> None:
+    audit.record("settings.changed", target=canned, details={"section": "saved_replies", "deleted": True})
     canned.delete()
 
 
@@ -354,8 +365,6 @@ def delete_canned_response(*, canned: CannedResponse) -> None:
 def check_keywords(raw: str, *, field: str) -> str:
     """The words one per line as stored (blank lines and repeats dropped); each short enough to be a
     whole message a customer types."""
-    from conversations.consent import WORD_LIMIT, parse_words
-
     words = parse_words(raw or "")
     long = next((w for w in words if len(w) > WORD_LIMIT), None)
     if long is not None:
@@ -369,8 +378,6 @@ def check_keywords(raw: str, *, field: str) -> str:
 
 def check_consent_words(*, stop_words: str, start_words: str) -> tuple[str, str]:
     """The cleaned stop and start lists; a word in both would opt a customer in and out at once."""
-    from conversations.consent import normalize, parse_words
-
     stop = check_keywords(stop_words, field="stop_words")
     start = check_keywords(start_words, field="start_words")
     both = {normalize(w) for w in parse_words(stop)} & {normalize(w) for w in parse_words(start)}
@@ -383,6 +390,7 @@ def check_consent_words(*, stop_words: str, start_words: str) -> tuple[str, str]
     return stop, start
 
 
+@transaction.atomic
 def update_consent_settings(
     *, stop_words: str, start_words: str, opt_out_reply: str, opt_in_reply: str, assign_on_reply: bool
 ) -> BotSettings:
@@ -396,4 +404,5 @@ def update_consent_settings(
     settings.save(
         update_fields=["stop_words", "start_words", "opt_out_reply", "opt_in_reply", "assign_on_reply"]
     )
+    audit.record("settings.changed", details={"section": "consent"})
     return settings

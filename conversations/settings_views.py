@@ -21,7 +21,7 @@ from conversations import settings_services as services
 from conversations.bot import is_set_up, load_settings
 from conversations.models import AutoReplyRule, BotSettings, BusinessHours, CannedResponse
 from conversations.settings_forms import BotMessagesForm, CannedResponseForm, ConsentForm, HoursForm, RuleForm
-from crm.errors import ServiceError
+from core.errors import ServiceError
 from crm.views import member_required
 
 PAGE = "inbox/settings/page.html"

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from conversations import settings_views, views
+from conversations import export_views, settings_views, views
 
 app_name = "inbox"
 
@@ -47,6 +47,8 @@ urlpatterns = [
     path("inbox/media/<int:pk>/", views.media_file, name="media"),
     path("inbox/media/<int:pk>/retry/", views.media_retry, name="media_retry"),
     path("reports/", views.reports_page, name="reports"),
+    # Settings → Data export (owners): conversations/export_views.py.
+    path("settings/data-export/", export_views.download, name="data-export"),
     # Settings → Inbox (owners and admins): conversations/settings_views.py.
     path("settings/inbox/", settings_views.settings_page, name="settings-inbox"),
     path("settings/inbox/messages/", settings_views.save_messages, name="settings-inbox-messages"),

@@ -30,20 +30,19 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
-from config.api import error_body
-from config.errors import error_page
-from conversations import consent, selectors, services
+from conversations import channels, consent, rules, selectors, services
 from conversations import media as media_serving
-from conversations.models import Conversation, Message
+from conversations.errors import MessageRejected, WorkflowError
+from conversations.models import Conversation, MediaFile, Message
 from conversations.selectors import ContactField, ListFilters, Viewer
-from conversations.services import MessageRejected, WorkflowError
+from core.errors import ServiceError
+from core.http import service_error_response
 from crm import variables
-from crm.errors import ServiceError
 from crm.forms import ContactFieldForm, ContactForm, NoteForm
 from crm.models import Agent, AttributeDefinition, Tag, Team
 from crm.permissions import has_role
+from crm.templatetags.ui import error_layout
 
-MAX_TEXT = 4096
 TAGS = "inbox/_contact_tags.html"
 NOTES = "inbox/_contact_notes.html"
 STATUS_CHOICES = [
@@ -55,13 +54,14 @@ STATUS_CHOICES = [
 ]
 
 
-def _error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse(error_body(code, message), status=status)
+# The contact panel shows the CRM's refusals beside the field (crm's error type until it is core's).
+PANEL_ERRORS = (ServiceError,)
 
 
 def staff_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Signed in to this tenant; the Viewer is built once and handed to the view. Workflow errors
-    become the API's error shape with a 400/403/404, never a 500."""
+    """Signed in to this tenant; the Viewer is built once and handed to the view. A service's refusal
+    (409 already_assigned: someone took the conversation first; 422 a sending rule) answers through
+    core.http's one helper in the error shape, never a 500."""
 
     @login_required
     @wraps(view)
@@ -69,12 +69,8 @@ def staff_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
         viewer = selectors.viewer_for(request.user)
         try:
             return view(request, viewer, *args, **kwargs)
-        except WorkflowError as exc:
-            # 409 already_assigned: someone took the conversation first; the page shows the message.
-            return _error(exc.status_code, exc.code, exc.message)
-        except MessageRejected as exc:
-            # WhatsApp's rules (window, length, channel state): say which, never fail silently.
-            return _error(422, exc.code, exc.message)
+        except ServiceError as exc:
+            return service_error_response(request, exc, layout=error_layout(request))
 
     return wrapper
 
@@ -136,7 +132,7 @@ def _thread_context(viewer: Viewer, conversation: Conversation) -> dict[str, Any
         "window_closes_at": closes,
         "window_open": closes is not None and closes > now,
         "window_seconds_left": int((closes - now).total_seconds()) if closes and closes > now else 0,
-        "max_text": MAX_TEXT,
+        "max_text": rules.TEXT_LIMIT,
         "send_notice": consent.send_notice(conversation.contact),
     }
 
@@ -334,7 +330,7 @@ def contact_field(request: HttpRequest, viewer: Viewer, pk: int, field: str) -> 
     if form.is_valid():
         try:
             services.edit_contact(conversation=conversation, by=request.user, **form.service_kwargs())
-        except ServiceError as exc:
+        except PANEL_ERRORS as exc:
             form.add_service_error(exc)
         else:
             return _saved_panel(request, viewer, conversation, saved=f"{shown.label} saved.", focus=field)
@@ -369,7 +365,7 @@ def contact_tag_add(request: HttpRequest, viewer: Viewer, pk: int) -> HttpRespon
         return _section(request, viewer, conversation, TAGS, status=403, tags_error=REFUSAL)
     try:
         tag = services.tag_contact(conversation=conversation, name=name, by=request.user)
-    except ServiceError as exc:
+    except PANEL_ERRORS as exc:
         return _section(
             request, viewer, conversation, TAGS, status=422, tags_error=_error_of(exc), tag_value=name
         )
@@ -399,7 +395,7 @@ def contact_note_add(request: HttpRequest, viewer: Viewer, pk: int) -> HttpRespo
     if form.is_valid():
         try:
             services.note_contact(conversation=conversation, body=form.cleaned_data["body"], by=request.user)
-        except ServiceError as exc:
+        except PANEL_ERRORS as exc:
             error = _error_of(exc)
         else:
             return _saved_panel(request, viewer, conversation, saved="Note added.", focus="note")
@@ -450,11 +446,13 @@ def assign(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
     conversation = _visible_or_404(viewer, pk)
     raw_agent, raw_team = request.POST.get("assignee", ""), request.POST.get("team", "")
     if (raw_agent and not raw_agent.isdigit()) or (raw_team and not raw_team.isdigit()):
-        return _error(400, "invalid_assignee", "Choose an agent and a team from the lists.")
+        raise ServiceError(
+            "invalid_assignee", status=400, message="Choose an agent and a team from the lists."
+        )
     assignee = get_user_model().objects.filter(pk=int(raw_agent)).first() if raw_agent else None
     team = Team.objects.filter(pk=int(raw_team)).first() if raw_team else None
     if (raw_agent and assignee is None) or (raw_team and team is None):
-        return _error(400, "invalid_assignee", "That agent or team does not exist.")
+        raise ServiceError("invalid_assignee", status=400, message="That agent or team does not exist.")
     services.assign_conversation(
         conversation=conversation, assignee=assignee, team=team, by=viewer, seen_assignee_id=_seen(request)
     )
@@ -499,13 +497,17 @@ def snooze(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
     if hours:
         count = _id_or_none(hours)
         if count is None or count > MAX_SNOOZE_HOURS:  # a timedelta that far out overflows: a 500
-            return _error(400, "invalid_snooze", f"Snooze for 0 to {MAX_SNOOZE_HOURS} hours.")
+            raise ServiceError(
+                "invalid_snooze", status=400, message=f"Snooze for 0 to {MAX_SNOOZE_HOURS} hours."
+            )
         until = timezone.now() + dt.timedelta(hours=count)
     else:
         try:
             until = dt.datetime.fromisoformat(raw)
         except ValueError:
-            return _error(400, "invalid_snooze", "Give the snooze time as YYYY-MM-DDTHH:MM.")
+            raise ServiceError(
+                "invalid_snooze", status=400, message="Give the snooze time as YYYY-MM-DDTHH:MM."
+            ) from None
         if timezone.is_naive(until):
             until = timezone.make_aware(until, selectors.tenant_time_zone())
     services.snooze_conversation(conversation=_visible_or_404(viewer, pk), until=until, by=request.user)
@@ -566,29 +568,26 @@ def _bubble(request: HttpRequest, message: Any) -> HttpResponse:
 @require_POST
 @staff_view
 def send(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
-    from whatsapp.services import MediaRejected, upload_media
-
     conversation = _conversation_or_404(viewer, pk)
     key = _key(request)
     existing = selectors.message_by_key(key)
     if existing is not None:
         if existing.conversation_id != conversation.pk:
-            return _error(409, "idempotency_key_reused", "That key was used for another conversation.")
+            raise ServiceError(
+                "idempotency_key_reused", status=409, message="That key was used for another conversation."
+            )
         return _bubble(request, existing)
     text = request.POST.get("text", "")
     upload = request.FILES.get("file")
     if upload is not None:
         # Refused before the file goes to Meta (blocked contact, no or inactive number).
         channel = services.check_sendable(conversation=conversation)
-        try:
-            media = upload_media(
-                channel=channel,
-                content=upload.read(),
-                filename=upload.name or "file",
-                mime_type=upload.content_type or "application/octet-stream",
-            )
-        except MediaRejected as exc:
-            return _error(422, exc.code, exc.message)
+        media = channels.adapter_for(channel).upload_media(
+            channel=channel,
+            content=upload.read(),
+            filename=upload.name or "file",
+            mime_type=upload.content_type or "application/octet-stream",
+        )
         draft = services.Draft(kind="media", media=media, text=text, idempotency_key=key)
     else:
         draft = services.Draft(kind="text", text=text, idempotency_key=key)
@@ -687,7 +686,9 @@ def send_template(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse
     templates = selectors.approved_templates(conversation)
     chosen = next((t for t in templates if str(t.pk) == request.POST.get("template", "")), None)
     if chosen is None:
-        return _error(400, "invalid_template", "Choose an approved template of this number.")
+        raise ServiceError(
+            "invalid_template", status=400, message="Choose an approved template of this number."
+        )
     parameters, _ = _template_values(request, chosen)
     draft = services.Draft(
         kind="template", template=chosen, parameters=parameters, idempotency_key=_key(request)
@@ -704,8 +705,6 @@ def send_template(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse
 
 
 def _media_or_404(viewer: Viewer, pk: int) -> Any:
-    from whatsapp.models import MediaFile
-
     media = MediaFile.objects.filter(pk=pk, message__isnull=False).first()
     if media is None:
         raise Http404("No such file")
@@ -719,8 +718,6 @@ def _media_or_404(viewer: Viewer, pk: int) -> Any:
 @require_safe
 @login_required
 def media_file(request: HttpRequest, pk: int) -> HttpResponseBase:
-    from whatsapp.models import MediaFile
-
     media = _media_or_404(selectors.viewer_for(request.user), pk)
     if media.status != MediaFile.Status.READY or not media.file:
         raise Http404("This file has not been downloaded")
@@ -731,13 +728,8 @@ def media_file(request: HttpRequest, pk: int) -> HttpResponseBase:
 @staff_view
 def media_retry(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
     """ "Retry download" of an inbound file: answers the message's bubble, now downloading."""
-    from whatsapp.services import MediaRejected, retry_media_download
-
     media = _media_or_404(viewer, pk)
-    try:
-        retry_media_download(media=media)
-    except MediaRejected as exc:
-        return _error(409, exc.code, exc.message)
+    channels.adapter_for(media.channel).retry_media_download(media=media)
     return _bubble(request, media.message)
 
 
@@ -775,7 +767,7 @@ def _date(raw: str | None, default: dt.date) -> dt.date:
 @staff_view
 def reports_page(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     if not viewer.can_supervise:
-        return error_page(request, 403, "Reports are for supervisors and admins.")
+        raise ServiceError("forbidden", "Reports are for supervisors and admins.", status=403)
     today = timezone.localdate(timezone=selectors.tenant_time_zone())
     end = _date(request.GET.get("end"), today)
     start = _date(request.GET.get("start"), end - dt.timedelta(days=13))
@@ -822,15 +814,15 @@ def _start_context(
     if channel is None:
         # The first number that can send, so a single connected number needs no choice at all.
         channel = next((c for c in numbers if c.is_active), numbers[0] if numbers else None)
-    window_open = services.is_window_open(contact)
+    window_open = rules.is_window_open(contact.last_inbound_at)
     context: dict[str, Any] = {
         "contact": contact,
         "numbers": numbers,
         "channel": channel,
         "window_open": window_open,
-        "window_closes_at": services.window_closes_at(contact),
+        "window_closes_at": rules.window_closes_at(contact.last_inbound_at),
         "error": error,
-        "max_text": MAX_TEXT,
+        "max_text": rules.TEXT_LIMIT,
         "text": request.POST.get("text", ""),
         # One key per rendered form: a double submit stores one message; a refused send stored nothing,
         # so its retry may reuse it.

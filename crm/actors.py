@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dramatiq
 
-import config.dramatiq  # noqa: F401
+import tenants.jobs  # noqa: F401  (actors bind to the broker)
 from crm import services
 from crm.models import ContactImport
 

@@ -10,8 +10,8 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import ngettext
 
+from core.errors import ServiceError
 from crm import selectors, services
-from crm.errors import ServiceError
 from crm.forms import integration_role_choices
 from crm.models import (
     Agent,
@@ -48,7 +48,7 @@ class AgentForm(forms.ModelForm):
         current = self.instance.role if self.instance.pk else None
         if role != current:
             try:
-                services._check_can_grant(by_role=self.request_role, current=current, new=role)
+                services.check_can_grant(by_role=self.request_role, current=current, new=role)
             except ServiceError as exc:
                 raise forms.ValidationError(exc.message) from exc
         return role
@@ -179,7 +179,7 @@ class CompanyAdmin(admin.ModelAdmin):
         return int(obj.contact_count)
 
     def save_model(self, request: HttpRequest, obj: Company, form: Any, change: bool) -> None:
-        obj.domain = services._clean_domain(obj.domain)
+        obj.domain = services.clean_domain(obj.domain)
         super().save_model(request, obj, form, change)
 
 
@@ -381,7 +381,7 @@ class DealAdmin(admin.ModelAdmin):
                 messages.error(request, exc.message)
             return
         if not change:
-            obj.status = services._status_for(obj.stage)
+            obj.status = services.status_for(obj.stage)
         super().save_model(request, obj, form, change)
         if not change:
             DealStageChange.objects.create(deal=obj, to_stage=obj.stage, changed_by=request.user)  # type: ignore[misc]

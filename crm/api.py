@@ -21,10 +21,10 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import CursorPagination, FilterBackend
-from core import csvsafe
+from core import audit, csvsafe
+from core.api import CursorPagination, FilterBackend
+from core.errors import ServiceError
 from crm import filters, selectors, serializers, services
-from crm.errors import ServiceError
 from crm.models import AttributeDefinition, Contact, ContactImport, Note, Stage, Tag
 from crm.permissions import RolePermission, acting_user, has_role
 
@@ -58,6 +58,9 @@ class ContactViewSet(CrmViewSet):
 
     def get_queryset(self) -> QuerySet[Contact]:
         return selectors.contacts()
+
+    def perform_destroy(self, instance: Contact) -> None:
+        services.delete_contact(contact=instance)  # audited, as the page's delete is
 
     def perform_create(self, serializer: Any) -> None:
         data = dict(serializer.validated_data)
@@ -113,6 +116,7 @@ def csv_export_response(queryset: QuerySet[Contact]) -> StreamingHttpResponse:
     header = [*services.EXPORT_COLUMNS, *definitions]
     records = selectors.export_rows(queryset, attribute_keys=definitions)
     first = next(records, None)
+    audit.record("export.created", details={"kind": "contacts"})
 
     def rows() -> Iterator[str]:
         yield writer.writerow(header)
@@ -280,7 +284,7 @@ class StageViewSet(CrmViewSet):
 
     def perform_destroy(self, instance: Any) -> None:
         if instance.deals.exists():
-            raise ServiceError("stage_in_use", "Move this stage's deals first.", status_code=409)
+            raise ServiceError("stage_in_use", "Move this stage's deals first.", status=409)
         instance.delete()
 
 

@@ -2,7 +2,7 @@
 
 from rest_framework.routers import DefaultRouter
 
-from crm import api
+from crm import api, audit_api
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -18,5 +18,6 @@ router.register("tasks", api.TaskViewSet, basename="task")
 router.register("agents", api.AgentViewSet, basename="agent")
 router.register("teams", api.TeamViewSet, basename="team")
 router.register("contact-imports", api.ContactImportViewSet, basename="contact-import")
+router.register("audit-log", audit_api.AuditEventViewSet, basename="audit-event")
 
 urlpatterns = router.urls

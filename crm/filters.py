@@ -9,11 +9,11 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework.filters import BaseFilterBackend
 
-from config.api import FilterSet, IsoDateTimeFilter
+from core.api import FilterSet, IsoDateTimeFilter
 from crm import selectors
 from crm.models import Contact, Deal, Note, Task
 
-# FilterSet and IsoDateTimeFilter are the API's (config.api): values PostgreSQL would refuse are a 400.
+# FilterSet and IsoDateTimeFilter are the API's (core.api): values PostgreSQL would refuse are a 400.
 
 
 class ContactFilter(FilterSet):

@@ -13,8 +13,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
+from core.errors import ServiceError
 from crm import selectors
-from crm.errors import ServiceError
 from crm.models import Agent, ApiKey, AttributeDefinition, Company, Contact, Deal, Pipeline, Stage, Team
 
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from crm import views
+from crm import audit_views, views
 
 app_name = "crm"
 
@@ -42,5 +42,7 @@ urlpatterns = [
     path("settings/api-keys/", views.api_keys, name="api-keys"),
     path("settings/api-keys/<int:pk>/<str:action>/", views.api_key_action, name="api-key-action"),
     path("settings/attributes/", views.attribute_definitions, name="attributes"),
+    path("settings/audit-log/", audit_views.audit_log, name="audit-log"),
+    path("settings/audit-log/export.csv", audit_views.audit_log_export, name="audit-log-export"),
     path("invitations/<uidb64>/<token>/", views.InvitationAcceptView.as_view(), name="invitation-accept"),
 ]

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from crm.errors import ServiceError
+from core.errors import ServiceError
 
 # `{{`, optional spaces, anything but braces (so a stray `{{ {{x}} }}` finds only the inner one), `}}`.
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")

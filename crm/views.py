@@ -19,10 +19,10 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from crm import forms, selectors, services
+from core.errors import ServiceError
+from crm import contact_page, forms, selectors, services
 from crm.api import csv_export_response
 from crm.auth import PasswordResetConfirmView
-from crm.errors import ServiceError
 from crm.models import (
     Agent,
     AttributeDefinition,
@@ -159,10 +159,6 @@ def contact_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @member_required()
 def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    # The page links to the contact's conversations the viewer may see, by the inbox's one rule (a lazy
-    # import: conversations depends on crm, not the other way round).
-    from conversations import selectors as inbox
-
     contact = get_object_or_404(selectors.contacts(), pk=pk)
     definitions = list(AttributeDefinition.objects.all())
     context = {
@@ -171,7 +167,6 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "attributes": [
             (d, contact.attributes.get(d.key)) for d in definitions if d.key in contact.attributes
         ],
-        "conversations": inbox.contact_conversations(inbox.viewer_for(request.user), contact.pk),
         "deals": selectors.deals().filter(contact=contact)[:50],
         "tasks": selectors.tasks().filter(contact=contact)[:50],
         "notes": selectors.notes_of(contact)[:100],
@@ -180,6 +175,9 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "merge_form": forms.MergeForm(),
         "can_merge": can(request, "supervisor"),
         "now": timezone.now(),
+        # The contact's conversations the viewer may see, from conversations (crm.contact_page).
+        "conversations": [],
+        **contact_page.extra_context(request, contact),
     }
     return render(request, "crm/contacts/detail.html", context)
 
@@ -378,16 +376,8 @@ def deal_move(request: HttpRequest, pk: int) -> HttpResponse:
     deal = get_object_or_404(Deal, pk=pk)
     stage = Stage.objects.filter(pk=request.POST.get("stage") or 0).first()
     if stage is None:
-        return JsonResponse(
-            {"error": {"code": "not_found", "message": "No such stage.", "details": {}}}, status=404
-        )
-    try:
-        services.move_deal(deal=deal, stage=stage, by=request.user)
-    except ServiceError as exc:
-        return JsonResponse(
-            {"error": {"code": exc.code, "message": exc.message, "details": exc.details}},
-            status=exc.status_code,
-        )
+        raise ServiceError("not_found", "No such stage.", status=404)
+    services.move_deal(deal=deal, stage=stage, by=request.user)  # a refusal: core.http's one handler
     return JsonResponse({"id": deal.pk, "stage": stage.pk, "status": deal.status})
 
 

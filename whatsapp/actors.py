@@ -15,11 +15,12 @@ from django.db.models import Q
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
 
-import config.dramatiq  # noqa: F401
-from config.dramatiq import TENANT_OPTION
-from config.redis_client import redis_client
+from conversations.models import Channel, Message
+from core.redis_client import redis_client
+from tenants.jobs import TENANT_OPTION
 from tenants.models import WebhookEvent
-from tenants.selectors import active_tenant_schemas
+from tenants.selectors import active_tenant_schemas, tenant_schemas
+from whatsapp import delivery, retention, services
 
 log = structlog.get_logger("whatsapp.jobs")
 
@@ -107,8 +108,6 @@ class _Drain:
 
     def run(self, event_ids: list[int]) -> list[int]:
         """The job's own events that failed."""
-        from whatsapp.services import RouteCache, process_webhook_events
-
         with self.lock:
             if self.busy:
                 self.handed.update(event_ids)
@@ -120,12 +119,12 @@ class _Drain:
         try:
             failed: list[int] = []
             started = cached_at = time.monotonic()
-            cache = RouteCache()
+            cache = services.RouteCache()
             while True:
                 _round_starts()
                 if time.monotonic() - cached_at > ROUTE_CACHE_SECONDS:
-                    cache, cached_at = RouteCache(), time.monotonic()
-                outcome = process_webhook_events(event_ids=own, fresh=DRAIN_BATCH, cache=cache)
+                    cache, cached_at = services.RouteCache(), time.monotonic()
+                outcome = services.process_webhook_events(event_ids=own, fresh=DRAIN_BATCH, cache=cache)
                 # A handed event that fails is left to the sweeper: its job has returned already.
                 failed += [pk for pk in outcome.failed if pk in event_ids]
                 full = len(outcome.taken) >= len(own) + DRAIN_BATCH
@@ -177,9 +176,7 @@ def sweep_webhook_events() -> None:
 
 @dramatiq.actor(queue_name="media", max_retries=8, min_backoff=2000, max_backoff=600_000)
 def download_media(media_file_id: int) -> None:
-    from whatsapp.services import download_media as download
-
-    download(media_file_id=media_file_id)
+    services.download_media(media_file_id=media_file_id)
 
 
 def enqueue_media_download(*, media_file_id: int, schema: str | None = None) -> bool:
@@ -190,9 +187,7 @@ def enqueue_media_download(*, media_file_id: int, schema: str | None = None) -> 
 
 
 def _deliver(message_id: int, *, bulk: bool) -> None:
-    from whatsapp.delivery import deliver_message
-
-    outcome = deliver_message(message_id=message_id)
+    outcome = delivery.deliver_message(message_id=message_id)
     if outcome.action in ("retry", "wait"):
         # Our own schedule (not Dramatiq's retries): limiter waits spend no retry, backoff follows Meta.
         enqueue_delivery(message_id=message_id, bulk=bulk, delay=outcome.delay)
@@ -217,9 +212,7 @@ def enqueue_delivery(
 
 @dramatiq.actor(queue_name="outbound", max_retries=5, min_backoff=1000)
 def send_read_receipt(message_id: int, typing: bool = False) -> None:
-    from whatsapp.delivery import send_read_receipt as send
-
-    send(message_id=message_id, typing=typing)
+    delivery.send_read_receipt(message_id=message_id, typing=typing)
 
 
 def enqueue_read_receipt(*, message_id: int, schema: str | None = None, typing: bool = False) -> bool:
@@ -232,16 +225,13 @@ def enqueue_read_receipt(*, message_id: int, schema: str | None = None, typing: 
 def requeue_stuck_sends() -> None:
     """Queued messages whose job was lost (broker down at enqueue) are enqueued again; an attempt left
     unfinished by a dead worker is enqueued so the delivery marks it failed instead of resending it."""
-    from conversations.models import Message
-    from whatsapp.delivery import CLAIM_TIMEOUT
-
     now = timezone.now()
     for schema in active_tenant_schemas():
         with schema_context(schema):
             stuck = Message.objects.filter(
                 direction=Message.Direction.OUTBOUND, status=Message.Status.QUEUED, wamid__isnull=True
             ).filter(
-                Q(send_started_at__lte=now - CLAIM_TIMEOUT)
+                Q(send_started_at__lte=now - delivery.CLAIM_TIMEOUT)
                 | Q(send_started_at__isnull=True, next_attempt_at__lte=now - dt.timedelta(seconds=30))
                 | Q(
                     send_started_at__isnull=True,
@@ -258,25 +248,16 @@ def requeue_stuck_sends() -> None:
 
 @dramatiq.actor(queue_name="default", max_retries=3, min_backoff=10_000)
 def sync_channel_templates(channel_id: int) -> None:
-    from whatsapp.models import WhatsAppChannel
-    from whatsapp.services import sync_templates
-
-    channel = WhatsAppChannel.objects.filter(pk=channel_id, status=WhatsAppChannel.Status.ACTIVE).first()
+    channel = Channel.objects.filter(pk=channel_id, status=Channel.Status.ACTIVE).first()
     if channel is not None:
-        sync_templates(channel=channel)
+        services.sync_templates(channel=channel)
 
 
 @dramatiq.actor(queue_name="default", max_retries=0)
 def sync_all_templates() -> None:
-    from whatsapp.models import WhatsAppChannel
-
     for schema in active_tenant_schemas():
         with schema_context(schema):
-            ids = list(
-                WhatsAppChannel.objects.filter(status=WhatsAppChannel.Status.ACTIVE).values_list(
-                    "pk", flat=True
-                )
-            )
+            ids = list(Channel.objects.filter(status=Channel.Status.ACTIVE).values_list("pk", flat=True))
         for channel_id in ids:
             _safe_send(sync_channel_templates, channel_id, schema=schema)
 
@@ -288,11 +269,8 @@ def sync_all_templates() -> None:
 def cleanup_whatsapp_records() -> None:
     """Public schema: processed webhook events past their retention; then one message per tenant (each
     carrying its schema) for its stale pending statuses."""
-    from tenants.selectors import tenant_schemas
-    from whatsapp.retention import delete_processed_webhook_events
-
     days = settings.WHATSAPP_WEBHOOK_EVENT_RETENTION_DAYS
-    deleted = delete_processed_webhook_events(older_than=timezone.now() - dt.timedelta(days=days))
+    deleted = retention.delete_processed_webhook_events(older_than=timezone.now() - dt.timedelta(days=days))
     if deleted:
         log.info("webhook_events_deleted", count=deleted)
     for schema in tenant_schemas():
@@ -301,9 +279,7 @@ def cleanup_whatsapp_records() -> None:
 
 @dramatiq.actor(queue_name="default", max_retries=3)
 def cleanup_pending_statuses_for_tenant() -> None:
-    from whatsapp.retention import delete_stale_pending_statuses
-
     days = settings.WHATSAPP_PENDING_STATUS_RETENTION_DAYS
-    deleted = delete_stale_pending_statuses(older_than=timezone.now() - dt.timedelta(days=days))
+    deleted = retention.delete_stale_pending_statuses(older_than=timezone.now() - dt.timedelta(days=days))
     if deleted:
         log.info("pending_statuses_deleted", count=deleted)

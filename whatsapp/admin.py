@@ -1,24 +1,30 @@
-"""Tenant admin: WhatsApp numbers (token write-only), their templates (sync action) and media."""
+"""Tenant admin: WhatsApp numbers (token write-only), their templates (sync action) and media. Platform
+admin: the webhook event log and its replay action."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
 from django.utils.translation import ngettext
 
+from conversations.models import Channel, MediaFile
 from crm.models import Agent
 from crm.selectors import role_of_user
+from tenants.models import WebhookEvent
 from whatsapp.client import GraphError
-from whatsapp.models import MediaFile, MessageTemplate, WhatsAppChannel
+from whatsapp.models import MessageTemplate
 from whatsapp.services import (
     ChannelError,
     VerifiedNumber,
     connect_channel,
     number_is_verified,
+    replay_webhook_event,
     sync_templates,
     update_channel_credentials,
     verify_number,
@@ -41,7 +47,7 @@ class ChannelForm(forms.ModelForm):
     )
 
     class Meta:
-        model = WhatsAppChannel
+        model = Channel
         fields = ["name", "phone_number_id", "waba_id", "display_phone", "throughput_cap", "status"]
 
     # Set by WhatsAppChannelAdmin.get_form.
@@ -84,7 +90,7 @@ class ChannelForm(forms.ModelForm):
             self.add_error(field or "phone_number_id", exc.message)
 
 
-@admin.register(WhatsAppChannel)
+@admin.register(Channel)
 class WhatsAppChannelAdmin(admin.ModelAdmin):
     form = ChannelForm
     list_display = [
@@ -120,7 +126,7 @@ class WhatsAppChannelAdmin(admin.ModelAdmin):
         # either by connecting a number anew.
         return [*self.readonly_fields, "phone_number_id", "waba_id"] if obj else self.readonly_fields
 
-    def save_model(self, request: HttpRequest, obj: WhatsAppChannel, form: Any, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: Channel, form: Any, change: bool) -> None:
         token = form.cleaned_data.get("access_token") or ""
         secret = form.cleaned_data.get("app_secret") or ""
         role = role_of_user(request.user)
@@ -152,7 +158,7 @@ class WhatsAppChannelAdmin(admin.ModelAdmin):
         obj.pk = channel.pk
 
     @admin.action(description="Sync message templates from Meta")
-    def sync_templates_action(self, request: HttpRequest, queryset: QuerySet[WhatsAppChannel]) -> None:
+    def sync_templates_action(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
         for channel in queryset:
             try:
                 count = sync_templates(channel=channel)
@@ -181,4 +187,55 @@ class MediaFileAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in MediaFile._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(admin.ModelAdmin):
+    """The platform's log of webhook deliveries (a public table, tenants.WebhookEvent): read-only, with
+    the replay that processes an event again through this channel's services."""
+
+    list_display = ["id", "received_at", "status", "tenant", "phone_number_ids", "attempts"]
+    list_filter = ["status"]
+    list_select_related = ["tenant"]
+    # The raw body as text (pretty JSON), not the bytes' repr (b'{"object": ...}').
+    readonly_fields = [f.name if f.name != "body" else "body_text" for f in WebhookEvent._meta.fields]
+    actions = ["replay"]
+
+    @admin.display(description="Body")
+    def body_text(self, obj: WebhookEvent) -> str:
+        raw = bytes(obj.body or b"")
+        try:
+            text = json.dumps(json.loads(raw), indent=2, ensure_ascii=False, sort_keys=False)
+        except ValueError:
+            text = raw.decode("utf-8", errors="replace")
+        return format_html('<pre class="webhook-body">{}</pre>', text)
+
+    @admin.action(description="Replay the selected events (idempotent: nothing is duplicated)")
+    def replay(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
+        queued = 0
+        for event in queryset:
+            outcome = replay_webhook_event(event=event)
+            queued += outcome.queued
+            if outcome.unknown:
+                what = ", ".join(outcome.unknown)
+                if outcome.queued:
+                    note = f"Event {event.pk}: queued, but {what} is still unknown; that part is skipped."
+                else:
+                    note = (
+                        f"Event {event.pk} not replayed: {what} is still unknown. Connect the number in "
+                        "its workspace (WhatsApp numbers), then replay the event."
+                    )
+                self.message_user(request, note, level=messages.WARNING)
+        if queued:
+            self.message_user(
+                request,
+                ngettext("Queued %d event for processing.", "Queued %d events for processing.", queued)
+                % queued,
+            )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -19,6 +19,7 @@ from django.conf import settings
 
 from core.fetch import Fetched, FetchError, FetchRefused, fetch
 from core.fetch import client as guarded_client
+from whatsapp import crypto
 
 
 class RetryClass(enum.StrEnum):
@@ -324,4 +325,4 @@ class PhoneNumber:
 
 
 def client_for(channel: Any) -> GraphClient:
-    return GraphClient(access_token=channel.access_token)
+    return GraphClient(access_token=crypto.decrypt(channel.access_token_encrypted))

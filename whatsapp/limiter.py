@@ -15,7 +15,7 @@ from functools import lru_cache
 import redis
 from django.conf import settings
 
-from config.redis_client import redis_client
+from core.redis_client import redis_client
 
 # KEYS: number TAT, bulk TAT. ARGV: interval µs, bulk interval µs, max wait µs, bulk (0/1).
 # Returns {reserved (0/1), wait µs}.

@@ -19,9 +19,11 @@ from typing import Any, TypeGuard
 
 import structlog
 
+from conversations import rules
+
 log = structlog.get_logger("whatsapp.parsing")
 
-MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
+MEDIA_TYPES = rules.MEDIA_KINDS
 KNOWN_TYPES = frozenset(
     {*MEDIA_TYPES, "text", "location", "contacts", "interactive", "button", "reaction", "order", "system"}
 )
@@ -436,14 +438,7 @@ def parse_message(raw: dict[str, Any]) -> InboundMessage:
             sha256=_text(body.get("sha256"), 128),
             filename=_text(body.get("filename"), 255),
         )
-        label = {
-            "image": "📷 Photo",
-            "video": "🎥 Video",
-            "audio": "🎤 Voice message" if body.get("voice") is True else "🎵 Audio",
-            "document": f"📄 {media.filename or 'Document'}",
-            "sticker": "Sticker",
-        }[kind]
-        preview = f"{label}: {caption}" if caption else label
+        preview = rules.media_preview(kind, caption, filename=media.filename, voice=body.get("voice") is True)
     elif kind == "location":
         name = _text(body.get("name")) or _text(body.get("address"))
         where = f"{_text(body.get('latitude'), 30)}, {_text(body.get('longitude'), 30)}"

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.test import Client, TestCase
 from django_tenants.utils import schema_context
 
-from config.dramatiq import broker
+from tenants.jobs import broker
 from whatsapp import payloads
 from whatsapp.sandbox import Sandbox
 
@@ -72,7 +72,7 @@ def _fresh_redis_state() -> None:
 def _fresh_webhook_secrets() -> Iterator[None]:
     """The numbers' own app secrets are cached per process for 30 s: a rolled-back test's must not
     decide the next test's signature checks."""
-    from whatsapp.services import _app_secrets_cache
+    from whatsapp.services.webhooks import _app_secrets_cache
 
     _app_secrets_cache.clear()
     yield

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 
+from core.errors import error_body
 from whatsapp import webhook
 from whatsapp.actors import wake_webhook_processing
 from whatsapp.services import record_webhook_events, webhook_secrets
@@ -16,7 +17,7 @@ from whatsapp.services import record_webhook_events, webhook_secrets
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
     webhook.count(code)
-    return JsonResponse({"error": {"code": code, "message": message, "details": {}}}, status=status)
+    return JsonResponse(error_body(code, message), status=status)
 
 
 @csrf_exempt

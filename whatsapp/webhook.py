@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from core.errors import error_body
 from whatsapp import metrics, parsing
 
 log = structlog.get_logger("whatsapp.webhook")
@@ -48,7 +49,7 @@ class Rejected:
     message: str
 
     def json(self) -> bytes:
-        return json.dumps({"error": {"code": self.code, "message": self.message, "details": {}}}).encode()
+        return json.dumps(error_body(self.code, self.message)).encode()
 
 
 def too_large(limit: int) -> Rejected:

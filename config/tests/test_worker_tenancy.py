@@ -4,8 +4,8 @@ import dramatiq
 import pytest
 from django_tenants.utils import schema_context
 
-from config.dramatiq import TENANT_OPTION, broker, send_in_schema
 from tenants.db import connection
+from tenants.jobs import TENANT_OPTION, broker, send_in_schema
 
 seen: list[tuple[str, str]] = []
 

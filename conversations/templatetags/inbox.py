@@ -20,7 +20,7 @@ from django.utils import formats, timezone
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from conversations import send_errors
+from conversations import rules, send_errors
 from conversations.media import display_of, effective_mime
 from crm.templatetags.ui import icon_html
 
@@ -37,13 +37,10 @@ TICKS = {
 }
 # The emoji a stored preview starts with (whatsapp.parsing wrote them as icons) → the sprite's icon.
 PREVIEW_ICONS = {
-    "📷": "image",
+    # The media labels' icons (conversations.rules), a voice message's drawn as audio.
+    **{icon: "audio" if kind == "voice" else kind for kind, icon in rules.MEDIA_ICONS.items()},
     "🖼": "image",
-    "🎥": "video",
     "🎬": "video",
-    "🎤": "audio",
-    "🎵": "audio",
-    "📄": "document",
     "📍": "location",
     "👤": "contact",
     "🛒": "cart",

@@ -14,9 +14,8 @@ from django.test import override_settings
 from django_tenants.utils import schema_context
 
 from conftest import login
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, MediaFile, Message
 from conversations.tests.conftest import add_message, make_conversation
-from whatsapp.models import MediaFile
 from whatsapp.testing import queued_jobs, run_jobs
 
 PNG = (

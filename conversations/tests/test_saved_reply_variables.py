@@ -12,8 +12,8 @@ from django_tenants.utils import schema_context
 from conftest import login, make_agent
 from conversations import settings_services
 from conversations.models import CannedResponse
+from core.errors import ServiceError
 from crm import services as crm_services
-from crm.errors import ServiceError
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 REPLIES = "/settings/inbox/replies/"

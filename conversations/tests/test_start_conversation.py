@@ -182,10 +182,10 @@ def test_the_message_action_is_on_the_contact_page_and_in_the_list(owner_client,
 def test_a_number_needing_reauthorisation_is_shown_and_a_send_stores_nothing(
     owner_client, tenant_a, channel_a
 ):
-    from whatsapp.models import WhatsAppChannel
+    from conversations.models import Channel
 
     with orm(tenant_a):
-        WhatsAppChannel.objects.filter(pk=channel_a.pk).update(status=WhatsAppChannel.Status.NEEDS_REAUTH)
+        Channel.objects.filter(pk=channel_a.pk).update(status=Channel.Status.NEEDS_REAUTH)
     contact = make_contact(tenant_a, hours_since_inbound=1)
     page = owner_client.get(f"/inbox/start/{contact.pk}/").content.decode()
     assert 'id="start-channel-state"' in page and "needs re-authorisation" in page

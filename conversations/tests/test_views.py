@@ -157,11 +157,11 @@ def test_a_thread_costs_the_same_number_of_queries_however_many_messages(
 
 def add_media_message(tenant, conversation, kind, stored_as, **payload):
     """An inbound media message whose file we downloaded and stored (the only source of a media URL)."""
-    from whatsapp.models import MediaFile, WhatsAppChannel
+    from conversations.models import Channel, MediaFile
 
     message = add_message(tenant, conversation, type=kind, payload={kind: payload})
     with schema_context(tenant.schema_name):
-        channel, _ = WhatsAppChannel.objects.get_or_create(phone_number_id="pnid-media", waba_id="waba-media")
+        channel, _ = Channel.objects.get_or_create(phone_number_id="pnid-media", waba_id="waba-media")
         MediaFile.objects.create(
             channel=channel,
             message=message,

@@ -72,10 +72,10 @@ def _drop(slug: str) -> None:
 
 @pytest.fixture(scope="module")
 def world(django_db_setup: Any, django_db_blocker: Any) -> Iterator[World]:
+    from conversations.models import Channel
     from crm import services as crm_services
     from crm.models import Contact
-    from tenants.services import onboard_tenant
-    from whatsapp.models import WhatsAppChannel
+    from onboarding.services import onboard_tenant
 
     with django_db_blocker.unblock():
         connection.set_schema_to_public()
@@ -104,7 +104,7 @@ def world(django_db_setup: Any, django_db_blocker: Any) -> Iterator[World]:
                 ).user
                 team = crm_services.save_team(name="Agent's team", member_ids=[users["agent"].agent.pk])
                 crm_services.save_team(name="Other team", member_ids=[users["other_agent"].agent.pk])
-                channel = WhatsAppChannel.objects.create(
+                channel = Channel.objects.create(
                     phone_number_id="777000111", waba_id="777000222", display_phone="+15550770001"
                 )
                 keys = {

@@ -13,8 +13,8 @@ from django_tenants.utils import schema_context
 
 from conftest import login, make_agent
 from conversations.models import Conversation, Message
+from core.errors import ServiceError
 from crm import services
-from crm.errors import ServiceError
 from crm.models import Agent, ApiKey, Contact, Note, Team
 from crm.tests.helpers import api_client, assert_error
 
@@ -239,9 +239,9 @@ def test_an_api_send_by_a_personal_key_is_sent_by_its_user(tenant_a, inbox):
 
     own = inbox["conversations"]["own"]
     with schema_context(tenant_a.schema_name):
-        from whatsapp.models import WhatsAppChannel
+        from conversations.models import Channel
 
-        channel = WhatsAppChannel.objects.create(phone_number_id="666000111", waba_id="666000222")
+        channel = Channel.objects.create(phone_number_id="666000111", waba_id="666000222")
         Contact.objects.filter(pk=own.contact_id).update(wa_id="15550660000", last_inbound_at=timezone.now())
         Conversation.objects.filter(pk=own.pk).update(channel=channel)
     response = api_client(tenant_a, inbox["key"]).post(

@@ -30,7 +30,7 @@ def _migrate(targets: list[tuple[str, str]]) -> Any:
 
 def test_old_keys_become_integration_keys_or_their_agents_personal_keys_or_revoked(db: None) -> None:
     from crm.services import create_agent
-    from tenants.services import onboard_tenant
+    from onboarding.services import onboard_tenant
 
     tenant = onboard_tenant(
         slug="keymig", name="Key migration", owner_email="owner@keymig.test", owner_password=PASSWORD

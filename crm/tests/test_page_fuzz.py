@@ -328,7 +328,7 @@ def test_an_api_key_expiring_in_too_many_days_is_a_form_error_not_a_500(clients)
 
 
 def test_the_service_refuses_an_api_key_expiring_past_what_a_date_holds(tenant_a, owner_a):
-    from crm.errors import ServiceError
+    from core.errors import ServiceError
 
     with schema_context(tenant_a.schema_name), pytest.raises(ServiceError) as refused:
         services.create_api_key(name="k", kind="personal", user=owner_a, expires_in_days=10**9)

@@ -7,8 +7,8 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from core.errors import ServiceError
 from crm import services
-from crm.errors import ServiceError
 from crm.models import (
     Agent,
     ApiKey,

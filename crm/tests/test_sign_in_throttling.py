@@ -149,7 +149,7 @@ def test_client_ip_ignores_x_forwarded_for_unless_the_peer_is_a_trusted_proxy(se
 
 
 def test_the_api_rate_limit_key_uses_the_same_client_address(settings):
-    from config.api import rate_limit_key
+    from core.api import rate_limit_key
 
     settings.FORWARDED_ALLOW_IPS = []
     request = _request("192.0.2.1", "6.6.6.6")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from core.errors import ServiceError
 from crm import variables
-from crm.errors import ServiceError
 
 KEYS = {"plan", "seats", "vip", "renews_on"}
 

@@ -6,8 +6,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django_tenants.utils import schema_context
 
+from conversations.models import Channel
 from tenants.models import NumberRoute, WebhookEvent
-from whatsapp.models import WhatsAppChannel
+from whatsapp import crypto
 
 
 def test_connect_whatsapp_adds_a_routed_number_with_an_encrypted_token(tenant_a, sandbox, capsys):
@@ -29,8 +30,12 @@ def test_connect_whatsapp_adds_a_routed_number_with_an_encrypted_token(tenant_a,
     assert "EAAG-token" not in out and "+447911123456" in out
     assert NumberRoute.objects.get(phone_number_id="106540352242922").tenant == tenant_a
     with schema_context("alpha"):
-        channel = WhatsAppChannel.objects.get()
-        assert (channel.access_token, channel.throughput_cap, channel.status) == ("EAAG-token", 80, "active")
+        channel = Channel.objects.get()
+        assert (crypto.decrypt(channel.access_token_encrypted), channel.throughput_cap, channel.status) == (
+            "EAAG-token",
+            80,
+            "active",
+        )
 
 
 def test_connect_whatsapp_refuses_a_number_of_another_tenant(tenant_a, tenant_b, sandbox):

@@ -9,10 +9,9 @@ from django.test import TestCase
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from conversations.models import Message
+from conversations.models import Channel, Message
 from conversations.services import MessageRejected, retry_message, send_text_message
 from whatsapp import delivery
-from whatsapp.models import WhatsAppChannel
 from whatsapp.testing import CUSTOMER, PNID_A, deliver, queued_jobs, run_jobs
 
 
@@ -166,7 +165,7 @@ def test_auth_errors_mark_the_number_for_reauthorisation_and_fail_the_message(
     message.refresh_from_db()
     channel_a.refresh_from_db()
     assert (message.status, message.error_code) == ("failed", code)
-    assert channel_a.status == WhatsAppChannel.Status.NEEDS_REAUTH
+    assert channel_a.status == Channel.Status.NEEDS_REAUTH
     assert str(code) in channel_a.status_reason
     conversation_a.refresh_from_db()
     with pytest.raises(MessageRejected) as rejected:
@@ -197,7 +196,7 @@ def test_account_level_errors_stop_the_number(code, conversation_a, channel_a, i
     message.refresh_from_db()
     channel_a.refresh_from_db()
     assert message.status == "failed"
-    assert channel_a.status == WhatsAppChannel.Status.DISABLED
+    assert channel_a.status == Channel.Status.DISABLED
 
 
 def test_a_failure_meta_reports_later_by_webhook_fails_the_message(
@@ -257,7 +256,7 @@ def test_a_user_retry_of_a_failed_message_really_sends(conversation_a, in_alpha,
 
 
 def test_bulk_messages_go_to_the_bulk_queue_and_agent_replies_to_outbound(conversation_a, in_alpha):
-    from config.dramatiq import broker
+    from tenants.jobs import broker
 
     _send(conversation_a, text="campaign", bulk=True)
     _send(conversation_a, text="reply")

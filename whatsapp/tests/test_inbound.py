@@ -9,10 +9,10 @@ import pytest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, MediaFile, Message
 from crm.models import Contact
 from whatsapp import parsing, payloads
-from whatsapp.models import MediaFile, PendingStatus
+from whatsapp.models import PendingStatus
 from whatsapp.testing import CUSTOMER, PNID_A, PNID_B, WABA_A, deliver, fixture
 
 EXPECTED = {
@@ -321,7 +321,7 @@ def test_a_failing_event_in_a_batch_holds_up_none_of_the_others(channel_a, tenan
             raise RuntimeError("cannot process this one")
         return real(inbound)
 
-    monkeypatch.setattr(services, "ingest_messages", flaky)
+    monkeypatch.setattr(services.webhooks, "ingest_messages", flaky)
     ids = _events(
         payloads.text_event(phone_number_id=PNID_A, wa_id="447900000001", text="before"),
         payloads.text_event(phone_number_id=PNID_A, wa_id="447900000002", text="poison"),

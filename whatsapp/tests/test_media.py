@@ -7,8 +7,8 @@ from django.core.files.storage import default_storage
 from django.test import TestCase
 from django_tenants.utils import schema_context
 
+from conversations.models import MediaFile
 from conversations.services import send_media_message
-from whatsapp.models import MediaFile
 from whatsapp.services import MediaRejected, upload_media
 from whatsapp.testing import deliver, fixture, post_webhook, run_jobs
 

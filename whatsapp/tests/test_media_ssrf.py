@@ -11,10 +11,10 @@ import httpx
 import pytest
 from django_tenants.utils import schema_context
 
+from conversations.models import MediaFile
 from core import fetch as fetching
 from core.testing import RecordingServer, Reply
 from whatsapp.client import GraphClient, GraphError, RetryClass
-from whatsapp.models import MediaFile
 from whatsapp.testing import deliver, fixture
 
 DOCUMENT_ID = "1003383421387259"  # the media id in fixtures/document.json

@@ -11,15 +11,15 @@ import pytest
 from django_tenants.utils import schema_context
 
 from conftest import login, make_agent
+from conversations.models import Channel
 from tenants.models import NumberRoute
-from whatsapp.models import WhatsAppChannel
 from whatsapp.services import ChannelError, connect_channel, update_channel_credentials
 from whatsapp.testing import PNID_A, PNID_B, WABA_A, WABA_B
 
 
 def _nothing_stored(tenant: Any, phone_number_id: str) -> bool:
     with schema_context(tenant.schema_name):
-        channel = WhatsAppChannel.objects.filter(phone_number_id=phone_number_id).exists()
+        channel = Channel.objects.filter(phone_number_id=phone_number_id).exists()
     route = NumberRoute.objects.filter(phone_number_id=phone_number_id, tenant=tenant).exists()
     return not channel and not route
 
@@ -104,7 +104,7 @@ def test_the_tenant_admin_shows_a_failed_check_on_the_form_and_stores_nothing(
     login(client_b, tenant_b, owner_b)
 
     response = client_b.post(
-        "/admin/whatsapp/whatsappchannel/add/",
+        "/admin/conversations/channel/add/",
         {
             "name": "Squat",
             "phone_number_id": PNID_A,
@@ -129,7 +129,7 @@ def test_the_tenant_admin_shows_a_conflict_as_that_error_alone(
     login(client_b, tenant_b, owner_b)
 
     response = client_b.post(
-        "/admin/whatsapp/whatsappchannel/add/",
+        "/admin/conversations/channel/add/",
         {
             "phone_number_id": PNID_A,
             "waba_id": WABA_A,
@@ -184,7 +184,7 @@ def test_a_number_meta_has_not_confirmed_cannot_get_an_app_secret(channel_a, ten
 
 def test_the_tenant_admin_offers_the_app_secret_to_owners_only(client_a, tenant_a, owner_a, channel_a):
     admin = make_agent(tenant_a, email="admin@alpha.test", role="admin")
-    url = f"/admin/whatsapp/whatsappchannel/{channel_a.pk}/change/"
+    url = f"/admin/conversations/channel/{channel_a.pk}/change/"
 
     login(client_a, tenant_a, owner_a)
     assert 'name="app_secret"' in client_a.get(url).content.decode()
@@ -203,4 +203,4 @@ def test_the_tenant_admin_offers_the_app_secret_to_owners_only(client_a, tenant_
     )
     assert _secret_of(PNID_A) == ""
     with schema_context(tenant_a.schema_name):
-        assert WhatsAppChannel.objects.get(pk=channel_a.pk).name == "Sales"  # the rest was saved
+        assert Channel.objects.get(pk=channel_a.pk).name == "Sales"  # the rest was saved

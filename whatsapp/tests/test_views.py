@@ -8,7 +8,7 @@ from django_tenants.utils import schema_context
 
 from conversations.models import Message
 from tenants.models import WebhookEvent
-from whatsapp import payloads
+from whatsapp import crypto, payloads
 from whatsapp.testing import CUSTOMER, PNID_A, connect_number, fixture, post_webhook, queued_jobs, run_jobs
 
 
@@ -135,7 +135,7 @@ def test_an_unknown_number_gets_200_and_the_event_is_kept_as_unrouted(public_cli
 def test_events_are_accepted_while_the_broker_is_down_and_the_sweeper_processes_them(
     public_client, channel_a, tenant_a, monkeypatch, settings
 ):
-    from config.dramatiq import broker
+    from tenants.jobs import broker
     from whatsapp.actors import sweep_webhook_events
 
     def broker_down(*args, **kwargs):
@@ -190,13 +190,13 @@ def test_a_number_added_in_the_tenant_admin_is_routed_and_its_token_never_shown(
     client_a, tenant_a, owner_a, sandbox
 ):
     from conftest import login
+    from conversations.models import Channel
     from tenants.models import NumberRoute
-    from whatsapp.models import WhatsAppChannel
 
     sandbox.add_number("106540352242999", waba_id="102290129340398", tokens=["EAAG-secret-token"])
     login(client_a, tenant_a, owner_a)
     response = client_a.post(
-        "/admin/whatsapp/whatsappchannel/add/",
+        "/admin/conversations/channel/add/",
         {
             "name": "Support",
             "phone_number_id": "106540352242999",
@@ -210,9 +210,9 @@ def test_a_number_added_in_the_tenant_admin_is_routed_and_its_token_never_shown(
     assert response.status_code == 302, response.content[:2000]
     assert NumberRoute.objects.get(phone_number_id="106540352242999").tenant == tenant_a
     with schema_context(tenant_a.schema_name):
-        channel = WhatsAppChannel.objects.get(phone_number_id="106540352242999")
-        assert channel.access_token == "EAAG-secret-token"
+        channel = Channel.objects.get(phone_number_id="106540352242999")
+        assert crypto.decrypt(channel.access_token_encrypted) == "EAAG-secret-token"
         assert "EAAG-secret-token" not in channel.access_token_encrypted
-    page = client_a.get(f"/admin/whatsapp/whatsappchannel/{channel.pk}/change/")
+    page = client_a.get(f"/admin/conversations/channel/{channel.pk}/change/")
     assert page.status_code == 200
     assert b"EAAG-secret-token" not in page.content

@@ -147,9 +147,9 @@ def committed_numbers(
     django_db_setup: Any, django_db_blocker: Any, _sandbox_server: Sandbox
 ) -> Iterator[None]:
     """Alpha's number with no secret of its own, beta's with one; committed for the ingress's thread."""
+    from conversations.models import Channel
     from tenants.models import Tenant
-    from whatsapp.models import WhatsAppChannel
-    from whatsapp.services import _app_secrets_cache
+    from whatsapp.services.webhooks import _app_secrets_cache
 
     _sandbox_server.reset()
     with django_db_blocker.unblock(), override_settings(WHATSAPP_GRAPH_URL=_sandbox_server.url):
@@ -171,7 +171,7 @@ def committed_numbers(
             NumberRoute.objects.filter(phone_number_id__in=[PNID_A, PNID_B]).delete()
             for tenant in (alpha, beta):
                 with schema_context(tenant.schema_name):
-                    WhatsAppChannel.objects.filter(phone_number_id__in=[PNID_A, PNID_B]).delete()
+                    Channel.objects.filter(phone_number_id__in=[PNID_A, PNID_B]).delete()
             WebhookEvent.objects.filter(pk__gt=first).delete()
             _app_secrets_cache.clear()
 

@@ -18,12 +18,11 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from conftest import wait_until
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, MediaFile, Message
 from conversations.tests.browser.conftest import PNID, Live, sign_in
 from crm.models import Contact
-from tenants.management.commands.seed_demo import demo_pdf, demo_png
+from onboarding.management.commands.seed_demo import demo_pdf, demo_png
 from whatsapp import payloads
-from whatsapp.models import MediaFile
 
 pytestmark = pytest.mark.browser
 

@@ -14,8 +14,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import schema_context
 
+from core.errors import ServiceError
 from crm import services
-from crm.errors import ServiceError
 from crm.models import ApiKey
 from tenants.models import Tenant
 

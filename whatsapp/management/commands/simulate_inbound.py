@@ -7,10 +7,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import schema_context
 
+from conversations.models import Channel
 from crm.phones import InvalidPhoneNumber, normalize_phone
 from tenants.models import Tenant
-from whatsapp import payloads
-from whatsapp.models import WhatsAppChannel
+from whatsapp import crypto, payloads
 
 
 class Command(BaseCommand):
@@ -35,7 +35,7 @@ class Command(BaseCommand):
         if tenant is None:
             raise CommandError(f"No tenant with the slug '{options['tenant']}'.")
         with schema_context(tenant.schema_name):
-            channels = WhatsAppChannel.objects.all()
+            channels = Channel.objects.all()
             if options["phone_number_id"]:
                 channels = channels.filter(phone_number_id=options["phone_number_id"])
             channel = channels.first()
@@ -60,7 +60,7 @@ class Command(BaseCommand):
                 name=options["name"],
             )
         )
-        secret = channel.app_secret or settings.WHATSAPP_APP_SECRET or ""
+        secret = crypto.decrypt(channel.app_secret_encrypted) or settings.WHATSAPP_APP_SECRET or ""
         try:
             response = httpx.post(
                 options["url"],

@@ -5,9 +5,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import schema_context
 
+from conversations.models import Channel
 from tenants.models import Tenant
 from whatsapp.client import GraphError
-from whatsapp.models import WhatsAppChannel
 from whatsapp.services import sync_templates
 
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         if tenant is None:
             raise CommandError(f"No tenant with the slug '{options['tenant']}'.")
         with schema_context(tenant.schema_name):
-            for channel in WhatsAppChannel.objects.filter(status=WhatsAppChannel.Status.ACTIVE):
+            for channel in Channel.objects.filter(status=Channel.Status.ACTIVE):
                 try:
                     count = sync_templates(channel=channel)
                 except GraphError as exc:

@@ -1,5 +1,6 @@
-"""API conventions for every app: one error shape {"error": {"code", "message", "details"}}, cursor
-pagination, rate limits per tenant and key or user. The OpenAPI side is in config/api_schema.py.
+"""API conventions for every app's DRF views: the one exception handler, cursor pagination, filters that
+refuse what PostgreSQL would, NUL-free JSON, rate limits per tenant and key or user. The OpenAPI side is
+core/api_schema.py. config/settings.py's REST_FRAMEWORK names these classes; apps import them from here.
 
 This module must not import rest_framework.views/generics at import time: DRF's settings name classes
 defined here, and those modules read DRF's settings while they load.
@@ -21,35 +22,23 @@ from django_ratelimit.core import get_usage
 from rest_framework import exceptions, pagination, parsers, status, throttling
 from rest_framework.response import Response
 
-from crm.auth import client_ip
-
-# Services raise it (no DRF import there, so services load before DRF's settings); re-exported here.
-from crm.errors import ServiceError
-
-
-class ApiError(exceptions.APIException):
-    """Raise from services/views for a specific code: ApiError(status=422, code="outside_window", ...)."""
-
-    def __init__(self, *, status_code: int, code: str, message: str, details: Any = None) -> None:
-        super().__init__(detail=message, code=code)
-        self.status_code = status_code
-        self.error_code = code
-        self.message = message
-        self.details = details or {}
-
-
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details or {}}}
+from core.errors import ServiceError, error_body
+from core.net import client_ip
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """The API's one exception handler (REST_FRAMEWORK["EXCEPTION_HANDLER"]): whatever a view or a service
+    raises is answered in the one shape, {"error": {"code", "message", "details"}}, built by
+    core.errors.error_body. A ServiceError (or any subclass: MessageRejected, WorkflowError, ...) answers
+    its own `exc.status` with `exc.body()`, so views never catch and translate service errors by hand;
+    Django's Http404/PermissionDenied become DRF's 404/403; DRF's own exceptions (validation, auth,
+    throttling with Retry-After, parse errors) keep their status with a stable code; anything unknown
+    is left to Django's 500 handling (config/errors.py), which answers the same shape under /api/."""
     # Imported here: rest_framework.views reads DRF's settings, which name classes of this module.
     from rest_framework.views import exception_handler as drf_exception_handler
 
-    if isinstance(exc, ApiError):
-        return Response(error_body(exc.error_code, exc.message, exc.details), status=exc.status_code)
     if isinstance(exc, ServiceError):
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+        return Response(exc.body(), status=exc.status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -72,9 +61,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
-# ---------------------------------------------------------------------------------------------------
-# Conventions every API view gets from REST_FRAMEWORK's defaults (see settings.py).
-# ---------------------------------------------------------------------------------------------------
+# Conventions every API view gets from REST_FRAMEWORK's defaults (see config/settings.py).
 
 
 NUL_MESSAGE = "Null characters are not allowed."
@@ -120,11 +107,9 @@ class JSONParser(parsers.JSONParser):
         return data
 
 
-# ---------------------------------------------------------------------------------------------------
 # Filters: every list's django-filter FilterSet derives from FilterSet below (the backend makes the
 # FilterSets of `filterset_fields` from it too), so a value PostgreSQL would refuse is a 400 before any
 # query runs, never a DataError (or, in a streamed export, a truncated file).
-# ---------------------------------------------------------------------------------------------------
 
 
 MAX_UTC_OFFSET = dt.timedelta(hours=14)  # Kiribati; no time zone is further from UTC
@@ -209,11 +194,10 @@ class CursorPagination(pagination.CursorPagination):
             return value.isoformat() if value else position
         return str(field.to_python(position))
 
-    def _invalid_cursor(self) -> ApiError:
-        return ApiError(
-            status_code=400,
-            code="invalid_cursor",
-            message="The cursor is not one this API gave out: follow `next` and `previous` as they are.",
+    def _invalid_cursor(self) -> ServiceError:
+        return ServiceError(
+            "invalid_cursor",
+            "The cursor is not one this API gave out: follow `next` and `previous` as they are.",
             details={self.cursor_query_param: ["Invalid cursor."]},
         )
 
@@ -224,20 +208,17 @@ class CursorPagination(pagination.CursorPagination):
         try:
             size = int(raw)
         except ValueError:
-            raise ApiError(
-                status_code=400,
-                code="invalid_page_size",
-                message=f"page_size must be a whole number from 1 to {self.max_page_size}.",
-                details={"page_size": [raw]},
-            ) from None
+            raise self._invalid_page_size(raw) from None
         if not 1 <= size <= self.max_page_size:
-            raise ApiError(
-                status_code=400,
-                code="invalid_page_size",
-                message=f"page_size must be a whole number from 1 to {self.max_page_size}.",
-                details={"page_size": [raw]},
-            )
+            raise self._invalid_page_size(raw)
         return size
+
+    def _invalid_page_size(self, raw: str) -> ServiceError:
+        return ServiceError(
+            "invalid_page_size",
+            f"page_size must be a whole number from 1 to {self.max_page_size}.",
+            details={"page_size": [raw]},
+        )
 
 
 def rate_limit_key(group: str, request: Any) -> str:

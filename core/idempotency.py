@@ -22,7 +22,7 @@ from django.core.cache import cache
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import ApiError
+from core.errors import ServiceError
 
 HEADER = "Idempotency-Key"
 TTL_SECONDS = 24 * 3600
@@ -66,10 +66,8 @@ def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
         if key is None:
             return view_method(self, request, *args, **kwargs)
         if not key.strip() or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-            raise ApiError(
-                status_code=400,
-                code="invalid_idempotency_key",
-                message=f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters.",
+            raise ServiceError(
+                "invalid_idempotency_key", f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters."
             )
         scope = scope_of(request, key)
         fingerprint = _fingerprint(request)
@@ -93,16 +91,16 @@ def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
             return response
         record = record or cache.get(scope) or {}
         if record.get("fingerprint") != fingerprint:
-            raise ApiError(
-                status_code=422,
-                code="idempotency_key_reused",
-                message=f"This {HEADER} was already used with a different request.",
+            raise ServiceError(
+                "idempotency_key_reused",
+                f"This {HEADER} was already used with a different request.",
+                status=422,
             )
         if record.get("pending"):
-            raise ApiError(
-                status_code=409,
-                code="idempotency_in_progress",
-                message=f"A request with this {HEADER} is still being processed; retry shortly.",
+            raise ServiceError(
+                "idempotency_in_progress",
+                f"A request with this {HEADER} is still being processed; retry shortly.",
+                status=409,
             )
         return Response(record["data"], status=record["status"], headers={"Idempotent-Replayed": "true"})
 

@@ -1,20 +1,25 @@
 """The Dramatiq broker, with the tenant middleware and structured logs for every actor run.
 
-Import this module before declaring actors (each `actors.py` does) so they bind to this broker.
+Import this module before declaring actors (each `actors.py` does) so they bind to this broker. It lives
+in tenants, below every app that declares actors: each job runs in the schema of the tenant that queued it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import dramatiq
+import redis
 import structlog
 from django.conf import settings
 from django.db import close_old_connections
 from django_tenants.utils import get_public_schema_name
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.errors import ConnectionClosed
 
 from tenants.db import connection
 
@@ -87,9 +92,60 @@ def send_in_schema(actor: dramatiq.Actor, schema: str, *args: Any, **kwargs: Any
 IDLE_POLL_MS = 100
 
 
+# A Redis that stops answering (paused, a network partition) raises after this long instead of holding
+# the worker's consumer, or the web's enqueue, forever.
+SOCKET_TIMEOUT_SECONDS = 10
+
+
+@contextlib.contextmanager
+def _timeouts_as_connection_loss() -> Iterator[None]:
+    """Dramatiq's Redis consumer maps redis.ConnectionError to ConnectionClosed (the worker logs it and
+    reconnects a second later) but lets redis.TimeoutError through as an unexpected error with a
+    traceback (Bogdanp/dramatiq#894). Both are the same event: Redis is away for a while."""
+    try:
+        yield
+    except redis.TimeoutError as exc:
+        raise ConnectionClosed(exc) from None
+
+
+class _ResilientConsumer(dramatiq.Consumer):
+    def __init__(self, consumer: dramatiq.Consumer) -> None:
+        self.consumer = consumer
+
+    def __next__(self) -> dramatiq.MessageProxy | None:
+        with _timeouts_as_connection_loss():
+            return next(self.consumer)  # type: ignore[no-any-return]
+
+    def ack(self, message: dramatiq.MessageProxy) -> None:
+        with _timeouts_as_connection_loss():
+            self.consumer.ack(message)
+
+    def nack(self, message: dramatiq.MessageProxy) -> None:
+        with _timeouts_as_connection_loss():
+            self.consumer.nack(message)
+
+    def requeue(self, messages: Any) -> None:
+        with _timeouts_as_connection_loss():
+            self.consumer.requeue(messages)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
 class PromptRedisBroker(RedisBroker):
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> dramatiq.Consumer:
-        return super().consume(queue_name, prefetch=prefetch, timeout=min(timeout, IDLE_POLL_MS))
+        consumer = super().consume(queue_name, prefetch=prefetch, timeout=min(timeout, IDLE_POLL_MS))
+        return _ResilientConsumer(consumer)
+
+
+def broker_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+        # A connection left dead by a Redis restart is noticed before a command is sent on it.
+        health_check_interval=30,
+    )
 
 
 _broker: dramatiq.Broker | None = None
@@ -102,7 +158,9 @@ def get_broker() -> dramatiq.Broker:
             _broker = StubBroker()
             _broker.emit_after("process_boot")
         else:
-            _broker = PromptRedisBroker(url=settings.DRAMATIQ_BROKER_URL, namespace="wacrm-tasks")
+            _broker = PromptRedisBroker(
+                client=broker_client(settings.DRAMATIQ_BROKER_URL), namespace="wacrm-tasks"
+            )
         _broker.add_middleware(TenantMiddleware())
         for queue in settings.DRAMATIQ_QUEUES:
             _broker.declare_queue(queue)
