@@ -24,6 +24,8 @@ class Blueprint:
     indexes: tuple[str, ...]  # CREATE INDEX statements naming the template schema
     data_tables: tuple[str, ...]
     identity_columns: tuple[tuple[str, str], ...]
+    # CREATE TRIGGER statements, tables unqualified (e.g. the audit log's append-only trigger)
+    triggers: tuple[str, ...] = ()
 
 
 _cache: dict[str, Blueprint] = {}
@@ -63,6 +65,15 @@ def blueprint(template: str) -> Blueprint:
             [template],
         )
         constraints = tuple((r[0], r[1], r[2], r[3]) for r in cursor.fetchall())
+        # CREATE TABLE ... LIKE copies no triggers; rendered here with the template on the search path,
+        # their table names come out unqualified and functions elsewhere (public) qualified.
+        cursor.execute(
+            "SELECT pg_get_triggerdef(t.oid, true) FROM pg_trigger t JOIN pg_class cl ON cl.oid = t.tgrelid "
+            "JOIN pg_namespace n ON n.oid = cl.relnamespace "
+            "WHERE n.nspname = %s AND NOT t.tgisinternal ORDER BY cl.relname, t.tgname",
+            [template],
+        )
+        triggers = tuple(row[0] for row in cursor.fetchall())
         cursor.execute(
             "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
             "JOIN pg_namespace n ON n.oid = ic.relnamespace "
@@ -88,7 +99,7 @@ def blueprint(template: str) -> Blueprint:
             )
             if cursor.fetchone()[0]:
                 data_tables.append(table)
-    result = Blueprint(version, tables, constraints, indexes, tuple(data_tables), identity_columns)
+    result = Blueprint(version, tables, constraints, indexes, tuple(data_tables), identity_columns, triggers)
     _cache[template] = result
     return result
 
@@ -132,6 +143,8 @@ def clone_template_schema(*, template: str, schema: str) -> None:
     # pg_get_indexdef always qualifies the table; schema names here are plain identifiers (no quoting).
     for definition in plan.indexes:
         statements.append(sql.SQL(definition.replace(f" ON {template}.", f" ON {schema}.", 1)))
+    # After the rows are copied: an append-only trigger must not see the copy as writes it refuses.
+    statements.extend(sql.SQL(definition) for definition in plan.triggers)
     statements.append(sql.SQL("SET LOCAL search_path = public"))
     with connection.cursor() as cursor:
         cursor.execute(sql.SQL(";\n").join(statements).as_string(cursor.connection))
