@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import io
 
-from django.core.management import call_command
+import pytest
+from django.core.management import CommandError, call_command
 from django_tenants.utils import schema_context
 
-from tenants.management.commands.seed_demo import SANDBOX_PHONE_NUMBER_ID, SANDBOX_WABA_ID
-from tenants.models import NumberRoute
+from onboarding.management.commands.seed_demo import SANDBOX_PHONE_NUMBER_ID, SANDBOX_WABA_ID
+from tenants.models import NumberRoute, Tenant
 
 
 def test_the_demo_number_is_connected_through_the_ownership_check(db, settings, tmp_path):
-    from whatsapp.models import WhatsAppChannel
+    from conversations.models import Channel
+    from whatsapp import crypto
 
     settings.MEDIA_ROOT = tmp_path
     settings.WHATSAPP_GRAPH_URL = "http://127.0.0.1:9/v21.0"  # no sandbox running: the seed brings its own
@@ -27,13 +29,13 @@ def test_the_demo_number_is_connected_through_the_ownership_check(db, settings, 
     call_command("seed_demo", stdout=io.StringIO())
     assert NumberRoute.objects.get(phone_number_id=SANDBOX_PHONE_NUMBER_ID).verified_at == verified_at
     with schema_context("demo"):
-        assert WhatsAppChannel.objects.get().access_token == "sandbox-token"
+        assert crypto.decrypt(Channel.objects.get().access_token_encrypted) == "sandbox-token"
 
 
 def test_the_demos_media_are_real_files_that_open(db, settings, tmp_path):
     from django.core.files.storage import default_storage
 
-    from whatsapp.models import MediaFile
+    from conversations.models import MediaFile
 
     settings.MEDIA_ROOT = tmp_path
     settings.WHATSAPP_GRAPH_URL = "http://127.0.0.1:9/v21.0"
@@ -62,3 +64,17 @@ def test_the_demos_media_are_real_files_that_open(db, settings, tmp_path):
             with default_storage.open(media.file.name) as handle:
                 content = handle.read()
             assert content.startswith(magic[key]) and len(content) == media.size
+
+
+@pytest.mark.parametrize("environment", ["production", "staging", ""])
+def test_the_seed_refuses_to_run_outside_development_and_test_and_creates_nothing(db, settings, environment):
+    # CommandError: `manage.py seed_demo` prints the message and exits with status 1.
+    from django.contrib.auth import get_user_model
+
+    from onboarding.management.commands.seed_demo import PLATFORM_ADMIN
+
+    settings.DJANGO_ENV = environment
+    with pytest.raises(CommandError, match="development or test"):
+        call_command("seed_demo", stdout=io.StringIO())
+    assert not get_user_model().objects.filter(username=PLATFORM_ADMIN).exists()
+    assert not Tenant.objects.filter(slug="demo").exists()

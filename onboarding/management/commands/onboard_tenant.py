@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from onboarding.services import OnboardingError, onboard_tenant
 from tenants.models import Tenant
-from tenants.services import OnboardingError, onboard_tenant
 
 
 class Command(BaseCommand):

@@ -15,16 +15,18 @@ import zlib
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from onboarding.services import onboard_tenant, tenant_url
 from tenants.models import NumberRoute, Tenant
-from tenants.services import onboard_tenant, tenant_url
 
 DEMO_SLUG = "demo"
+SEED_ENVIRONMENTS = ("development", "test")
 DEMO_OWNER = "owner@demo.test"
 DEMO_PASSWORD = "Demo-Password-2026"
 PLATFORM_ADMIN = "admin@platform.test"
@@ -370,6 +372,12 @@ class Command(BaseCommand):
     help = "Create or complete the demo tenant (idempotent) and print its URL and login."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # The seed creates a platform superuser and an owner with the README's published password.
+        if settings.DJANGO_ENV not in SEED_ENVIRONMENTS:
+            raise CommandError(
+                f"seed_demo refuses to run with DJANGO_ENV={settings.DJANGO_ENV!r}: it creates accounts with "
+                "a published password. It runs only when DJANGO_ENV is development or test."
+            )
         user_model = get_user_model()
         if not user_model.objects.filter(username=PLATFORM_ADMIN).exists():
             user_model.objects.create_superuser(PLATFORM_ADMIN, PLATFORM_ADMIN, DEMO_PASSWORD)
@@ -382,12 +390,12 @@ class Command(BaseCommand):
                 owner_password=DEMO_PASSWORD,
                 plan=Tenant.Plan.BUSINESS,
             ).tenant
+        from conversations.models import Channel
         from whatsapp import sandbox
-        from whatsapp.models import WhatsAppChannel
         from whatsapp.services import connect_channel
 
         with schema_context(tenant.schema_name):
-            connected = WhatsAppChannel.objects.filter(
+            connected = Channel.objects.filter(
                 phone_number_id=SANDBOX_PHONE_NUMBER_ID, access_token_encrypted__gt=""
             ).exists()
         verified = NumberRoute.objects.filter(
@@ -435,10 +443,10 @@ class Command(BaseCommand):
                 settings_services.save_canned_response(shortcut=shortcut, title=title, text=text)
 
     def seed_tenant(self) -> None:
-        from conversations.models import Conversation, Message
+        from conversations.models import Channel, Conversation, Message
         from crm.models import Agent, Contact, Tag, Team
         from crm.services import create_agent
-        from whatsapp.models import MessageTemplate, WhatsAppChannel
+        from whatsapp.models import MessageTemplate
         from whatsapp.sandbox import DEMO_TEMPLATES
 
         user_model = get_user_model()
@@ -448,7 +456,7 @@ class Command(BaseCommand):
             agents.append(agent or create_agent(email=email, password=DEMO_PASSWORD, role=role, name=name))
         team, _ = Team.objects.get_or_create(name="Support")
         team.members.add(*agents[1:])
-        channel = WhatsAppChannel.objects.get(phone_number_id=SANDBOX_PHONE_NUMBER_ID)
+        channel = Channel.objects.get(phone_number_id=SANDBOX_PHONE_NUMBER_ID)
         for item in DEMO_TEMPLATES:
             MessageTemplate.objects.get_or_create(
                 waba_id=SANDBOX_WABA_ID,
@@ -516,9 +524,8 @@ class Command(BaseCommand):
         from django.core.files.base import ContentFile
         from django.core.files.storage import default_storage
 
-        from conversations.models import Message
+        from conversations.models import MediaFile, Message
         from tenants.db import connection
-        from whatsapp.models import MediaFile
 
         kinds = ("image", "document", "audio", "sticker", "video")
         pending = Message.objects.filter(wamid__startswith="wamid.demo.", type__in=kinds, media__isnull=True)

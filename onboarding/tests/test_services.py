@@ -7,8 +7,8 @@ from django_tenants.utils import schema_context, schema_exists
 
 from conftest import PASSWORD
 from crm.models import Agent
+from onboarding.services import OnboardingError, onboard_tenant
 from tenants.models import Domain, Tenant
-from tenants.services import OnboardingError, onboard_tenant
 
 
 def test_onboarding_creates_the_tenant_its_domain_and_its_owner(db):
@@ -79,54 +79,14 @@ def test_the_command_exits_non_zero_with_the_reason(db):
 
 
 def test_a_failure_after_the_schema_exists_leaves_nothing_behind(db, monkeypatch):
-    import crm.services
+    import onboarding.services
 
     def explode(**kwargs):
         raise RuntimeError("owner creation failed")
 
-    monkeypatch.setattr(crm.services, "create_agent", explode)
+    monkeypatch.setattr(onboarding.services, "create_agent", explode)
     with pytest.raises(RuntimeError):
         onboard_tenant(slug="zeta", name="Zeta", owner_email="o@zeta.test", owner_password=PASSWORD)
     assert not Tenant.objects.filter(slug="zeta").exists()
     assert not Domain.objects.filter(domain="zeta.localhost").exists()
     assert not schema_exists("zeta")
-
-
-def test_the_platform_admin_creates_a_tenant_through_onboarding(public_client, db):
-    admin = get_user_model().objects.create_superuser("root@platform.test", "root@platform.test", PASSWORD)
-    public_client.force_login(admin)
-    response = public_client.post(
-        "/admin/tenants/tenant/add/",
-        {
-            "slug": "eta",
-            "name": "Eta",
-            "plan": "free",
-            "owner_email": "o@eta.test",
-            "owner_password": PASSWORD,
-        },
-    )
-    assert response.status_code == 302, response.content[:500]
-    assert Tenant.objects.filter(slug="eta").exists()
-    bad = public_client.post(
-        "/admin/tenants/tenant/add/",
-        {"slug": "www", "name": "W", "plan": "free", "owner_email": "o@w.test", "owner_password": PASSWORD},
-    )
-    assert bad.status_code == 200
-    assert b"reserved" in bad.content
-
-
-def test_tenant_models_are_not_in_a_tenants_admin(client_a, owner_a, tenant_a):
-    from conftest import login
-
-    login(client_a, tenant_a, owner_a)
-    assert client_a.get("/admin/tenants/tenant/").status_code == 404
-    assert b"Tenants" not in client_a.get("/admin/").content
-
-
-def test_the_platform_admin_does_not_list_tenant_models(public_client, db):
-    admin = get_user_model().objects.create_superuser("root@platform.test", "root@platform.test", PASSWORD)
-    public_client.force_login(admin)
-    index = public_client.get("/admin/")
-    assert b"Tenants" in index.content
-    assert b"Contacts" not in index.content
-    assert public_client.get("/admin/crm/contact/").status_code == 404
