@@ -19,9 +19,15 @@ class Tenant(TenantMixin):
     settings = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Deletion is a suspension with a date (tenants.lifecycle): the schema is dropped when `purge_after`
+    # has passed, and until then the tenant can be restored. Both empty: not being deleted.
+    deletion_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    purge_after = models.DateTimeField(null=True, blank=True, editable=False)
 
     auto_create_schema = True
-    auto_drop_schema = True
+    # Never drop a schema as a side effect of deleting a row: tenants.lifecycle drops it, after a grace
+    # period and an export, or when the platform operator forces it.
+    auto_drop_schema = False
 
     def create_schema(
         self, check_if_exists: bool = False, sync_schema: bool = True, verbosity: int = 1

@@ -1,0 +1,138 @@
+"""Deleting a tenant, restoring it, and dropping it for good: the platform admin's actions and the
+`remove_tenant`, `restore_tenant` and `purge_tenants` commands (django-tenants owns `delete_tenant`).
+
+Deleting is reversible for TENANT_DELETION_GRACE_DAYS (default 30):
+1. the tenant is suspended at once: its hosts answer the "suspended" page (no sign-in, no API), and
+   webhooks for its numbers are still stored (Meta gets its 200) but not processed: they wait in
+   public's WebhookEvent as "unknown number" (whatsapp.services routes to active tenants only);
+2. an export of it is written to the backups storage (reason "deletion"), kept after the purge;
+3. when the grace period has passed, the scheduler's `purge_deleted_tenants` job drops its schema, its
+   media objects and its public rows (domains, number routes). The platform operator can force the
+   drop at once (`remove_tenant --force`), after the export.
+
+Restoring within the grace period un-suspends it and puts the webhook events stored meanwhile for its
+numbers back to pending, so the sweeper processes them: nothing a customer sent is lost. After the
+purge, `import_tenant` brings the tenant back from its deletion export.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_tenants.utils import get_public_schema_name, schema_context
+
+from core import audit
+from core.errors import ServiceError
+from tenants.backup import media_prefix, media_storage, walk_storage
+from tenants.backup_storage import DELETION, store_backup
+from tenants.models import NumberRoute, Tenant, WebhookEvent
+
+log = structlog.get_logger("tenants.lifecycle")
+
+
+def _audit(action: str, tenant: Tenant, actor: Any, **details: Any) -> None:
+    audit.record(action, actor=actor, target=tenant, details=details, platform=True)
+
+
+def grace_period() -> dt.timedelta:
+    return dt.timedelta(days=settings.TENANT_DELETION_GRACE_DAYS)
+
+
+@dataclass(frozen=True)
+class Deletion:
+    tenant: Tenant
+    export: str  # the archive's name in the backups storage
+    purged: bool
+
+
+def delete_tenant(*, tenant: Tenant, force: bool = False, actor: Any = None) -> Deletion:
+    """Suspend the tenant, export it, and schedule (or, forced, do) the drop of its schema.
+
+    The export comes first: if it fails the tenant is left as it was and the error is raised, so no
+    tenant is ever dropped without its archive."""
+    if tenant.deletion_requested_at is not None and not force:
+        raise ServiceError(
+            "deletion_scheduled",
+            f"{tenant.slug} is already being deleted "
+            f"(dropped after {tenant.purge_after:%Y-%m-%d %H:%M} UTC).",
+            status=409,
+        )
+    was = (tenant.is_active, tenant.deletion_requested_at, tenant.purge_after)
+    now = timezone.now()
+    tenant.is_active = False
+    tenant.deletion_requested_at = tenant.deletion_requested_at or now
+    tenant.purge_after = now if force else now + grace_period()
+    tenant.save(update_fields=["is_active", "deletion_requested_at", "purge_after"])
+    try:
+        export = store_backup(tenant=tenant, reason=DELETION)
+    except BaseException:
+        tenant.is_active, tenant.deletion_requested_at, tenant.purge_after = was
+        tenant.save(update_fields=["is_active", "deletion_requested_at", "purge_after"])
+        raise
+    _audit("tenant.deleted", tenant, actor, export=export, forced=force, purge_after=str(tenant.purge_after))
+    log.info("tenant_deletion_scheduled", tenant=tenant.slug, export=export, forced=force)
+    if force:
+        purge_tenant(tenant=tenant)
+    return Deletion(tenant=tenant, export=export, purged=force)
+
+
+def restore_tenant(*, tenant: Tenant, actor: Any = None) -> int:
+    """Undo a deletion within the grace period. Returns how many stored webhook events were requeued."""
+    if tenant.deletion_requested_at is None:
+        raise ServiceError("not_being_deleted", f"{tenant.slug} is not being deleted.", status=409)
+    since = tenant.deletion_requested_at
+    with transaction.atomic():
+        tenant.is_active = True
+        tenant.deletion_requested_at = None
+        tenant.purge_after = None
+        tenant.save(update_fields=["is_active", "deletion_requested_at", "purge_after"])
+        numbers = list(NumberRoute.objects.filter(tenant=tenant).values_list("phone_number_id", flat=True))
+        requeued = 0
+        if numbers:
+            names_one = Q()
+            for number in numbers:
+                names_one |= Q(phone_number_ids__contains=[number])
+            # The sweeper takes pending events (whatsapp.actors.sweep_webhook_events): processing them
+            # is idempotent, so an event that also named another, live tenant's number is safe too.
+            requeued = WebhookEvent.objects.filter(
+                names_one, status=WebhookEvent.Status.UNROUTED, received_at__gte=since
+            ).update(status=WebhookEvent.Status.PENDING, error="")
+        _audit("tenant.restored", tenant, actor, requeued_events=requeued)
+    log.info("tenant_restored", tenant=tenant.slug, requeued_events=requeued)
+    return requeued
+
+
+def purge_tenant(*, tenant: Tenant) -> None:
+    """Drop the schema, the media objects and the public rows of a tenant being deleted."""
+    if tenant.deletion_requested_at is None or tenant.is_active:
+        raise ServiceError("not_being_deleted", f"{tenant.slug} is not being deleted.", status=409)
+    slug, schema = tenant.slug, tenant.schema_name
+    with schema_context(get_public_schema_name()), transaction.atomic():
+        # Domains and number routes go with the row (CASCADE); stored webhook events keep a null tenant.
+        tenant.delete(force_drop=True)
+    storage = media_storage()
+    for name in list(walk_storage(storage, media_prefix(schema))):
+        storage.delete(name)
+    log.info("tenant_purged", tenant=slug)
+
+
+def purge_due_tenants(*, now: dt.datetime | None = None) -> list[str]:
+    """Every tenant whose grace period has passed, dropped. Returns their slugs."""
+    now = now or timezone.now()
+    purged = []
+    due = Tenant.objects.filter(is_active=False, deletion_requested_at__isnull=False, purge_after__lte=now)
+    for tenant in due:
+        try:
+            purge_tenant(tenant=tenant)
+        except Exception:
+            log.exception("tenant_purge_failed", tenant=tenant.slug)
+            continue
+        purged.append(tenant.slug)
+    return purged
