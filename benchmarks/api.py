@@ -166,8 +166,8 @@ def main() -> dict[str, Any]:
 
     from crm import services
     from crm.models import Contact
+    from onboarding.services import onboard_tenant
     from tenants.models import Tenant
-    from tenants.services import onboard_tenant
 
     count = int(os.environ.get("BENCH_CONTACTS", "100000"))
     rounds = int(os.environ.get("BENCH_ROUNDS", "300"))

@@ -67,6 +67,7 @@ def summary_ms(values: list[float]) -> dict[str, float]:
         "p50_ms": round(percentile(values, 50) * 1000, 2),
         "p95_ms": round(percentile(values, 95) * 1000, 2),
         "p99_ms": round(percentile(values, 99) * 1000, 2),
+        "max_ms": round(max(values) * 1000, 2) if values else float("nan"),
         "n": len(values),
     }
 

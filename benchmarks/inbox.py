@@ -88,7 +88,7 @@ def build(conversations: int, per: int) -> None:
     from django.db import connection
     from django_tenants.utils import schema_context
 
-    from tenants.services import onboard_tenant
+    from onboarding.services import onboard_tenant
     from whatsapp import sandbox
     from whatsapp.services import connect_channel
 
@@ -96,10 +96,10 @@ def build(conversations: int, per: int) -> None:
     with sandbox.serving([(PNID, WABA)]):  # connecting asks Meta (here a sandbox) whether it is the account's
         connect_channel(tenant=tenant, phone_number_id=PNID, waba_id=WABA, access_token="bench-token")
     with schema_context(SLUG):
-        from whatsapp.models import WhatsAppChannel
+        from conversations.models import Channel
 
         owner_id = get_user_model().objects.get(email=OWNER).pk
-        channel_id = WhatsAppChannel.objects.get().pk
+        channel_id = Channel.objects.get().pk
         started = time.perf_counter()
         with connection.cursor() as cursor:
             bulk_insert(

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 # In the order they run; a module may be absent while its issue is open.
-BENCHMARKS = ["tenants", "api", "whatsapp", "inbox"]
+BENCHMARKS = ["tenants", "api", "whatsapp", "webhook", "inbox"]
 
 
 def main(argv: list[str]) -> int:

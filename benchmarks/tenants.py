@@ -17,7 +17,7 @@ def main() -> dict[str, Any]:
     setup_django(fresh=True)
     from django.core.management import call_command
 
-    from tenants.services import onboard_tenant
+    from onboarding.services import onboard_tenant
 
     count = int(os.environ.get("BENCH_TENANTS", "200"))
     call_command("migrate_platform", verbosity=0)

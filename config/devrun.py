@@ -1,6 +1,7 @@
 """`make run`: embedded (or given) PostgreSQL and Redis, migrations, the demo tenant, then every process.
 
-Ctrl-C stops the processes (honcho forwards it) and then the embedded servers; data stays in .data/.
+The processes run under config.supervisor: one that exits is restarted with a backoff instead of taking
+the others down. Ctrl-C stops the processes and then the embedded servers; data stays in .data/.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from config.embedded import DATA_DIR, embedded_services
 from config.prometheus import empty_multiprocess_dir
+from config.supervisor import read_procfile, supervise
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,12 +40,12 @@ def main() -> int:
         # Emptied before any process starts, never while one runs: each writes to the files it opened.
         empty_multiprocess_dir(metrics_dir)
         try:
-            return subprocess.call(
-                [sys.executable, "-m", "honcho", "start", "-f", "Procfile"],
+            return supervise(
+                read_procfile(ROOT / "Procfile"),
                 env={**env, "PROMETHEUS_MULTIPROC_DIR": metrics_dir},
                 cwd=ROOT,
             )
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # before the supervisor took over Ctrl-C
             return 0
 
 

@@ -16,13 +16,15 @@ django.setup()
 from django.apps import apps  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-import config.dramatiq  # noqa: E402
+import tenants.jobs  # noqa: E402
+from core.heartbeat import WorkerHeartbeat  # noqa: E402
 
+tenants.jobs.broker.add_middleware(WorkerHeartbeat())  # `manage.py healthcheck --process worker`
 if settings.PROMETHEUS_MULTIPROC_DIR:
     # Before process_boot, which the Dramatiq CLI emits right after importing this module.
     from config.dramatiq_metrics import WorkerMetrics
 
-    config.dramatiq.broker.add_middleware(WorkerMetrics())
+    tenants.jobs.broker.add_middleware(WorkerMetrics())
 
 
 def import_actors() -> None:

@@ -13,7 +13,7 @@ from django.conf import settings
 from django_tenants.utils import schema_context
 from redis import asyncio as aioredis
 
-from conversations import events, selectors
+from conversations import events, metrics, selectors
 from conversations.groups import user_group, viewers_group
 from conversations.models import Conversation
 from crm import sessions
@@ -91,11 +91,16 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        self.counted = True
+        metrics.WEBSOCKET_CONNECTIONS.inc()
         seq = await self._db(selectors.latest_event_id)
         log.info("socket_connected", user=user.pk)
         await self.send_json({"type": "hello", "user": user.pk, "seq": seq})
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            self.counted = False
+            metrics.WEBSOCKET_CONNECTIONS.dec()
         await self._leave_groups()
 
     async def _leave_groups(self) -> None:

@@ -22,18 +22,18 @@ from django.db.models import F
 from django.utils import timezone
 
 from conversations import events
-from conversations.models import Message
+from conversations.models import Channel, Message
 from conversations.services import apply_message_status
 from tenants.db import connection
 from whatsapp import limiter, metrics
 from whatsapp.client import GraphError, RetryClass, client_for
-from whatsapp.models import PendingStatus, WhatsAppChannel
+from whatsapp.models import PendingStatus
 
 log = structlog.get_logger("whatsapp.delivery")
 
 OPAQUE_PREFIX = "wacrm:"
 # A claim younger than this may belong to a worker that is still sending: leave it alone.
-CLAIM_TIMEOUT = dt.timedelta(seconds=120)
+CLAIM_TIMEOUT = dt.timedelta(seconds=settings.WHATSAPP_SEND_CLAIM_TIMEOUT)
 INTERRUPTED_TITLE = (
     "Sending was interrupted after the request may have reached WhatsApp; it was not sent again to "
     "avoid a duplicate. Retry if the contact did not receive it."
@@ -188,7 +188,7 @@ def apply_pending_statuses(*, message: Message) -> None:
         PendingStatus.objects.filter(pk__in=[p.pk for p in pending]).delete()
 
 
-def handle_send_error(*, message_id: int, channel: WhatsAppChannel, error: GraphError) -> Outcome:
+def handle_send_error(*, message_id: int, channel: Channel, error: GraphError) -> Outcome:
     log.info(
         "send_error", message=message_id, code=error.code, title=error.title, retry_class=error.retry_class
     )
@@ -238,9 +238,9 @@ def handle_send_error(*, message_id: int, channel: WhatsAppChannel, error: Graph
             from whatsapp.services import set_channel_status
 
             status = (
-                WhatsAppChannel.Status.NEEDS_REAUTH
+                Channel.Status.NEEDS_REAUTH
                 if error.retry_class == RetryClass.AUTH
-                else WhatsAppChannel.Status.DISABLED
+                else Channel.Status.DISABLED
             )
             set_channel_status(channel=channel, status=status, reason=f"{error.code}: {error.title}")
         _fail_locked(
@@ -297,9 +297,9 @@ def send_read_receipt(*, message_id: int, typing: bool = False) -> None:
 
             set_channel_status(
                 channel=channel,
-                status=WhatsAppChannel.Status.NEEDS_REAUTH
+                status=Channel.Status.NEEDS_REAUTH
                 if error.retry_class == RetryClass.AUTH
-                else WhatsAppChannel.Status.DISABLED,
+                else Channel.Status.DISABLED,
                 reason=f"{error.code}: {error.title}",
             )
             return

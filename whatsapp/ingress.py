@@ -7,6 +7,11 @@ need: Django's middleware stack, a thread per request and a new database connect
 for the next one, and each batch is one INSERT, one COMMIT and one job (group commit). A POST is
 acknowledged only after its batch has committed, so a 200 always means stored.
 
+Acknowledgements are bounded (issue 14): a POST not stored within WHATSAPP_WEBHOOK_ACK_DEADLINE of
+arriving is answered 503 and Meta delivers it again; while the store is behind by half that, new POSTs
+are refused at once, before their verification, so an overloaded process spends its time on the POSTs it
+can still store in time. Measured in docs/benchmarks.md ("Webhook acknowledgement under load").
+
 Everything else (the GET handshake, other paths) goes to the wrapped application.
 """
 
@@ -30,6 +35,8 @@ log = structlog.get_logger("whatsapp.webhook")
 
 PATH = "/webhooks/whatsapp/"
 MAX_BATCH = 200
+# Refused unverified while the store is behind (_GroupCommit.behind): Meta delivers it again later.
+OVERLOADED = webhook.Rejected(503, "overloaded", "Too many events at once; deliver this one again later.")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -68,58 +75,104 @@ class _Disconnected(Exception):
     """The client went away before its body arrived."""
 
 
+class NotStored(Exception):
+    """The event was not stored in time (or its batch failed): the POST is answered 503, so Meta delivers
+    it again."""
+
+
+# A queued POST: its verified body, the future its request awaits, and when it was queued (loop time).
+_Item = tuple[webhook.Accepted, "asyncio.Future[int]", float]
+
+
 class _GroupCommit:
     """POSTs queue their bodies; one flusher task per event loop commits whatever is waiting as one batch,
     then whatever queued meanwhile. Each POST awaits only its own batch: the flusher, not the first
     request, carries the loop, so under sustained load no request waits for the batches that arrived after
     it (its acknowledgement is bounded by one batch in flight plus its own). The task ends when nothing
-    waits and the next POST starts another, so nothing outlives the requests it serves."""
+    waits and the next POST starts another, so nothing outlives the requests it serves.
+
+    Every request gets an answer within its deadline: its event stored (200), or not stored in time, its
+    batch failed, or the flusher was cancelled (NotStored, 503). A request that gives up (deadline, or its
+    client went away) before its batch was taken leaves the queue, so under overload the queue holds at
+    most a deadline's worth of arrivals and the excess is refused, not stored late. One that gives up
+    while its batch is being committed may be stored after all: Meta's redelivery is then a second
+    WebhookEvent with the same body, and processing stores each message once (by its wamid)."""
 
     def __init__(self, executor: ThreadPoolExecutor) -> None:
         self.executor = executor
-        self.waiting: list[tuple[webhook.Accepted, asyncio.Future[int]]] = []
+        self.waiting: list[_Item] = []
         self.flusher: asyncio.Task[None] | None = None
+        self.flush_started: float | None = None  # loop time the batch in flight was handed to the store
 
-    async def submit(self, accepted: webhook.Accepted) -> int:
+    def behind(self, seconds: float) -> bool:
+        """The store is behind: the batch in flight, or the oldest POST waiting, is older than `seconds`.
+        A POST arriving now would most likely miss its deadline after costing a verification; the ingress
+        refuses it at once instead (503), so an overloaded process spends its time on POSTs it can store."""
+        now = asyncio.get_running_loop().time()
+        if self.flush_started is not None and now - self.flush_started > seconds:
+            return True
+        return bool(self.waiting) and now - self.waiting[0][2] > seconds
+
+    async def submit(self, accepted: webhook.Accepted, *, timeout: float | None = None) -> int:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        self.waiting.append((accepted, future))
+        self.waiting.append((accepted, future, loop.time()))
         if self.flusher is None or self.flusher.done():
             self.flusher = loop.create_task(self._run(loop))
-        # A request cancelled here (its client went away) leaves the flusher and its batch-mates alone.
-        return await future
+        try:
+            # Shielded: giving up (deadline, cancellation) must not cancel the future the flusher answers.
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            raise NotStored(f"not stored within {timeout:.3f} s") from None
+        finally:
+            # Gave up or answered: a future still pending is dropped from the queue by the flusher (or its
+            # result, if its batch is in flight, is ignored).
+            future.cancel()
 
     async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
-        while self.waiting:
-            batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
-            try:
-                await self._flush(loop, batch)
-            except BaseException as exc:
-                # Cancelled (the loop is shutting down) or a bug: every request still waiting is answered
-                # (503, Meta delivers again) instead of hanging.
-                for _, future in batch + self.waiting:
-                    if not future.done():
-                        future.set_exception(RuntimeError(f"webhook batch not stored: {exc!r}"))
-                self.waiting = []
-                raise
-
-    async def _flush(
-        self, loop: asyncio.AbstractEventLoop, batch: list[tuple[webhook.Accepted, asyncio.Future[int]]]
-    ) -> None:
+        batch: list[_Item] = []
         try:
-            ids = await loop.run_in_executor(self.executor, _store, [accepted for accepted, _ in batch])
+            while True:
+                self.waiting = [item for item in self.waiting if not item[1].done()]
+                if not self.waiting:
+                    return
+                batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
+                await self._flush(loop, batch)
+                batch = []
+        except BaseException as exc:
+            # Cancelled (the loop is shutting down) or a bug: every request still waiting is answered
+            # (503, Meta delivers again) instead of hanging.
+            for _, future, _ in batch + self.waiting:
+                if not future.done():
+                    future.set_exception(NotStored(f"webhook batch not stored: {exc!r}"))
+            self.waiting = []
+            self.flush_started = None
+            raise
+
+    async def _flush(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
+        try:
+            # Shielded: the store runs to its end in its thread whatever happens to this task, and the
+            # connection is not left mid-transaction for the next batch.
+            self.flush_started = loop.time()
+            ids = await asyncio.shield(
+                loop.run_in_executor(self.executor, _store, [item[0] for item in batch])
+            )
+            self.flush_started = None
         except Exception as exc:
+            self.flush_started = None
             if len(batch) > 1 and not isinstance(exc, _CONNECTION_ERRORS):
                 # Something in one body the database refused: it must not fail the others. Each alone.
                 log.warning("webhook_batch_store_failed", events=len(batch), error=repr(exc))
                 for item in batch:
-                    await self._flush(loop, [item])
+                    if not item[1].done():
+                        await self._flush(loop, [item])
                 return
-            for _, future in batch:
+            # The batch's one transaction rolled back: nothing of it is stored, every request hears so.
+            for _, future, _ in batch:
                 if not future.done():
-                    future.set_exception(exc)
+                    future.set_exception(NotStored(f"webhook batch not stored: {exc!r}"))
             return
-        for (_, future), event_id in zip(batch, ids, strict=True):
+        for (_, future, _), event_id in zip(batch, ids, strict=True):
             if not future.done():
                 future.set_result(event_id)
 
@@ -152,6 +205,11 @@ class WebhookIngress:
         if body is None:
             await self._reply(send, webhook.too_large(limit))
             return
+        deadline = settings.WHATSAPP_WEBHOOK_ACK_DEADLINE
+        batch = self._batch()
+        if batch.behind(deadline / 2):
+            await self._reply(send, OVERLOADED)
+            return
         verdict = webhook.check_webhook(
             body=body,
             signature=headers.get(b"x-hub-signature-256", b"").decode("latin-1"),
@@ -161,11 +219,12 @@ class WebhookIngress:
         if isinstance(verdict, webhook.Rejected):
             await self._reply(send, verdict)
             return
+        remaining = deadline - (time.perf_counter() - started)
         try:
-            event_id = await self._batch().submit(verdict)
-        except Exception as exc:
-            # Not stored: a 503 makes Meta deliver it again later.
-            log.error("webhook_store_failed", error=repr(exc))
+            event_id = await batch.submit(verdict, timeout=max(remaining, 0.0))
+        except Exception as exc:  # NotStored, or a bug: either way not known to be stored
+            # Not stored (in time): a 503 makes Meta deliver it again later.
+            log.error("webhook_store_failed", error=str(exc))
             await self._reply(send, webhook.Rejected(503, "unavailable", "The event could not be stored."))
             return
         webhook.count("accepted", seconds=time.perf_counter() - started)

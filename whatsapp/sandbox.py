@@ -31,11 +31,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from environ import FileAwareMapping
 
 VERSION_RE = re.compile(r"^/v\d+(\.\d+)?(?=/)")
 
@@ -630,10 +630,8 @@ def app_secret_from(environ: Mapping[str, str]) -> str:
     """The secret the app checks webhooks with (WHATSAPP_APP_SECRET or its _FILE, as config.settings reads
     it): a secret set for `make run` must sign the sandbox's status webhooks too, or the app refuses them
     and sent messages never turn delivered. Read from the environment, not a flag, so it stays out of `ps`."""
-    file_path = environ.get("WHATSAPP_APP_SECRET_FILE")
-    if file_path:
-        return Path(file_path).read_text().strip()
-    return environ.get("WHATSAPP_APP_SECRET") or "sandbox-app-secret"
+    value = FileAwareMapping(env=environ, cache=False).get("WHATSAPP_APP_SECRET") or ""
+    return value.strip() or "sandbox-app-secret"
 
 
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:

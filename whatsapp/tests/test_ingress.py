@@ -17,8 +17,8 @@ from channels.testing import HttpCommunicator
 from django.conf import settings
 from django.db import OperationalError
 
-from config.dramatiq import broker
 from tenants.db import connection
+from tenants.jobs import broker
 from tenants.models import WebhookEvent
 from whatsapp import payloads
 from whatsapp.testing import PNID_A
@@ -315,3 +315,181 @@ async def test_a_cancelled_post_leaves_its_batch_mates_answered(monkeypatch):
     await asyncio.sleep(0)
     first.cancel()
     assert await mate == 101
+
+
+# -- bounded acknowledgement (issue 14 item 1) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error",
+    [OperationalError("the server closed the connection"), ValueError("a bug in the store")],
+    ids=["connection-lost", "any-other-error"],
+)
+async def test_a_batch_whose_store_fails_answers_each_of_its_posts_503_and_stores_none(
+    events, monkeypatch, error
+):
+    from django.db import transaction
+
+    from whatsapp import services
+
+    real = services.record_webhook_events
+    sizes: list[int] = []
+
+    def inserts_then_fails(*, accepted: list[Any]) -> list[int]:
+        # The rows are written, then the store fails before its commit: the whole transaction goes.
+        with transaction.atomic():
+            real(accepted=accepted)
+            sizes.append(len(accepted))
+            raise error
+
+    monkeypatch.setattr(services, "record_webhook_events", inserts_then_fails)
+    bodies = [_body(200 + index) for index in range(12)]
+
+    responses = await asyncio.gather(*(_post(body) for body in bodies))
+
+    assert [r["status"] for r in responses] == [503] * 12
+    assert {json.loads(r["body"])["error"]["code"] for r in responses} == {"unavailable"}
+    assert max(sizes) > 1  # they were batched together
+    assert await _stored(body__in=bodies) == {}
+
+
+async def test_a_post_not_stored_within_its_deadline_gets_503_and_its_late_store_harms_nothing(
+    events, monkeypatch, settings
+):
+    import threading
+
+    from whatsapp import services
+
+    settings.WHATSAPP_WEBHOOK_ACK_DEADLINE = 0.05
+    real = services.record_webhook_events
+    release = threading.Event()
+
+    def stuck(*, accepted: list[Any]) -> list[int]:
+        release.wait(timeout=30)  # the database hangs until the test lets it go
+        return real(accepted=accepted)
+
+    monkeypatch.setattr(services, "record_webhook_events", stuck)
+    body = _body(300)
+    try:
+        response = await _post(body)
+    finally:
+        release.set()
+
+    assert response["status"] == 503
+    assert json.loads(response["body"])["error"]["code"] == "unavailable"
+    # Its batch was in flight: it commits after all, and Meta's redelivery is a second event with the same
+    # body (processing stores its message once, by wamid: test_inbound's duplicate test).
+    monkeypatch.setattr(services, "record_webhook_events", real)
+    settings.WHATSAPP_WEBHOOK_ACK_DEADLINE = 10.0
+    redelivered = await _post(body)
+    assert redelivered["status"] == 200
+    for _ in range(200):
+        if len(await _stored(body=body)) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert len(await _stored(body=body)) == 2
+
+
+async def test_a_post_that_gives_up_before_its_batch_is_taken_is_not_stored(monkeypatch):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from whatsapp import ingress
+
+    release = threading.Event()
+    batches: list[list[Any]] = []
+
+    def gated_store(accepted: list[Any]) -> list[int]:
+        release.wait(timeout=30)
+        batches.append(accepted)
+        return list(range(len(accepted)))
+
+    monkeypatch.setattr(ingress, "_store", gated_store)
+    group = ingress._GroupCommit(ThreadPoolExecutor(max_workers=1))
+    posts = [_accepted(index) for index in range(4)]
+    in_flight = asyncio.ensure_future(group.submit(posts[0]))
+    await asyncio.sleep(0.01)  # the flusher takes the first batch
+    with pytest.raises(ingress.NotStored):
+        await group.submit(posts[1], timeout=0.01)  # queued behind it, gives up
+    gone = asyncio.ensure_future(group.submit(posts[2]))
+    kept = asyncio.ensure_future(group.submit(posts[3]))
+    await asyncio.sleep(0)
+    gone.cancel()  # its client went away
+    release.set()
+
+    assert await in_flight == 0
+    assert await kept == 0
+    assert batches == [[posts[0]], [posts[3]]]
+
+
+async def test_a_cancelled_post_does_not_cancel_its_batch_in_flight(monkeypatch):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from whatsapp import ingress
+
+    release = threading.Event()
+    stored: list[int] = []
+
+    def gated_store(accepted: list[Any]) -> list[int]:
+        release.wait(timeout=30)
+        stored.append(len(accepted))
+        return list(range(10, 10 + len(accepted)))
+
+    monkeypatch.setattr(ingress, "_store", gated_store)
+    group = ingress._GroupCommit(ThreadPoolExecutor(max_workers=1))
+    posts = [asyncio.ensure_future(group.submit(_accepted(index))) for index in range(3)]
+    await asyncio.sleep(0.01)  # the three are one batch, in the store
+    posts[0].cancel()
+    await asyncio.sleep(0)
+    release.set()
+
+    assert await posts[1] == 11 and await posts[2] == 12
+    assert posts[0].cancelled()
+    assert stored == [3]  # the store ran to its end
+
+
+async def test_when_the_flusher_is_cancelled_every_waiting_post_is_answered(monkeypatch):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from whatsapp import ingress
+
+    release = threading.Event()
+
+    def gated_store(accepted: list[Any]) -> list[int]:
+        release.wait(timeout=30)
+        return list(range(len(accepted)))
+
+    monkeypatch.setattr(ingress, "_store", gated_store)
+    group = ingress._GroupCommit(ThreadPoolExecutor(max_workers=1))
+    in_flight = asyncio.ensure_future(group.submit(_accepted(0)))
+    await asyncio.sleep(0.01)
+    queued = asyncio.ensure_future(group.submit(_accepted(1)))
+    await asyncio.sleep(0)
+    assert group.flusher is not None
+    group.flusher.cancel()  # the loop shuts down
+    try:
+        for post in (in_flight, queued):
+            with pytest.raises(ingress.NotStored):
+                await post
+    finally:
+        release.set()
+
+
+async def test_while_the_store_is_behind_a_new_post_is_refused_at_once_and_not_stored(events):
+    from config.asgi import webhook_ingress
+
+    group = webhook_ingress._batch()
+    # The batch in flight was handed to the store long ago (a database that hangs).
+    group.flush_started = asyncio.get_running_loop().time() - 60
+    body = _body(400)
+    try:
+        response = await _post(body)
+    finally:
+        group.flush_started = None
+
+    assert response["status"] == 503
+    assert json.loads(response["body"])["error"]["code"] == "overloaded"
+    assert await _stored(body=body) == {}
+    assert (await _post(_body(401)))["status"] == 200  # caught up: accepted again
