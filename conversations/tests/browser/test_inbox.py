@@ -220,19 +220,31 @@ def test_the_list_loads_more_as_its_pane_scrolls(page, live):
 
     extra = [make_conversation(live, name=f"Scroller {i}") for i in range(PAGE_SIZE + 5)]
     sign_in(page, next_url="/inbox/?tab=all")
-    rows = page.locator("#rows .row")
-    expect(rows).to_have_count(PAGE_SIZE)
-    # The rows scroll inside their pane, not the window: the wheel over the list, as a person would.
-    box = page.locator("#rows").bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    for _ in range(40):
-        if rows.count() > PAGE_SIZE:
-            break
-        page.mouse.wheel(0, 600)
-        page.wait_for_timeout(100)
-    expect(page.locator("#rows .row", has_text="Scroller 0")).to_have_count(1)
-    with live.orm():  # out of the open list the module's later tests page through
-        Conversation.objects.filter(pk__in=[c.pk for c in extra]).update(status=Conversation.Status.RESOLVED)
+    try:
+        rows = page.locator("#rows .row")
+        expect(rows).to_have_count(PAGE_SIZE)
+        # The rows scroll inside their pane, not the window: the wheel over the list, as a person would.
+        # (The list may be swapped by a live refresh just then: wait until it is laid out again.)
+        expect(page.locator("#rows")).to_be_visible()
+        box = None
+        for _ in range(50):
+            box = page.locator("#rows").bounding_box()
+            if box:
+                break
+            page.wait_for_timeout(100)
+        assert box, "the list pane is not laid out"
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        for _ in range(40):
+            if rows.count() > PAGE_SIZE:
+                break
+            page.mouse.wheel(0, 600)
+            page.wait_for_timeout(100)
+        expect(page.locator("#rows .row", has_text="Scroller 0")).to_have_count(1)
+    finally:
+        with live.orm():  # out of the open list the module's later tests page through
+            Conversation.objects.filter(pk__in=[c.pk for c in extra]).update(
+                status=Conversation.Status.RESOLVED
+            )
 
 
 def test_a_dropped_socket_reconnects_and_shows_the_messages_sent_meanwhile(page, live):
