@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from core.errors import ServiceError
 from crm.models import Deal, DealStageChange, Pipeline, Stage
-from crm.services.common import excluding
+from crm.services.common import ensure_name_free
 
 User = Any  # the tenant's auth user (django.contrib.auth.User)
 
@@ -43,13 +43,9 @@ def create_pipeline(*, name: str, stages: list[tuple[str, int, str]] | None = No
 
 
 def _check_pipeline_name_free(*, name: str, pipeline: Pipeline | None) -> None:
-    if excluding(Pipeline.objects.filter(name__iexact=name), pipeline).exists():
-        raise ServiceError(
-            "duplicate_name",
-            "A pipeline with this name exists.",
-            field="name",
-            status=409,
-        )
+    ensure_name_free(
+        Pipeline.objects.filter(name__iexact=name), pipeline, "A pipeline with this name exists."
+    )
 
 
 def _save_pipeline(pipeline: Pipeline) -> None:
@@ -120,13 +116,11 @@ def save_stage(
         )
     if kind not in Stage.Kind.values:
         raise ServiceError("invalid_kind", f"'{kind}' is not a stage kind.", field="kind")
-    if excluding(Stage.objects.filter(pipeline=pipeline, name__iexact=name), stage).exists():
-        raise ServiceError(
-            "duplicate_name",
-            "This pipeline has a stage with this name.",
-            field="name",
-            status=409,
-        )
+    ensure_name_free(
+        Stage.objects.filter(pipeline=pipeline, name__iexact=name),
+        stage,
+        "This pipeline has a stage with this name.",
+    )
     if stage is not None and stage.pipeline_id != pipeline.pk:
         raise ServiceError(
             "invalid_pipeline",

@@ -10,7 +10,7 @@ from django.db.models.functions import Lower
 
 from core.errors import ServiceError
 from crm.models import Company, Tag
-from crm.services.common import excluding
+from crm.services.common import ensure_name_free, excluding
 
 User = Any  # the tenant's auth user (django.contrib.auth.User)
 
@@ -19,13 +19,7 @@ def save_tag(*, tag: Tag | None = None, name: str, color: str = "#6b7280") -> Ta
     name = name.strip()
     if not name:
         raise ServiceError("invalid_name", "A tag needs a name.", field="name")
-    if excluding(Tag.objects.filter(name__iexact=name), tag).exists():
-        raise ServiceError(
-            "duplicate_name",
-            "A tag with this name exists.",
-            field="name",
-            status=409,
-        )
+    ensure_name_free(Tag.objects.filter(name__iexact=name), tag, "A tag with this name exists.")
     tag = tag or Tag()
     tag.name = name
     tag.color = color

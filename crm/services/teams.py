@@ -11,7 +11,7 @@ from core import audit
 from core.errors import ServiceError
 from crm import sessions
 from crm.models import Agent, Team
-from crm.services.common import excluding
+from crm.services.common import ensure_name_free
 
 User = Any  # the tenant's auth user (django.contrib.auth.User)
 
@@ -27,13 +27,7 @@ def save_team(
     name = name.strip()
     if not name:
         raise ServiceError("invalid_name", "A team needs a name.", field="name")
-    if excluding(Team.objects.filter(name__iexact=name), team).exists():
-        raise ServiceError(
-            "duplicate_name",
-            "A team with this name exists.",
-            field="name",
-            status=409,
-        )
+    ensure_name_free(Team.objects.filter(name__iexact=name), team, "A team with this name exists.")
     team = team or Team()
     team.name = name
     team.description = description
