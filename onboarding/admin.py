@@ -153,3 +153,12 @@ class SignupAdmin(admin.ModelAdmin):
 class ChecklistStateAdmin(admin.ModelAdmin):
     list_display = ["tenant", "dismissed_at", "dismissed_by_email"]
     list_select_related = ["tenant"]
+    readonly_fields = ["tenant", "dismissed_at", "dismissed_by_email"]
+
+    # A tenant's checklist state is written by the owner dismissing it; operators only look (and may
+    # delete a row to show the checklist again).
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

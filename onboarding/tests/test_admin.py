@@ -114,3 +114,8 @@ def test_a_signups_page_is_read_only(operator):
     assert "X" in page and 'name="business_name"' not in page  # shown, not editable
     assert "password" not in page.lower().split('id="content"', 1)[-1]  # its hash is never shown
     assert operator.get("/admin/onboarding/signup/add/").status_code == 403
+
+
+def test_checklist_states_are_only_looked_at_in_the_platform_admin(operator):
+    assert operator.get("/admin/onboarding/checkliststate/add/").status_code == 403
+    assert operator.get("/admin/onboarding/checkliststate/").status_code == 200
