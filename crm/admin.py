@@ -19,6 +19,7 @@ from crm.models import (
     AttributeDefinition,
     Company,
     Contact,
+    ContactIdentity,
     ContactImport,
     Deal,
     DealStageChange,
@@ -198,7 +199,6 @@ class ContactAdminForm(forms.ModelForm):
             "name",
             "phone",
             "wa_id",
-            "whatsapp_user_id",
             "email",
             "company",
             "tags",
@@ -209,6 +209,8 @@ class ContactAdminForm(forms.ModelForm):
         ]
 
     def clean_phone(self) -> str:
+        if not self.cleaned_data.get("phone") and self.instance.pk and self.instance.whatsapp_user_id:
+            return ""  # known by a WhatsApp user id alone: no number to require
         try:
             return services.clean_phone(self.cleaned_data["phone"])
         except ServiceError as exc:
@@ -219,6 +221,19 @@ class ContactAdminForm(forms.ModelForm):
             return services.clean_attributes(self.cleaned_data.get("attributes") or {})
         except ServiceError as exc:
             raise forms.ValidationError(exc.message) from exc
+
+
+class ContactIdentityInline(admin.TabularInline):
+    """Meta's ids for the contact: recorded from webhooks, never typed in."""
+
+    model = ContactIdentity
+    fields = ["kind", "value", "scope", "updated_at"]
+    readonly_fields = ["kind", "value", "scope", "updated_at"]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class NoteInline(admin.TabularInline):
@@ -261,8 +276,10 @@ class ContactAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
         "marketing_consent_at",
+        "username",
+        "whatsapp_user_id",
     ]
-    inlines = [NoteInline, ContactTaskInline]
+    inlines = [ContactIdentityInline, NoteInline, ContactTaskInline]
     show_full_result_count = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Contact]:

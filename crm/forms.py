@@ -144,8 +144,10 @@ class ContactForm(ServiceForm):
     marketing_consent = forms.ChoiceField(choices=Contact.MarketingConsent.choices)
     blocked = forms.BooleanField(required=False)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, phone_optional: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # A contact known by its WhatsApp user id (a username hides the number) may have no number.
+        self.fields["phone"].required = not phone_optional
         self.definitions = list(AttributeDefinition.objects.all())
         for d in self.definitions:
             name = f"attr_{d.key}"

@@ -53,6 +53,9 @@ def contact_search_filter(query: str) -> Q:
             return Q(phone=normalize_phone(query, default_region=default_phone_region()))
         return Q(phone__contains=fragment)
     condition = Q(name__icontains=query) | Q(email__icontains=query)
+    # A WhatsApp username, typed with or without its @.
+    if handle := query.lstrip("@"):
+        condition |= Q(username__icontains=handle)
     words = _WORD.findall(query.lower())
     if words:
         tsquery = " & ".join(f"{w}:*" for w in words)

@@ -73,6 +73,14 @@ class ContactSerializer(serializers.ModelSerializer):
     company_name = serializers.CharField(source="company.name", read_only=True, default=None, allow_null=True)
     owner = serializers.PrimaryKeyRelatedField(queryset=agent_users(), required=False, allow_null=True)
     attributes = serializers.DictField(required=False, help_text="Keys of the attribute definitions")
+    username = serializers.CharField(
+        read_only=True, help_text="The contact's WhatsApp username, without the @; empty if none"
+    )
+    bsuid = serializers.CharField(
+        source="whatsapp_user_id",
+        read_only=True,
+        help_text="The latest WhatsApp business-scoped user id seen for the contact; empty if none",
+    )
 
     class Meta:
         model = Contact
@@ -81,6 +89,8 @@ class ContactSerializer(serializers.ModelSerializer):
             "name",
             "phone",
             "wa_id",
+            "username",
+            "bsuid",
             "email",
             "company",
             "company_name",
@@ -235,11 +245,16 @@ class AgentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Agent
-        fields = ["id", "user_id", "email", "name", "role", "availability", "teams", "created_at"]
+        fields = ["id", "user_id", "email", "name", "role", "availability", "capacity", "teams", "created_at"]
         read_only_fields = fields
 
     def get_name(self, agent: Agent) -> str:
         return agent.user.get_full_name()
+
+
+class AgentUpdateSerializer(serializers.Serializer):
+    availability = serializers.ChoiceField(choices=Agent.Availability.choices, required=False)
+    capacity = serializers.IntegerField(min_value=0, max_value=1000, allow_null=True, required=False)
 
 
 class TeamSerializer(serializers.ModelSerializer):

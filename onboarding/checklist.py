@@ -44,8 +44,8 @@ class Checklist:
 
 
 def _numbers_url() -> str:
-    # The WhatsApp numbers page is, for now, the tenant admin's list of numbers; named through the
-    # model's own label so the link follows the model wherever it lives.
+    # Settings → WhatsApp numbers (whatsapp.urls); the tenant admin's list only if that page is not
+    # installed, named through the model's own label so the link follows the model wherever it lives.
     meta = Channel._meta
     for name in ("whatsapp-numbers", f"admin:{meta.app_label}_{meta.model_name}_changelist"):
         try:

@@ -48,7 +48,15 @@ class ChannelForm(forms.ModelForm):
 
     class Meta:
         model = Channel
-        fields = ["name", "phone_number_id", "waba_id", "display_phone", "throughput_cap", "status"]
+        fields = [
+            "name",
+            "phone_number_id",
+            "waba_id",
+            "display_phone",
+            "throughput_cap",
+            "coexistence",
+            "status",
+        ]
 
     # Set by WhatsAppChannelAdmin.get_form.
     request_role: str | None = None
@@ -102,7 +110,7 @@ class WhatsAppChannelAdmin(admin.ModelAdmin):
         "status_reason",
         "throughput_cap",
     ]
-    list_filter = ["status"]
+    list_filter = ["status", "coexistence"]
     readonly_fields = ["status_reason", "templates_synced_at", "created_at"]
     actions = ["sync_templates_action"]
 
@@ -155,6 +163,8 @@ class WhatsAppChannelAdmin(admin.ModelAdmin):
         except ChannelError as exc:
             messages.error(request, exc.message)
             return
+        if obj.coexistence and not channel.coexistence:
+            Channel.objects.filter(pk=channel.pk).update(coexistence=True)
         obj.pk = channel.pk
 
     @admin.action(description="Sync message templates from Meta")

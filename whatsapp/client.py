@@ -33,7 +33,7 @@ class RetryClass(enum.StrEnum):
 RETRY_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 131056, 131057})
 AUTH_CODES = frozenset({0, 3, 10, 190, 131005, *range(200, 300)})
 PERMANENT_CODES = frozenset(
-    {100, 131008, 131009, 131021, 131026, 131030, 131047, 131050, 131051, 131053, 130403}
+    {100, 131008, 131009, 131021, 131049, 131026, 131030, 131047, 131050, 131051, 131053, 130403}
     | set(range(132000, 132017))
 )
 ACCOUNT_CODES = frozenset({368, 131031, 131042, 131048, 130497, 131064})
@@ -136,7 +136,8 @@ def _error_from_response(response: httpx.Response | Fetched) -> GraphError:
 class GraphClient:
     def __init__(self, *, access_token: str, base_url: str | None = None) -> None:
         self.base_url = (base_url or settings.WHATSAPP_GRAPH_URL).rstrip("/")
-        self.headers = {"Authorization": f"Bearer {access_token}"}
+        # No token: the OAuth code exchange (exchange_signup_code), which authenticates by app secret.
+        self.headers = {"Authorization": f"Bearer {access_token}"} if access_token else {}
 
     def _request(self, method: str, path: str, *, sent_means_uncertain: bool = False, **kwargs: Any) -> Any:
         """`path` is ids and edge names (`{phone_number_id}/messages`) joined under WHATSAPP_GRAPH_URL; never
@@ -167,9 +168,11 @@ class GraphClient:
             raise _error_from_response(response)
         return response
 
-    def send_message(self, *, phone_number_id: str, body: dict[str, Any]) -> str:
-        """POST /{phone_number_id}/messages; returns the wamid Meta assigned."""
-        response = self._request("POST", f"{phone_number_id}/messages", json=body, sent_means_uncertain=True)
+    def send_message(self, *, phone_number_id: str, body: dict[str, Any], marketing: bool = False) -> str:
+        """POST /{phone_number_id}/messages (or /marketing_messages, Meta's Marketing Messages API, for a
+        MARKETING template from an onboarded number: same body); returns the wamid Meta assigned."""
+        edge = "marketing_messages" if marketing else "messages"
+        response = self._request("POST", f"{phone_number_id}/{edge}", json=body, sent_means_uncertain=True)
         data = response.json()
         try:
             return str(data["messages"][0]["id"])
@@ -268,6 +271,31 @@ class GraphClient:
                 return
             params = {"limit": page_size, "after": after}
 
+    def create_template(self, *, waba_id: str, body: dict[str, Any]) -> CreatedTemplate:
+        """POST /{waba_id}/message_templates: submitted for review; Meta answers its id, status (PENDING,
+        or APPROVED/REJECTED at once) and the category it assigned."""
+        data = self._request("POST", f"{waba_id}/message_templates", json=body).json()
+        data = data if isinstance(data, dict) else {}
+        template_id = str(data.get("id") or "")
+        if not is_graph_id(template_id):
+            raise GraphError(
+                code=None,
+                title="The Graph API accepted the template without a template id.",
+                retry_class=RetryClass.UNCERTAIN,
+            )
+        return CreatedTemplate(
+            id=template_id,
+            status=str(data.get("status") or "PENDING")[:30].upper(),
+            category=str(data.get("category") or "")[:30].upper(),
+        )
+
+    def delete_template(self, *, waba_id: str, name: str, template_id: str = "") -> None:
+        """DELETE /{waba_id}/message_templates?name=…[&hsm_id=…]: with the id, only that language."""
+        params = {"name": name}
+        if is_graph_id(template_id):
+            params["hsm_id"] = template_id
+        self._request("DELETE", f"{waba_id}/message_templates", params=params)
+
     # -- reads that prove a number belongs to an account (whatsapp.services.verify_number) -------------
 
     def get_phone_number(self, *, phone_number_id: str) -> PhoneNumber:
@@ -292,6 +320,90 @@ class GraphClient:
                 return
             params = {"limit": page_size, "after": after}
 
+    # -- Embedded Signup and number management (whatsapp.services.embedded_signup, .numbers) -------------
+
+    def exchange_signup_code(self, *, code: str, app_id: str, app_secret: str) -> str:
+        """GET /oauth/access_token: the code Embedded Signup returned → a business integration token for
+        the accounts the customer shared. Sent without a bearer token (the app secret authenticates)."""
+        data = self._request(
+            "GET",
+            "oauth/access_token",
+            params={"client_id": app_id, "client_secret": app_secret, "code": code},
+        ).json()
+        token = data.get("access_token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise GraphError(
+                code=None,
+                title="The Graph API exchanged the code without an access token.",
+                retry_class=RetryClass.PERMANENT,
+            )
+        return token
+
+    def get_number_details(self, *, phone_number_id: str) -> NumberDetails:
+        """GET /{phone_number_id} with what the numbers page shows (quality, throughput, name status,
+        the messaging limit Meta sets per business portfolio)."""
+        data = self._request("GET", phone_number_id, params={"fields": NUMBER_DETAIL_FIELDS}).json()
+        return NumberDetails.from_graph(data if isinstance(data, dict) else {})
+
+    def get_account(self, *, waba_id: str) -> dict[str, Any]:
+        """GET /{waba_id}: the WhatsApp Business Account's name and settings."""
+        data = self._request("GET", waba_id, params={"fields": "id,name,currency,timezone_id"}).json()
+        return data if isinstance(data, dict) else {}
+
+    def subscribe_app(self, *, waba_id: str) -> None:
+        """POST /{waba_id}/subscribed_apps: the account's webhooks go to the app the token belongs to."""
+        self._request("POST", f"{waba_id}/subscribed_apps")
+
+    def register_number(self, *, phone_number_id: str, pin: str) -> None:
+        """POST /{phone_number_id}/register: the number is usable on the Cloud API; `pin` becomes its
+        two-step verification PIN (six digits)."""
+        self._request(
+            "POST", f"{phone_number_id}/register", json={"messaging_product": "whatsapp", "pin": pin}
+        )
+
+    def sandbox_send_test_webhook(self, *, phone_number_id: str, waba_id: str) -> bool:
+        """The sandbox only (Meta has no such call; its App Dashboard has a "Test" button): post a signed
+        test webhook for the number to the sandbox's webhook URL. True when it was posted."""
+        data = self._request(
+            "POST",
+            "_sandbox/test_webhook",
+            json={"phone_number_id": phone_number_id, "waba_id": waba_id},
+        ).json()
+        return bool(isinstance(data, dict) and data.get("delivered"))
+
+
+NUMBER_DETAIL_FIELDS = (
+    "id,display_phone_number,verified_name,quality_rating,throughput,name_status,status,"
+    "messaging_limit_tier,whatsapp_business_manager_messaging_limit,platform_type"
+)
+
+
+@dataclass(frozen=True)
+class NumberDetails:
+    id: str
+    display_phone_number: str = ""
+    verified_name: str = ""
+    quality_rating: str = ""
+    throughput: str = ""
+    name_status: str = ""
+    status: str = ""
+    messaging_limit: str = ""
+
+    @classmethod
+    def from_graph(cls, data: dict[str, Any]) -> NumberDetails:
+        throughput = data.get("throughput")
+        limit = data.get("whatsapp_business_manager_messaging_limit") or data.get("messaging_limit_tier")
+        return cls(
+            id=str(data.get("id") or ""),
+            display_phone_number=str(data.get("display_phone_number") or "")[:32],
+            verified_name=str(data.get("verified_name") or "")[:100],
+            quality_rating=str(data.get("quality_rating") or "")[:20].upper(),
+            throughput=str(throughput.get("level") or "")[:30] if isinstance(throughput, dict) else "",
+            name_status=str(data.get("name_status") or "")[:40],
+            status=str(data.get("status") or "")[:40],
+            messaging_limit=str(limit or "")[:40],
+        )
+
 
 def _fetch_error(
     exc: FetchError, *, sent_means_uncertain: bool = False, what: str = "Graph API request"
@@ -305,6 +417,13 @@ def _fetch_error(
         # The request may have been processed: for sends, a retry could deliver twice.
         retry_class = RetryClass.UNCERTAIN if sent_means_uncertain else RetryClass.RETRY
     return GraphError(code=None, title=f"Network error: {exc.message}", retry_class=retry_class)
+
+
+@dataclass(frozen=True)
+class CreatedTemplate:
+    id: str
+    status: str
+    category: str
 
 
 @dataclass(frozen=True)

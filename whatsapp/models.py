@@ -22,6 +22,11 @@ class MessageTemplate(models.Model):
     parameter_format = models.CharField(max_length=20, default="POSITIONAL")
     components = models.JSONField(default=list, blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)
+    # template_category_update: a change Meta announced (the category it will apply, and when), and the
+    # category a completed change replaced.
+    pending_category = models.CharField(max_length=30, blank=True)
+    category_change_at = models.DateTimeField(null=True, blank=True)
+    previous_category = models.CharField(max_length=30, blank=True)
 
     class Meta:
         ordering = ["name", "language"]
@@ -105,3 +110,46 @@ class PendingStatus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.status} for {self.wamid}"
+
+
+class NumberHealth(models.Model):
+    """What Meta last said about a number (quality, throughput, display-name review), read from the Graph
+    API by the numbers page or told by the account's webhooks, and which owner alerts were sent for it."""
+
+    channel = models.OneToOneField(
+        "conversations.Channel", on_delete=models.CASCADE, primary_key=True, related_name="health"
+    )
+    quality_rating = models.CharField(max_length=20, blank=True, help_text="GREEN, YELLOW, RED or UNKNOWN")
+    # The latest phone_number_quality_update event (FLAGGED, UNFLAGGED, DOWNGRADE, UPGRADE, ...).
+    quality_event = models.CharField(max_length=30, blank=True)
+    throughput = models.CharField(max_length=30, blank=True, help_text="STANDARD or HIGH")
+    # Onboarded to Meta's Marketing Messages API: MARKETING templates are sent to
+    # /{phone_number_id}/marketing_messages (whatsapp.delivery).
+    marketing_messages_onboarded = models.BooleanField(default=False)
+    name_status = models.CharField(max_length=40, blank=True)
+    meta_status = models.CharField(max_length=40, blank=True, help_text="Meta's status of the number")
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    # The quality owners were last told about: one e-mail per drop, not one per webhook or refresh.
+    quality_alerted = models.CharField(max_length=30, blank=True)
+    # The two-step verification PIN Embedded Signup registered the number with (encrypted): needed to
+    # register it again or move it.
+    two_step_pin_encrypted = models.TextField(blank=True, editable=False)
+
+    def __str__(self) -> str:
+        return f"{self.channel}: {self.quality_rating or 'unknown'}"
+
+
+class BusinessAccount(models.Model):
+    """A WhatsApp Business Account the tenant's numbers belong to, with the messaging limit Meta sets for
+    its business portfolio (since October 2025 one limit for every number of the portfolio)."""
+
+    waba_id = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    messaging_limit = models.CharField(max_length=40, blank=True, help_text="e.g. TIER_2K, TIER_UNLIMITED")
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["waba_id"]
+
+    def __str__(self) -> str:
+        return self.name or self.waba_id

@@ -76,6 +76,12 @@ class InboundMessage:
     error_code: int | None = None
     error_title: str = ""
     error_details: str = ""
+    # Business-scoped user ids (BSUID): the sender's parent one, and a system message's new identifiers
+    # (user_changed_user_id / user_changed_number).
+    from_parent_user_id: str = ""
+    system_type: str = ""
+    new_user_id: str = ""
+    new_wa_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,8 @@ class StatusUpdate:
     status: str
     timestamp: dt.datetime
     recipient_id: str = ""
+    recipient_user_id: str = ""
+    recipient_parent_user_id: str = ""
     opaque: str = ""
     error_code: int | None = None
     error_title: str = ""
@@ -96,6 +104,8 @@ class Profile:
     wa_id: str
     name: str = ""
     user_id: str = ""
+    parent_user_id: str = ""
+    username: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,21 @@ class TemplateUpdate:
     reason: str = ""
     category: str = ""
     quality_score: str = ""
+    # template_category_update: an impending change (the category Meta will apply, and when) or a
+    # completed one (the category it replaced).
+    pending_category: str = ""
+    category_change_at: dt.datetime | None = None
+    previous_category: str = ""
+
+
+@dataclass(frozen=True)
+class NumberQualityUpdate:
+    """phone_number_quality_update (account-level): a number of the account, by its display number, was
+    flagged, unflagged, or had its messaging limit changed (`current_limit`)."""
+
+    display_phone_number: str
+    event: str
+    current_limit: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,6 +146,9 @@ class Change:
     errors: list[dict[str, Any]]
     waba_id: str = ""  # the entry's id: the WhatsApp Business Account
     template: TemplateUpdate | None = None
+    # smb_message_echoes, history, smb_app_state_sync (a number also used in the WhatsApp Business app)
+    coexistence: Coexistence | None = None
+    number_quality: NumberQualityUpdate | None = None
 
 
 @dataclass(frozen=True)
@@ -293,7 +321,10 @@ def _change(change: dict[str, Any], waba_id: str) -> Change | None:
     )
     if not pnid:
         template = parse_template_update(value) if kind in TEMPLATE_FIELDS else None
-        return dataclasses.replace(change_of, template=template)
+        quality = parse_number_quality(value) if kind == "phone_number_quality_update" else None
+        return dataclasses.replace(change_of, template=template, number_quality=quality)
+    if kind in COEXISTENCE_FIELDS:
+        return dataclasses.replace(change_of, coexistence=parse_coexistence(kind, value))
     if kind not in ("messages", ""):
         return change_of  # a number-level field this app does not use
     profiles = {}
@@ -301,7 +332,9 @@ def _change(change: dict[str, Any], waba_id: str) -> Change | None:
         profile = Profile(
             wa_id=_wa_id(contact.get("wa_id")),
             name=_text(_obj(contact.get("profile")).get("name"), 200),
-            user_id=_text(contact.get("user_id"), 64),
+            user_id=_user_id(contact.get("user_id")),
+            parent_user_id=_user_id(contact.get("parent_user_id")),
+            username=_text(_obj(contact.get("profile")).get("username") or contact.get("username"), 64),
         )
         if profile.wa_id or profile.user_id:
             profiles[profile.wa_id or profile.user_id] = profile
@@ -328,9 +361,25 @@ def _guarded(parse: Any, raw: dict[str, Any]) -> Any:
         return None
 
 
+def _user_id(raw: Any) -> str:
+    """A business-scoped user id ("US.1349…", a parent one "US.ENT.1181…"): kept as sent, at most 140."""
+    text = _text(raw, 200).strip()
+    return text if 0 < len(text) <= 140 and " " not in text else ""
+
+
 def _wa_id(raw: Any) -> str:
     text = _text(raw, 40).lstrip("+")
     return text if WA_ID_RE.match(text) else ""
+
+
+def parse_number_quality(value: dict[str, Any]) -> NumberQualityUpdate | None:
+    digits = re.sub(r"[^0-9]", "", _text(value.get("display_phone_number"), 40))
+    event = _text(value.get("event"), 30).upper()
+    if not digits or not event:
+        return None
+    return NumberQualityUpdate(
+        display_phone_number=digits, event=event, current_limit=_text(value.get("current_limit"), 40).upper()
+    )
 
 
 def parse_template_update(value: dict[str, Any]) -> TemplateUpdate | None:
@@ -342,14 +391,25 @@ def parse_template_update(value: dict[str, Any]) -> TemplateUpdate | None:
     language = _text(value.get("message_template_language"), 15)
     if not template_id and not (name and language):
         return None
+    reason = _text(value.get("reason"), 300) if value.get("reason") != "NONE" else ""
+    if not reason and value.get("event") not in (None, "APPROVED"):
+        other = _obj(value.get("other_info"))
+        reason = _text(other.get("title") or other.get("description"), 300)
+    # An impending change names the category to come (correct_category) and when; its new_category is
+    # the current one. A completed change has previous_category and the new one.
+    pending = _text(value.get("correct_category"), 30).upper()
+    when = value.get("category_update_timestamp")
     return TemplateUpdate(
         template_id=template_id,
         name=name,
         language=language,
         status=_text(value.get("event"), 30).upper(),
-        reason=_text(value.get("reason"), 300) if value.get("reason") != "NONE" else "",
+        reason=reason,
         category=_text(value.get("new_category") or value.get("message_template_category"), 30).upper(),
         quality_score=_text(value.get("new_quality_score"), 20).upper(),
+        pending_category=pending,
+        category_change_at=_timestamp_or_none(when) if pending else None,
+        previous_category=_text(value.get("previous_category"), 30).upper() if not pending else "",
     )
 
 
@@ -359,6 +419,14 @@ def parse_timestamp(raw: Any) -> dt.datetime:
         return dt.datetime.fromtimestamp(int(text), tz=dt.UTC)
     except (TypeError, ValueError, OverflowError, OSError):
         return dt.datetime.now(tz=dt.UTC)
+
+
+def _timestamp_or_none(raw: Any) -> dt.datetime | None:
+    text = _text(raw, 20)
+    try:
+        return dt.datetime.fromtimestamp(int(float(text)), tz=dt.UTC) if text else None
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _code(raw: Any) -> int | None:
@@ -388,6 +456,8 @@ def parse_status(raw: dict[str, Any]) -> StatusUpdate:
         status=_text(raw.get("status"), 20),
         timestamp=parse_timestamp(raw.get("timestamp")),
         recipient_id=_text(raw.get("recipient_id"), 64),
+        recipient_user_id=_user_id(raw.get("recipient_user_id")),
+        recipient_parent_user_id=_user_id(raw.get("recipient_parent_user_id")),
         opaque=_text(raw.get("biz_opaque_callback_data"), 512),
         error_code=code,
         error_title=title,
@@ -473,7 +543,11 @@ def parse_message(raw: dict[str, Any]) -> InboundMessage:
     return InboundMessage(
         wamid=wamid if len(wamid) <= 128 else "",
         from_wa_id=_wa_id(raw.get("from")),
-        from_user_id=_text(raw.get("from_user_id"), 64),
+        from_user_id=_user_id(raw.get("from_user_id")),
+        from_parent_user_id=_user_id(raw.get("from_parent_user_id")),
+        system_type=_text(body.get("type"), 40) if kind == "system" else "",
+        new_user_id=_user_id(body.get("user_id") or body.get("new_user_id")) if kind == "system" else "",
+        new_wa_id=_wa_id(body.get("wa_id") or body.get("new_wa_id")) if kind == "system" else "",
         timestamp=parse_timestamp(raw.get("timestamp")),
         type=message_type,
         text=text,
@@ -488,3 +562,109 @@ def parse_message(raw: dict[str, Any]) -> InboundMessage:
         error_title=title,
         error_details=details,
     )
+
+
+# -- coexistence: the number is also used in the WhatsApp Business app -----------------------------------
+
+COEXISTENCE_FIELDS = frozenset({"smb_message_echoes", "history", "smb_app_state_sync"})
+
+
+@dataclass(frozen=True)
+class Echo:
+    """A message the business sent from the WhatsApp Business app (smb_message_echoes): `message.from_wa_id`
+    is the business number, `to_wa_id` the customer."""
+
+    message: InboundMessage
+    to_wa_id: str
+
+
+@dataclass(frozen=True)
+class HistoryMessage:
+    message: InboundMessage
+    from_me: bool  # sent by the business (from the app), else received from the customer
+    status: str  # history_context.status, lower case: read, delivered, sent, pending, played, ...
+
+
+@dataclass(frozen=True)
+class HistoryThread:
+    wa_id: str  # the customer of this chat
+    messages: list[HistoryMessage]
+
+
+@dataclass(frozen=True)
+class AppContact:
+    """A contact added or changed in the WhatsApp Business app (smb_app_state_sync)."""
+
+    wa_id: str
+    name: str
+    action: str  # add, edit, remove
+
+
+@dataclass(frozen=True)
+class Coexistence:
+    kind: str  # the webhook field: smb_message_echoes, history or smb_app_state_sync
+    echoes: list[Echo] = field(default_factory=list)
+    threads: list[HistoryThread] = field(default_factory=list)
+    contacts: list[AppContact] = field(default_factory=list)
+    # history: which chunk of which phase this is, and how far the import has got (percent)
+    phase: int | None = None
+    chunk: int | None = None
+    progress: int | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _int(raw: Any) -> int | None:
+    text = _text(raw, 10)
+    return int(text) if text.isdigit() else None
+
+
+def parse_coexistence(kind: str, value: dict[str, Any]) -> Coexistence:
+    if kind == "smb_message_echoes":
+        echoes = []
+        for raw in _items(value.get("message_echoes"), "message_echoes"):
+            message = _guarded(parse_message, raw)
+            to = _wa_id(raw.get("to"))
+            if message is not None and message.wamid and to:
+                echoes.append(Echo(message=message, to_wa_id=to))
+        return Coexistence(kind=kind, echoes=sorted(echoes, key=lambda e: e.message.timestamp))
+    if kind == "history":
+        found = Coexistence(kind=kind)
+        threads: list[HistoryThread] = []
+        errors: list[dict[str, Any]] = []
+        phase = chunk = progress = None
+        for item in _items(value.get("history"), "history"):
+            meta = _obj(item.get("metadata"))
+            phase = _int(meta.get("phase")) if phase is None else phase
+            chunk = _int(meta.get("chunk_order")) if chunk is None else chunk
+            progress = _int(meta.get("progress")) if progress is None else progress
+            errors += [scrub(error) for error in _items(item.get("errors"), "errors")]
+            for thread in _items(item.get("threads"), "threads"):
+                wa_id = _wa_id(thread.get("id"))
+                if not wa_id:
+                    continue
+                messages = []
+                for raw in _items(thread.get("messages"), "messages"):
+                    message = _guarded(parse_message, raw)
+                    if message is None or not message.wamid:
+                        continue
+                    context = _obj(raw.get("history_context"))
+                    from_me = context.get("from_me") is True or (
+                        bool(message.from_wa_id) and message.from_wa_id != wa_id
+                    )
+                    status = _text(context.get("status"), 20).lower()
+                    messages.append(HistoryMessage(message=message, from_me=from_me, status=status))
+                messages.sort(key=lambda m: m.message.timestamp)
+                threads.append(HistoryThread(wa_id=wa_id, messages=messages))
+        return dataclasses.replace(
+            found, threads=threads, errors=errors, phase=phase, chunk=chunk, progress=progress
+        )
+    contacts = []
+    for item in _items(value.get("state_sync"), "state_sync"):
+        if _text(item.get("type"), 20) != "contact":
+            continue
+        contact = _obj(item.get("contact"))
+        wa_id = _wa_id(contact.get("phone_number"))
+        if wa_id:
+            name = _text(contact.get("full_name"), 200) or _text(contact.get("first_name"), 200)
+            contacts.append(AppContact(wa_id=wa_id, name=name.strip(), action=_text(item.get("action"), 20)))
+    return Coexistence(kind=kind, contacts=contacts)

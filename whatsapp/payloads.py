@@ -43,10 +43,20 @@ def event(
     }
 
 
-def contact(wa_id: str, name: str = "", user_id: str = "") -> dict[str, Any]:
-    entry: dict[str, Any] = {"profile": {"name": name}, "wa_id": wa_id}
+def contact(
+    wa_id: str, name: str = "", user_id: str = "", *, username: str = "", parent_user_id: str = ""
+) -> dict[str, Any]:
+    """A `contacts` entry. Since 2026 it carries the business-scoped user id (`user_id`) and, for a user
+    with a username who hides their number, no `wa_id` at all (pass wa_id="")."""
+    entry: dict[str, Any] = {"profile": {"name": name}}
+    if username:
+        entry["profile"]["username"] = username
+    if wa_id:
+        entry["wa_id"] = wa_id
     if user_id:
         entry["user_id"] = user_id
+    if parent_user_id:
+        entry["parent_user_id"] = parent_user_id
     return entry
 
 
@@ -61,7 +71,7 @@ def message(
     **extra: Any,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "from": wa_id,
+        **({"from": wa_id} if wa_id else {}),
         "id": wamid or new_wamid(),
         "timestamp": str(timestamp or int(time.time())),
         "type": type,
@@ -92,6 +102,34 @@ def text_event(
     )
 
 
+def user_text_event(
+    *,
+    phone_number_id: str,
+    user_id: str,
+    text: str,
+    wa_id: str = "",
+    username: str = "",
+    name: str = "",
+    parent_user_id: str = "",
+    wamid: str | None = None,
+    timestamp: int | None = None,
+) -> dict[str, Any]:
+    """A text from a user identified by their business-scoped user id (BSUID): `from_user_id` on the
+    message, `user_id` and the username in `contacts`; with no wa_id, no phone number anywhere."""
+    extra: dict[str, Any] = {"from_user_id": user_id}
+    if parent_user_id:
+        extra["from_parent_user_id"] = parent_user_id
+    return event(
+        phone_number_id=phone_number_id,
+        contacts=[contact(wa_id, name, user_id, username=username, parent_user_id=parent_user_id)],
+        messages=[
+            message(
+                wa_id=wa_id, type="text", content={"body": text}, wamid=wamid, timestamp=timestamp, **extra
+            )
+        ],
+    )
+
+
 def status(
     *,
     wamid: str,
@@ -100,13 +138,18 @@ def status(
     timestamp: int | None = None,
     errors: list[dict[str, Any]] | None = None,
     opaque: str = "",
+    recipient_user_id: str = "",
 ) -> dict[str, Any]:
+    """A status; `recipient` (the phone) may be "" for a message sent to a business-scoped user id."""
     entry: dict[str, Any] = {
         "id": wamid,
         "status": status,
         "timestamp": str(timestamp or int(time.time())),
-        "recipient_id": recipient,
     }
+    if recipient:
+        entry["recipient_id"] = recipient
+    if recipient_user_id:
+        entry["recipient_user_id"] = recipient_user_id
     if status in ("sent", "delivered", "read"):
         entry["conversation"] = {"id": uuid.uuid4().hex, "origin": {"type": "service"}}
         entry["pricing"] = {
@@ -120,6 +163,121 @@ def status(
     if opaque:
         entry["biz_opaque_callback_data"] = opaque
     return entry
+
+
+def number_event(
+    *,
+    phone_number_id: str,
+    field: str,
+    value: dict[str, Any],
+    display_phone: str = "15550001111",
+    waba_id: str = "102290129340398",
+) -> dict[str, Any]:
+    """A number-level webhook of another field than `messages` (coexistence: smb_message_echoes,
+    history, smb_app_state_sync)."""
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": waba_id,
+                "changes": [
+                    {
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": display_phone,
+                                "phone_number_id": phone_number_id,
+                            },
+                            **value,
+                        },
+                        "field": field,
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def echo_event(
+    *,
+    phone_number_id: str,
+    to: str,
+    text: str,
+    business: str = "15550001111",
+    wamid: str | None = None,
+    timestamp: int | None = None,
+    waba_id: str = "102290129340398",
+) -> dict[str, Any]:
+    """smb_message_echoes: the business sent `text` to `to` from the WhatsApp Business app."""
+    echo = message(wa_id=business, type="text", content={"body": text}, wamid=wamid, timestamp=timestamp)
+    echo["to"] = to
+    return number_event(
+        phone_number_id=phone_number_id,
+        field="smb_message_echoes",
+        value={"message_echoes": [echo]},
+        display_phone=business,
+        waba_id=waba_id,
+    )
+
+
+def history_message(
+    *, customer: str, text: str, from_me: bool, business: str = "15550001111", **options: Any
+) -> dict[str, Any]:
+    """One message of a history thread: sent by the business (`from_me`) or by the customer."""
+    status = options.pop("status", "read" if from_me else "pending")
+    body = message(wa_id=business if from_me else customer, type="text", content={"body": text}, **options)
+    body["history_context"] = {"status": status, **({"from_me": True} if from_me else {})}
+    return body
+
+
+def history_event(
+    *,
+    phone_number_id: str,
+    threads: dict[str, list[dict[str, Any]]],
+    phase: int = 0,
+    chunk_order: int = 1,
+    progress: int = 100,
+    business: str = "15550001111",
+    waba_id: str = "102290129340398",
+) -> dict[str, Any]:
+    """history: one chunk of the number's past chats (customer wa_id → its messages)."""
+    return number_event(
+        phone_number_id=phone_number_id,
+        field="history",
+        value={
+            "history": [
+                {
+                    "metadata": {"phase": phase, "chunk_order": chunk_order, "progress": progress},
+                    "threads": [{"id": wa_id, "messages": items} for wa_id, items in threads.items()],
+                }
+            ]
+        },
+        display_phone=business,
+        waba_id=waba_id,
+    )
+
+
+def app_state_event(
+    *, phone_number_id: str, contacts: dict[str, str], action: str = "add", waba_id: str = "102290129340398"
+) -> dict[str, Any]:
+    """smb_app_state_sync: contacts (wa_id → full name) added or edited in the WhatsApp Business app."""
+    now = str(int(time.time()))
+    return number_event(
+        phone_number_id=phone_number_id,
+        field="smb_app_state_sync",
+        value={
+            "state_sync": [
+                {
+                    "type": "contact",
+                    "contact": {"full_name": name, "first_name": name.split(" ")[0], "phone_number": wa_id},
+                    "action": action,
+                    "metadata": {"timestamp": now},
+                }
+                for wa_id, name in contacts.items()
+            ]
+        },
+        waba_id=waba_id,
+    )
 
 
 def encode(body: dict[str, Any]) -> bytes:

@@ -25,10 +25,13 @@ def mark_as_read(*, message: Message, user: Any = None) -> Message:
     return message
 
 
-def mark_read(conversation: Conversation, message_id: int | None, *, typing: bool = False) -> None:
+def mark_read(
+    conversation: Conversation, message_id: int | None, *, typing: bool = False, clear_unread: bool = True
+) -> None:
     """Clear the conversation's unread count and, given a message received from WhatsApp, mark it read and
     queue its read receipt (with `typing`, Meta's typing indicator too). Plain UPDATEs: marking read is on
-    the inbox's hot path."""
+    the inbox's hot path. `clear_unread=False`: the customer sees it read, the agents still see it new
+    (the bot read it, not a person)."""
     now = timezone.now()
     if message_id is not None:
         Message.objects.filter(pk=message_id, read_at__isnull=True).update(read_at=now)
@@ -40,7 +43,7 @@ def mark_read(conversation: Conversation, message_id: int | None, *, typing: boo
             transaction.on_commit(
                 lambda: adapter.enqueue_read_receipt(message_id=message_id, schema=schema, typing=typing)
             )
-    if conversation.unread_count:
+    if clear_unread and conversation.unread_count:
         Conversation.objects.filter(pk=conversation.pk).update(unread_count=0, updated_at=now)
         conversation.unread_count = 0
         conversation.updated_at = now
@@ -53,10 +56,12 @@ TYPING_INTERVAL_SECONDS = 20
 
 
 @transaction.atomic
-def indicate_typing(*, conversation: Conversation, by: Any) -> bool:
-    """A person is composing a reply: the customer sees "typing…" (Meta sends it only with a read of a
-    message of theirs: their latest). Only for a message inside the 24-hour window, to which a reply can
-    go; at most once per TYPING_INTERVAL_SECONDS per conversation. True when one was queued."""
+def indicate_typing(*, conversation: Conversation, by: Any = None) -> bool:
+    """A person (`by`, a user) or the bot (`by=None`) is composing a reply: the customer sees "typing…"
+    (Meta sends it only with a read of a message of theirs: their latest). Only for a message inside the
+    24-hour window, to which a reply can go; at most once per TYPING_INTERVAL_SECONDS per conversation
+    (Meta shows it for 25 s or until the reply). True when one was queued. The bot's typing leaves the
+    agents' unread count alone: no person has read the conversation."""
     if conversation.channel_id is None:
         return False
     latest = (
@@ -74,5 +79,5 @@ def indicate_typing(*, conversation: Conversation, by: Any) -> bool:
         return False
     if not cache.add(f"wa:typing:{conversation.pk}", 1, timeout=TYPING_INTERVAL_SECONDS):
         return False
-    mark_read(conversation, latest, typing=True)
+    mark_read(conversation, latest, typing=True, clear_unread=by is not None)
     return True

@@ -66,7 +66,7 @@ def test_the_checklist_costs_one_query(tenant_a, django_assert_max_num_queries):
         checklist = checklist_for(tenant=tenant_a)
     assert len([q for q in captured.captured_queries if not q["sql"].startswith("SET ")]) == 1
     assert [step.url for step in checklist.steps][1:] == ["/settings/team/", "/settings/inbox/", "/inbox/"]
-    assert checklist.steps[0].url.startswith("/admin/")
+    assert checklist.steps[0].url == "/settings/whatsapp/"  # Settings → WhatsApp numbers
 
 
 def test_the_inbox_shows_it_to_owners_and_admins_only(client_a, tenant_a, owner_a):

@@ -224,8 +224,14 @@ def _store_channel(
             defaults["name"] = name or verified.verified_name
         if throughput_cap:
             defaults["throughput_cap"] = throughput_cap
-        channel, _ = Channel.objects.update_or_create(phone_number_id=phone_number_id, defaults=defaults)
-        audit.record("number.connected", target=channel, details={"phone_number_id": phone_number_id})
+        channel, created = Channel.objects.update_or_create(
+            phone_number_id=phone_number_id, defaults=defaults
+        )
+        audit.record(
+            "number.connected" if created else "number.reconnected",
+            target=channel,
+            details={"phone_number_id": phone_number_id},
+        )
     return channel
 
 
@@ -268,15 +274,32 @@ def update_channel_credentials(
             app_secret_encrypted=channel.app_secret_encrypted
         )
         forget_webhook_secrets()
+        audit.record(
+            "number.app_secret_changed",
+            target=channel,
+            details={"phone_number_id": channel.phone_number_id, "cleared": not app_secret},
+        )
     if fields:
         channel.save(update_fields=fields)
     return channel
 
 
 def set_channel_status(*, channel: Channel, status: str, reason: str = "") -> None:
-    """Auth errors → needs re-authorisation; account-level errors → disabled (and an alert in the logs)."""
-    Channel.objects.filter(pk=channel.pk).update(status=status, status_reason=reason[:300])
+    """Auth errors → needs re-authorisation; account-level errors → disabled (and an alert in the logs).
+    The number's owners get one e-mail when it turns to needing re-authorisation: the conditional UPDATE
+    lets exactly one of several failing sends make the transition (the others see it done)."""
+    changed = (
+        Channel.objects.filter(pk=channel.pk)
+        .exclude(status=status)
+        .update(status=status, status_reason=reason[:300])
+    )
+    if not changed:
+        Channel.objects.filter(pk=channel.pk).update(status_reason=reason[:300])
     channel.status, channel.status_reason = status, reason[:300]
+    if changed and status == Channel.Status.NEEDS_REAUTH:
+        from whatsapp.services.notifications import alert_needs_reauth
+
+        alert_needs_reauth(channel=channel, reason=reason)
     level = log.error if status == Channel.Status.DISABLED else log.warning
     level(
         "whatsapp_channel_status",

@@ -19,8 +19,9 @@ from conversations.models import Channel
 from tenants.db import connection
 from tenants.models import NumberRoute, Tenant, WebhookEvent
 from whatsapp import crypto, parsing
+from whatsapp.services.coexistence import ingest_coexistence
 from whatsapp.services.inbound import ingest_messages
-from whatsapp.services.statuses import ingest_status
+from whatsapp.services.statuses import ingest_statuses
 from whatsapp.services.templates import apply_template_update
 from whatsapp.webhook import Accepted, Secrets
 
@@ -342,15 +343,17 @@ def process_changes(changes: list[tuple[Channel, parsing.Change]]) -> None:
     stable, so one sender's messages keep their order."""
     inbound = sorted(
         ((channel, message, change.profiles) for channel, change in changes for message in change.messages),
-        key=lambda item: item[1].from_wa_id,
+        key=lambda item: item[1].from_wa_id or item[1].from_user_id,
     )
     ingest_messages(inbound)
     statuses = sorted(
         ((channel, status) for channel, change in changes for status in change.statuses),
         key=lambda item: item[1].wamid,
     )
-    for channel, status in statuses:
-        ingest_status(channel=channel, update=status)
+    ingest_statuses(statuses)
+    for channel, change in changes:
+        if change.coexistence is not None:
+            ingest_coexistence(channel=channel, change=change.coexistence)
     for channel, change in changes:
         for error in change.errors:
             log.warning(
@@ -362,11 +365,15 @@ def process_changes(changes: list[tuple[Channel, parsing.Change]]) -> None:
 
 def process_account_changes(changes: list[parsing.Change]) -> None:
     """Account-level changes of one tenant, in its schema: template status, category and quality update
-    the account's templates; every other field (phone number quality, account updates, fields Meta adds
-    later) is logged and otherwise ignored."""
+    the account's templates; phone number quality updates the number's health (and alerts its owners);
+    every other field (account updates, fields Meta adds later) is logged and otherwise ignored."""
     for change in changes:
         if change.template is not None:
             apply_template_update(waba_id=change.waba_id, update=change.template)
+        elif change.number_quality is not None:
+            from whatsapp.services.numbers import apply_number_quality_update
+
+            apply_number_quality_update(waba_id=change.waba_id, update=change.number_quality)
         else:
             log.info(
                 "whatsapp_account_change_ignored",

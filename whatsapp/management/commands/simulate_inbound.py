@@ -19,8 +19,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--tenant", required=True, help="tenant slug")
         parser.add_argument(
-            "--from", dest="sender", required=True, help="the customer's number, e.g. +15551234567"
+            "--from", dest="sender", default="", help="the customer's number, e.g. +15551234567"
         )
+        parser.add_argument(
+            "--user-id",
+            default="",
+            help="the customer's business-scoped user id (BSUID), e.g. US.13491208655302741918; "
+            "without --from the message carries no phone number, as from a user with a username",
+        )
+        parser.add_argument("--username", default="", help="the customer's WhatsApp username")
         parser.add_argument("--text", required=True)
         parser.add_argument("--name", default="", help="the customer's WhatsApp profile name")
         parser.add_argument("--phone-number-id", default="", help="default: the tenant's first number")
@@ -31,6 +38,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not options["sender"] and not options["user_id"]:
+            raise CommandError("Give the customer's number (--from) or user id (--user-id), or both.")
         tenant = Tenant.objects.filter(slug=options["tenant"]).first()
         if tenant is None:
             raise CommandError(f"No tenant with the slug '{options['tenant']}'.")
@@ -45,21 +54,32 @@ class Command(BaseCommand):
             )
         if channel is None:
             raise CommandError(f"{tenant.slug} has no WhatsApp number; run connect_whatsapp first.")
-        try:
-            wa_id = normalize_phone(options["sender"]).lstrip("+")
-        except InvalidPhoneNumber:
-            # Fictional numbers (+1 555 ...) are what a simulation uses; WhatsApp's wa_id is just digits.
-            wa_id = "".join(ch for ch in options["sender"] if ch.isdigit())
-        if not 8 <= len(wa_id) <= 15:
-            raise CommandError(f"'{options['sender']}' is not a phone number.")
-        body = payloads.encode(
-            payloads.text_event(
+        wa_id = ""
+        if options["sender"]:
+            try:
+                wa_id = normalize_phone(options["sender"]).lstrip("+")
+            except InvalidPhoneNumber:
+                # Fictional numbers (+1 555 ...) are what a simulation uses; a wa_id is just digits.
+                wa_id = "".join(ch for ch in options["sender"] if ch.isdigit())
+            if not 8 <= len(wa_id) <= 15:
+                raise CommandError(f"'{options['sender']}' is not a phone number.")
+        if options["user_id"]:
+            event = payloads.user_text_event(
+                phone_number_id=channel.phone_number_id,
+                user_id=options["user_id"],
+                wa_id=wa_id,
+                username=options["username"],
+                text=options["text"],
+                name=options["name"],
+            )
+        else:
+            event = payloads.text_event(
                 phone_number_id=channel.phone_number_id,
                 wa_id=wa_id,
                 text=options["text"],
                 name=options["name"],
             )
-        )
+        body = payloads.encode(event)
         secret = crypto.decrypt(channel.app_secret_encrypted) or settings.WHATSAPP_APP_SECRET or ""
         try:
             response = httpx.post(
