@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
+from conversations import ai
 from conversations.models import AutoReplyRule, BotSettings, BusinessHours, Message
 from tenants.db import connection
 
@@ -120,7 +121,9 @@ def speaks_first(*, now: dt.datetime | None = None) -> bool:
         return True
     if _away_text(settings) and not is_open(at=now or timezone.now(), settings=settings):
         return True
-    return any(rule.keyword.strip() for rule in active_rules())
+    if any(rule.keyword.strip() for rule in active_rules()):
+        return True
+    return _cached("ai_enabled", ai.is_enabled)
 
 
 def matching_rule(text: str, rules: list[AutoReplyRule]) -> AutoReplyRule | None:
@@ -172,5 +175,6 @@ def replies_for(
     return replies
 
 
-# What answers the customer, so the bot keeps the conversation (an AI agent's answer will join them).
+# What answers the customer, so the bot keeps the conversation (the AI agent, conversations.ai, keeps it
+# by taking the message).
 ANSWERING_KINDS = frozenset({"rule"})

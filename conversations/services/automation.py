@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 from django.utils import timezone
 
-from conversations import bot, consent
+from conversations import ai, bot, consent
 from conversations.errors import MessageRejected
 from conversations.models import Message
 from conversations.services.drafts import Draft
@@ -24,9 +24,11 @@ def answer_as_bot(*, message: Message, first_inbound: bool | None = None) -> lis
     """Send the bot's replies. Idempotency keys derive from the inbound message, so a redelivered or
     retried inbound message never makes the bot say the same thing twice.
 
-    Then, unless a reply answered the customer (bot.ANSWERING_KINDS), the bot has nothing more to say:
-    the conversation goes to the agents' queue (hand_over_from_bot), so the inbox never shows "the bot
-    is answering" while the customer waits for a person."""
+    Then, unless a reply answered the customer (bot.ANSWERING_KINDS), the AI agent gets the message when
+    one is on and takes it (conversations.ai: it answers in a job of its own and hands over itself when
+    it cannot); otherwise the bot has nothing more to say: the conversation goes to the agents' queue
+    (hand_over_from_bot), so the inbox never shows "the bot is answering" while the customer waits for
+    a person."""
     sent = []
     answered = False
     for kind, text in bot.replies_for(message=message, first_inbound=first_inbound):
@@ -46,7 +48,7 @@ def answer_as_bot(*, message: Message, first_inbound: bool | None = None) -> lis
             continue
         answered = answered or kind in bot.ANSWERING_KINDS
         log.info("bot_replied", conversation=message.conversation_id, kind=kind)
-    if not answered:
+    if not answered and not ai.take(message=message):
         hand_over_from_bot(conversation=message.conversation)
     return sent
 

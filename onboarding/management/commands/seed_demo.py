@@ -442,6 +442,23 @@ class Command(BaseCommand):
             for shortcut, title, text in SAVED_REPLIES:
                 settings_services.save_canned_response(shortcut=shortcut, title=title, text=text)
 
+    @transaction.atomic
+    def seed_ai(self) -> None:
+        """The demo's LLM is the bundled sandbox (`make run` starts it), so the composer shows the copilot.
+        The AI agent itself stays off until someone switches it on in Settings → AI; left alone once set."""
+        from knowledge.ai_settings import load_agent_settings, update_agent_settings
+        from knowledge.llm_sandbox import CHAT_MODEL, DEFAULT_KEY
+
+        if settings.LLM_SANDBOX_URL and not load_agent_settings().llm_base_url:
+            update_agent_settings(
+                changes={
+                    "llm_enabled": True,
+                    "llm_base_url": settings.LLM_SANDBOX_URL,
+                    "llm_model": CHAT_MODEL,
+                    "llm_api_key": DEFAULT_KEY,
+                }
+            )
+
     def seed_tenant(self) -> None:
         from conversations.models import Channel, Conversation, Message
         from crm.models import Agent, Contact, Tag, Team
@@ -470,6 +487,7 @@ class Command(BaseCommand):
                 },
             )
         self.seed_bot()
+        self.seed_ai()
         contacts = []
         for phone, name, tag_names in CONTACTS:
             contact, _ = Contact.objects.get_or_create(
