@@ -193,15 +193,29 @@ def _deliver(message_id: int, *, bulk: bool) -> None:
         enqueue_delivery(message_id=message_id, bulk=bulk, delay=outcome.delay)
 
 
-# Agent replies and bulk sends use separate queues so a campaign never holds up a reply.
+# Agent replies and bulk sends use separate queues so a campaign never holds up a reply; and a worker
+# thread that frees up takes a waiting reply before any bulk job (Dramatiq runs lower priority numbers
+# first among the jobs its process has fetched).
+BULK_PRIORITY = 100
+
+
 @dramatiq.actor(queue_name="outbound", max_retries=3, time_limit=60_000)
 def send_message(message_id: int) -> None:
     _deliver(message_id, bulk=False)
 
 
-@dramatiq.actor(queue_name="bulk", max_retries=3, time_limit=60_000)
+# Bulk batches a worker process runs at once (each holds a thread while it paces its number): the
+# process's other threads stay free for replies and inbound webhooks whatever a campaign does.
+_bulk_batches = threading.BoundedSemaphore(max(1, settings.WHATSAPP_BULK_JOBS_PER_PROCESS))
+BULK_BUSY_DELAY = 0.05
+
+
+@dramatiq.actor(queue_name="bulk", max_retries=3, time_limit=60_000, priority=BULK_PRIORITY)
 def send_bulk_message(message_id: int) -> None:
-    _deliver(message_id, bulk=True)
+    """This message and more of its number's queued bulk messages (delivery.deliver_bulk)."""
+    again = delivery.deliver_bulk(message_id=message_id, gate=_bulk_batches, busy_delay=BULK_BUSY_DELAY)
+    for job in again:
+        enqueue_delivery(message_id=job.message_id, bulk=True, delay=job.delay or None)
 
 
 def enqueue_delivery(

@@ -11,23 +11,29 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import OperationalError, transaction
+from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.utils import timezone
+from psycopg.errors import DeadlockDetected
 
 from conversations import events
 from conversations.models import Channel, Message
 from conversations.services import apply_message_status
+from core.redis_client import redis_client
+from crm.services.identities import identity_for_sending
 from tenants.db import connection
 from whatsapp import limiter, metrics
-from whatsapp.client import GraphError, RetryClass, client_for
-from whatsapp.models import PendingStatus
+from whatsapp.client import GraphClient, GraphError, RetryClass, client_for
+from whatsapp.models import MessageTemplate, NumberHealth, PendingStatus
+from whatsapp.pricing import apply_pricing
 
 log = structlog.get_logger("whatsapp.delivery")
 
@@ -52,11 +58,16 @@ def opaque_for(message: Message) -> str:
 
 
 def build_request(message: Message) -> dict[str, Any]:
+    """The Cloud API body of one message, templates included. A contact with a number is sent to by
+    `to`; one known only by a business-scoped user id (a username hides the number) by `recipient`,
+    the BSUID of the sending number's account (crm.services.identities.identity_for_sending)."""
     contact = message.conversation.contact
+    channel = message.conversation.channel
+    field, address = identity_for_sending(contact=contact, scope=channel.waba_id if channel else "")
     body: dict[str, Any] = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
-        "to": contact.wa_id or contact.phone.lstrip("+"),
+        field or "to": address,
         "type": message.type,
         message.type: message.payload.get(message.type, {}),
     }
@@ -77,6 +88,112 @@ def backoff_delay(*, attempts: int, code: int | None) -> float:
     return capped * random.uniform(0.5, 1.0)  # jitter: retries of many messages do not stampede
 
 
+# Meta's throughput levels (GET /{phone_number_id}?fields=throughput, kept in NumberHealth by the numbers
+# page): messages per second. HIGH is "up to 1,000"; Meta raises a number to it automatically.
+THROUGHPUT_LEVEL_CAPS = {"STANDARD": 80, "HIGH": 1000}
+# What Meta's level and the Marketing Messages setting of a number are re-read after (NumberHealth; the
+# channel's own throughput_cap and coexistence come with the channel, fresh for every send).
+NUMBER_SETTINGS_SECONDS = 10.0
+_number_settings: dict[tuple[str, int], tuple[float, str, bool]] = {}
+
+
+def number_settings(channel: Channel) -> tuple[int, bool]:
+    """(messages per second the limiter allows, onboarded to the Marketing Messages API). The cap is
+    Meta's throughput level when the numbers page has read it, else the number's throughput_cap; a
+    coexistence number stays at 20/s whatever the level (Channel.send_rate_cap)."""
+    key = (connection.schema_name, channel.pk)
+    cached = _number_settings.get(key)
+    if cached is None or time.monotonic() - cached[0] >= NUMBER_SETTINGS_SECONDS:
+        health = NumberHealth.objects.filter(channel_id=channel.pk).values_list(
+            "throughput", "marketing_messages_onboarded"
+        )
+        level, onboarded = health.first() or ("", False)
+        cached = (time.monotonic(), str(level).upper(), bool(onboarded))
+        _number_settings[key] = cached
+    cap = THROUGHPUT_LEVEL_CAPS.get(cached[1]) or channel.throughput_cap
+    if channel.coexistence:
+        cap = min(cap, channel.send_rate_cap)
+    return cap, cached[2]
+
+
+# 131049: Meta refused a marketing message to this user (its per-user marketing limit). Another one to
+# the same contact within a day would be refused too (and may count against the number's quality).
+MARKETING_LIMIT_SECONDS = 24 * 3600
+MARKETING_LIMIT_TITLE = (
+    "Not sent: WhatsApp refused a marketing message to this contact in the last 24 hours "
+    "(its per-user marketing limit, 131049). Try again tomorrow."
+)
+# Meta's pair rate limit: one message to the same user about every 6 s (131056 beyond it).
+PAIR_SECONDS = 6.0
+
+
+def _marketing_key(contact_id: int) -> str:
+    return f"wacrm:wa:mktlimit:{connection.schema_name}:{contact_id}"
+
+
+def _pair_key(contact_id: int) -> str:
+    return f"wacrm:wa:pair:{connection.schema_name}:{contact_id}"
+
+
+def marketing_limited(*, contact_id: int) -> bool:
+    """Meta refused a marketing message to the contact (131049) less than a day ago."""
+    try:
+        return bool(redis_client().exists(_marketing_key(contact_id)))
+    except Exception:  # Redis down: let Meta decide
+        return False
+
+
+def _record_marketing_limit(contact_id: int) -> None:
+    try:
+        redis_client().set(_marketing_key(contact_id), 1, ex=MARKETING_LIMIT_SECONDS)
+    except Exception as exc:
+        log.warning("marketing_limit_not_recorded", contact=contact_id, error=repr(exc))
+
+
+def _mark_pairs(contact_ids: list[int]) -> None:
+    """Messages just went to these contacts: bulk sends to them wait PAIR_SECONDS (131056)."""
+    if not contact_ids:
+        return
+    try:
+        pipe = redis_client().pipeline(transaction=False)
+        for contact_id in contact_ids:
+            pipe.set(_pair_key(contact_id), 1, px=int(PAIR_SECONDS * 1000))
+        pipe.execute()
+    except Exception as exc:
+        log.warning("pair_marks_failed", error=repr(exc))
+
+
+def _recent_pairs(contact_ids: list[int]) -> set[int]:
+    if not contact_ids:
+        return set()
+    try:
+        found = redis_client().mget([_pair_key(c) for c in contact_ids])
+    except Exception:
+        return set()
+    return {c for c, value in zip(contact_ids, found, strict=True) if value is not None}
+
+
+def _template_categories(messages: list[Message]) -> dict[int, str]:
+    ids = {
+        m.payload.get("template_id")
+        for m in messages
+        if m.type == Message.Type.TEMPLATE and isinstance(m.payload.get("template_id"), int)
+    }
+    if not ids:
+        return {}
+    return {
+        pk: (category or "").upper()
+        for pk, category in MessageTemplate.objects.filter(pk__in=ids).values_list("pk", "category")
+    }
+
+
+def _is_marketing(message: Message, categories: dict[int, str]) -> bool:
+    return (
+        message.type == Message.Type.TEMPLATE
+        and categories.get(message.payload.get("template_id")) == "MARKETING"  # type: ignore[arg-type]
+    )
+
+
 def deliver_message(*, message_id: int) -> Outcome:
     message = (
         Message.objects.select_related("conversation__channel", "conversation__contact", "reply_to")
@@ -94,11 +211,14 @@ def deliver_message(*, message_id: int) -> Outcome:
         fail_message(message_id=message.pk, code=None, title=reason[:300])
         return Outcome("failed")
 
+    categories = _template_categories([message])
+    marketing = _is_marketing(message, categories)
+    if marketing and marketing_limited(contact_id=message.conversation.contact_id):
+        fail_message(message_id=message.pk, code=131049, title=MARKETING_LIMIT_TITLE)
+        return Outcome("failed")
+    cap, onboarded = number_settings(channel)  # 20/s for a coexistence number, whatever its level
     slot = limiter.acquire(
-        schema=connection.schema_name,
-        phone_number_id=channel.phone_number_id,
-        cap=channel.throughput_cap,
-        bulk=message.bulk,
+        schema=connection.schema_name, phone_number_id=channel.phone_number_id, cap=cap, bulk=message.bulk
     )
     if not slot.reserved:
         metrics.SEND_RETRIES.labels(reason="limiter").inc()
@@ -112,12 +232,15 @@ def deliver_message(*, message_id: int) -> Outcome:
     started = time.perf_counter()
     try:
         wamid = client_for(channel).send_message(
-            phone_number_id=channel.phone_number_id, body=build_request(message)
+            phone_number_id=channel.phone_number_id,
+            body=build_request(message),
+            marketing=marketing and onboarded,
         )
     except GraphError as error:
         metrics.SEND_SECONDS.observe(time.perf_counter() - started)
         return handle_send_error(message_id=message.pk, channel=channel, error=error)
     metrics.SEND_SECONDS.observe(time.perf_counter() - started)
+    _mark_pairs([message.conversation.contact_id])
     record_message_sent(message_id=message.pk, wamid=wamid)
     return Outcome("sent", wamid=wamid)
 
@@ -184,6 +307,7 @@ def apply_pending_statuses(*, message: Message) -> None:
             error_title=str(errors[0].get("title") or ""),
             error_details=str((errors[0].get("error_data") or {}).get("details") or ""),
         )
+        apply_pricing(message=message, raw=status.payload)
     if pending:
         PendingStatus.objects.filter(pk__in=[p.pk for p in pending]).delete()
 
@@ -192,8 +316,17 @@ def handle_send_error(*, message_id: int, channel: Channel, error: GraphError) -
     log.info(
         "send_error", message=message_id, code=error.code, title=error.title, retry_class=error.retry_class
     )
+    if error.code == 130429:
+        # Meta says the number is over its throughput: every worker's sends from it pause a moment.
+        limiter.back_off(
+            schema=connection.schema_name,
+            phone_number_id=channel.phone_number_id,
+            seconds=settings.WHATSAPP_THROTTLED_PAUSE_SECONDS,
+        )
     with transaction.atomic():
         message = Message.objects.select_for_update().get(pk=message_id)
+        if error.code == 131049:
+            _record_marketing_limit(message.conversation.contact_id)
         if error.retry_class == RetryClass.RETRY:
             now = timezone.now()
             delay = backoff_delay(attempts=message.send_attempts, code=error.code)
@@ -306,3 +439,322 @@ def send_read_receipt(*, message_id: int, typing: bool = False) -> None:
         if error.retryable:
             raise
         log.info("read_receipt_refused", message=message_id, code=error.code, title=error.title)
+
+
+# -- bulk: several sends per job --------------------------------------------------------------------
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _http_pool() -> ThreadPoolExecutor:
+    """Threads that only wait on HTTP (no database): a batch's sends overlap on the pooled client."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=max(1, settings.WHATSAPP_SEND_CONCURRENCY), thread_name_prefix="wa-send"
+            )
+    return _pool
+
+
+@dataclass(frozen=True)
+class Requeue:
+    message_id: int
+    delay: float = 0.0
+
+
+def deliver_bulk(
+    *, message_id: int, gate: threading.Semaphore | None = None, busy_delay: float = 0.05
+) -> list[Requeue]:
+    """Send the number's queued bulk messages, this one first, several per job: claimed together (one
+    committed transaction before any HTTP, as deliver_message), each at a limiter slot, their requests in
+    flight together on the pooled client, the results written together. Returns the jobs to enqueue again.
+
+    The guarantees are deliver_message's: only a queued message without a wamid and without a claim is
+    claimed; a claimed message whose request may have gone out is never sent again (the requeue sweeper
+    finds its claim after WHATSAPP_SEND_CLAIM_TIMEOUT and fails it visibly, and Meta's statuses still
+    reconcile it by biz_opaque_callback_data); a message that was claimed but not sent is released."""
+    row = (
+        Message.objects.filter(pk=message_id, direction=Message.Direction.OUTBOUND)
+        .values_list("status", "wamid", "send_started_at", "next_attempt_at", "bulk", "conversation__channel")
+        .first()
+    )
+    if row is None:
+        return []
+    status, wamid, started, next_at, bulk, channel_id = row
+    now = timezone.now()
+    if wamid or status != Message.Status.QUEUED:
+        return []
+    if started is not None and now - started < CLAIM_TIMEOUT:
+        return []  # another batch has it
+    if next_at and next_at > now + dt.timedelta(seconds=1):
+        return []  # a duplicate job; the scheduled one sends it
+    channel = Channel.objects.filter(pk=channel_id).first() if channel_id else None
+    if not bulk or started is not None or channel is None or not channel.is_active:
+        # An interrupted claim, a number that stopped: the one-message path fails it with the reason.
+        outcome = deliver_message(message_id=message_id)
+        return [Requeue(message_id, outcome.delay)] if outcome.action in ("retry", "wait") else []
+
+    if gate is not None and not gate.acquire(blocking=False):
+        return [Requeue(message_id, busy_delay)]  # the process runs enough batches: try again shortly
+    try:
+        return _deliver_batch(channel=channel, message_id=message_id)
+    finally:
+        if gate is not None:
+            gate.release()
+
+
+def _deliver_batch(*, channel: Channel, message_id: int) -> list[Requeue]:
+    cap, onboarded = number_settings(channel)
+    size = max(1, min(settings.WHATSAPP_BULK_BATCH, int(cap * settings.WHATSAPP_BULK_BATCH_SECONDS)))
+    claimed = _claim_batch(channel=channel, first=message_id, size=size)
+    if not claimed:
+        return []
+    messages = list(
+        Message.objects.select_related("conversation__channel", "conversation__contact", "reply_to")
+        .filter(pk__in=claimed)
+        .order_by(_first(message_id), "pk")
+    )
+    requeue: list[Requeue] = []
+    categories = _template_categories(messages)
+    contact_ids = [m.conversation.contact_id for m in messages]
+    recent = _recent_pairs(contact_ids)
+    to_send: list[Message] = []
+    deferred: list[Message] = []
+    for message in messages:
+        contact_id = message.conversation.contact_id
+        if _is_marketing(message, categories) and marketing_limited(contact_id=contact_id):
+            fail_message(message_id=message.pk, code=131049, title=MARKETING_LIMIT_TITLE)
+        elif contact_id in recent:
+            deferred.append(message)  # a message reached them < 6 s ago: wait instead of a 131056
+        else:
+            to_send.append(message)
+    if deferred:
+        _release([m.pk for m in deferred], delay=PAIR_SECONDS)
+        requeue += [Requeue(m.pk, PAIR_SECONDS) for m in deferred]
+
+    schema = connection.schema_name
+    client = client_for(channel)
+    stop = threading.Event()  # set by a send whose answer stops the number (auth, account, throttled)
+    deadline = time.monotonic() + settings.WHATSAPP_BULK_BATCH_SECONDS * 2 + 0.5
+    inflight: list[tuple[Message, Future[tuple[str, GraphError | None, float]]]] = []
+    unsent: list[Message] = []
+    pool = _http_pool()
+    slots: list[float] = []  # booked slot times (time.monotonic()), in order
+    try:
+        for index, message in enumerate(to_send):
+            if not slots and not stop.is_set():
+                slots = _bulk_slots(
+                    schema=schema, channel=channel, cap=cap, count=len(to_send) - index, deadline=deadline
+                )
+            if stop.is_set() or not slots:
+                unsent = to_send[index:]
+                break
+            wait = slots.pop(0) - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            metrics.LIMITER_WAIT_SECONDS.observe(max(0.0, wait))
+            body = build_request(message)
+            marketing = onboarded and _is_marketing(message, categories)
+            inflight.append(
+                (message, pool.submit(_post, client, channel.phone_number_id, body, marketing, stop))
+            )
+    except BaseException:
+        # Nothing of the rest went out: released (those in flight keep their claim, as any sent request).
+        _release([m.pk for m in to_send[len(inflight) :]], delay=0.0)
+        raise
+
+    sent: list[tuple[Message, str]] = []
+    failed: list[tuple[Message, GraphError]] = []
+    for message, future in inflight:
+        wamid, error, seconds = future.result()
+        if error is not None:
+            failed.append((message, error))
+        elif wamid:
+            sent.append((message, wamid))
+        else:
+            unsent.append(message)  # not sent: the number stopped first
+            continue
+        metrics.SEND_SECONDS.observe(seconds)
+    if sent:
+        _mark_pairs([m.conversation.contact_id for m, _ in sent])
+        record_messages_sent(sent=[(m.pk, wamid) for m, wamid in sent])
+    for message, error in failed:
+        outcome = handle_send_error(message_id=message.pk, channel=channel, error=error)
+        if outcome.action in ("retry", "wait"):
+            requeue.append(Requeue(message.pk, outcome.delay))
+    if unsent:
+        # Claimed, never sent: released for another job (after a pause when Meta said slow down).
+        delay = settings.WHATSAPP_THROTTLED_PAUSE_SECONDS if stop.is_set() else 0.0
+        _release([m.pk for m in unsent], delay=delay)
+        requeue += [Requeue(m.pk, delay) for m in unsent]
+    return requeue
+
+
+def _first(message_id: int) -> Case:
+    return Case(When(pk=message_id, then=Value(0)), default=Value(1), output_field=IntegerField())
+
+
+def _claim_batch(*, channel: Channel, first: int, size: int) -> list[int]:
+    """Claim up to `size` queued bulk messages of the number (`first` first), at most one per conversation
+    (Meta's pair rate limit), skipping rows another batch holds; committed before any HTTP."""
+    now = timezone.now()
+    with transaction.atomic():
+        candidates = list(
+            Message.objects.filter(
+                conversation__channel_id=channel.pk,
+                direction=Message.Direction.OUTBOUND,
+                bulk=True,
+                status=Message.Status.QUEUED,
+                wamid__isnull=True,
+                send_started_at__isnull=True,
+            )
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + dt.timedelta(seconds=1)))
+            .annotate(own=_first(first))
+            .order_by("own", "pk")
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("pk", "conversation_id")[: size * 2]
+        )
+        chosen: list[int] = []
+        conversations: set[int] = set()
+        for pk, conversation_id in candidates:
+            if conversation_id not in conversations and len(chosen) < size:
+                conversations.add(conversation_id)
+                chosen.append(pk)
+        if chosen:
+            Message.objects.filter(pk__in=chosen).update(
+                send_started_at=now, send_attempts=F("send_attempts") + 1
+            )
+    return chosen
+
+
+def _release(message_ids: list[int], *, delay: float) -> None:
+    """Claimed but never sent: queued again as if never attempted (after `delay`)."""
+    Message.objects.filter(pk__in=message_ids, wamid__isnull=True, status=Message.Status.QUEUED).update(
+        send_started_at=None,
+        send_attempts=F("send_attempts") - 1,
+        next_attempt_at=timezone.now() + dt.timedelta(seconds=delay) if delay else None,
+    )
+
+
+def _bulk_slots(*, schema: str, channel: Channel, cap: int, count: int, deadline: float) -> list[float]:
+    """Book up to `count` bulk slots of the number in one limiter call (at most
+    WHATSAPP_BULK_BOOK_AHEAD_SECONDS ahead, so agent replies still go first), waiting for the first free
+    one; their times as time.monotonic(), or [] past the deadline."""
+    while True:
+        slots = limiter.acquire_bulk(
+            schema=schema,
+            phone_number_id=channel.phone_number_id,
+            cap=cap,
+            count=count,
+            horizon=settings.WHATSAPP_BULK_BOOK_AHEAD_SECONDS,
+        )
+        now = time.monotonic()
+        if slots.offsets:
+            return [now + offset for offset in slots.offsets]
+        if now + slots.wait > deadline:
+            return []
+        time.sleep(min(max(slots.wait, 0.001), 0.05))
+
+
+def _post(
+    client: GraphClient, phone_number_id: str, body: dict[str, Any], marketing: bool, stop: threading.Event
+) -> tuple[str, GraphError | None, float]:
+    started = time.perf_counter()
+    if stop.is_set():
+        return "", None, 0.0  # an earlier answer stopped the number: this one never goes out
+    try:
+        wamid = client.send_message(phone_number_id=phone_number_id, body=body, marketing=marketing)
+    except GraphError as error:
+        if error.code == 130429 or error.retry_class in (RetryClass.AUTH, RetryClass.ACCOUNT):
+            stop.set()
+        return "", error, time.perf_counter() - started
+    except Exception as exc:  # a bug, not Meta: the claim stays, so it is never resent blindly
+        log.exception("bulk_send_crashed", error=repr(exc))
+        crashed = GraphError(
+            code=None, title=f"Sending failed: {exc!r}"[:300], retry_class=RetryClass.UNCERTAIN
+        )
+        return "", crashed, time.perf_counter() - started
+    return wamid, None, time.perf_counter() - started
+
+
+SENT_FIELDS = [
+    "wamid",
+    "status",
+    "sent_at",
+    "send_started_at",
+    "next_attempt_at",
+    "error_code",
+    "error_title",
+    "error_details",
+]
+
+
+DEADLOCK_RETRIES = 3
+
+
+def record_messages_sent(*, sent: list[tuple[int, str]]) -> None:
+    """record_message_sent for many messages: one locked read, one UPDATE, one event INSERT. A status
+    round of the inbound worker may lock some of the same rows in another order (a status webhook that
+    came before this batch finished adopts the wamid by biz_opaque_callback_data): PostgreSQL then breaks
+    the deadlock by rolling one back, and this one tries again."""
+    for attempt in range(DEADLOCK_RETRIES):
+        try:
+            _record_messages_sent(sent=sent)
+            return
+        except OperationalError as exc:
+            if not isinstance(exc.__cause__, DeadlockDetected) or attempt == DEADLOCK_RETRIES - 1:
+                raise
+            log.info("record_sent_deadlock_retry", attempt=attempt + 1)
+            time.sleep(0.02 * (attempt + 1))
+
+
+def _record_messages_sent(*, sent: list[tuple[int, str]]) -> None:
+    wamids = dict(sent)
+    # Locked in wamid order, the order of the inbound worker's status rounds (services.webhooks).
+    by_wamid = sorted(wamids, key=lambda pk: wamids[pk])
+    in_wamid_order = Case(
+        *[When(pk=pk, then=Value(rank)) for rank, pk in enumerate(by_wamid)], output_field=IntegerField()
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        messages = list(
+            Message.objects.select_for_update(of=("self",))
+            .select_related("conversation")
+            .filter(pk__in=by_wamid)
+            .order_by(in_wamid_order)
+        )
+        for message in messages:
+            message.wamid = wamids[message.pk]
+            message.send_started_at = None
+            message.next_attempt_at = None
+            message.error_code = None
+            message.error_title = ""
+            message.error_details = ""
+            if Message.STATUS_RANK[message.status] < Message.STATUS_RANK["sent"]:
+                message.status = Message.Status.SENT
+            if message.sent_at is None:
+                message.sent_at = now
+            metrics.MESSAGES.labels(direction="out", type=message.type, status="sent").inc()
+        Message.objects.bulk_update(messages, SENT_FIELDS)
+        events.publish_events(
+            [
+                events.Event(
+                    message.conversation,
+                    {
+                        "type": "message.updated",
+                        "conversation": message.conversation_id,
+                        "message": message.pk,
+                        "status": message.status,
+                    },
+                )
+                for message in messages
+            ]
+        )
+        pending = set(
+            PendingStatus.objects.filter(wamid__in=list(wamids.values())).values_list("wamid", flat=True)
+        )
+        for message in messages:
+            if message.wamid in pending:
+                apply_pending_statuses(message=message)

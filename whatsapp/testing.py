@@ -57,15 +57,19 @@ def _empty_broker() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _fresh_redis_state() -> None:
-    """No send-rate schedule and no processing-job flag carried over from another test."""
+    """No send-rate schedule, pair or marketing limit, or processing-job flag carried over from another
+    test."""
     import redis
 
     from whatsapp.actors import WAKE_KEY
+    from whatsapp.delivery import _number_settings
 
     client = redis.Redis.from_url(settings.REDIS_URL)
-    for key in client.scan_iter("wacrm:wa:rate:*"):
-        client.delete(key)
+    for pattern in ("wacrm:wa:rate:*", "wacrm:wa:pair:*", "wacrm:wa:mktlimit:*"):
+        for key in client.scan_iter(pattern):
+            client.delete(key)
     client.delete(WAKE_KEY)
+    _number_settings.clear()  # a number's cap and Marketing Messages setting, cached per process
 
 
 @pytest.fixture(autouse=True)

@@ -50,3 +50,29 @@ def test_numbers_and_tenants_have_separate_limits():
     limiter.acquire(schema="alpha", phone_number_id="4", cap=1)
     assert limiter.acquire(schema="alpha", phone_number_id="5", cap=1).wait == 0
     assert limiter.acquire(schema="beta", phone_number_id="4", cap=1).wait == 0
+
+
+def test_a_bulk_batch_books_its_slots_in_one_call_at_the_bulk_pace_within_the_horizon(settings):
+    settings.WHATSAPP_BULK_SHARE = 1.0
+    number = {"schema": "alpha", "phone_number_id": "6", "cap": 10}  # 100 ms slots
+    booked = limiter.acquire_bulk(**number, count=50, horizon=0.35)
+    # Four slots start within 350 ms (0, 100, 200, 300 ms), one slot apart: never above the cap.
+    assert len(booked.offsets) == 4
+    gaps = [b - a for a, b in zip(booked.offsets, booked.offsets[1:], strict=False)]
+    assert all(0.099 <= gap <= 0.101 for gap in gaps)
+    assert booked.offsets[0] <= 0.01
+    # Nothing more within the horizon: the next batch is told when to come back, and books nothing.
+    refused = limiter.acquire_bulk(**number, count=50, horizon=0.35)
+    assert refused.offsets == [] and 0 < refused.wait <= 0.1 + 0.01
+
+
+def test_an_agent_reply_waits_at_most_the_horizon_behind_a_booked_batch(settings):
+    settings.WHATSAPP_BULK_SHARE = 1.0
+    number = {"schema": "alpha", "phone_number_id": "7", "cap": 5}  # 200 ms slots
+    booked = limiter.acquire_bulk(**number, count=40, horizon=0.5)
+    assert len(booked.offsets) == 3  # 0, 200, 400 ms
+    reply = limiter.acquire(**number)
+    assert reply.reserved and reply.wait <= 0.5 + 0.2 + 0.01
+    # Bulk cannot take the reply's slot: its next chance is after it.
+    after = limiter.acquire_bulk(**number, count=40, horizon=0.5)
+    assert after.offsets == [] or after.offsets[0] >= reply.wait + 0.2 - 0.01

@@ -1,0 +1,333 @@
+"""Campaign traffic: 13 numbers x 800 recipients through the sandbox, status webhooks on (issue 17).
+
+make bench BENCH_ARGS=campaign
+  BENCH_CAMPAIGN_RECIPIENTS (800)  recipients per number (13 numbers, 80 msg/s each)
+  BENCH_CAMPAIGN_WEB (2)           uvicorn worker processes (the production layout: docker-compose.yml)
+  BENCH_CAMPAIGN_WORKERS (2)       Dramatiq processes
+  BENCH_CAMPAIGN_THREADS (8)       threads per Dramatiq process
+  BENCH_CAMPAIGN_REPLIES (40)      agent replies sent while the campaign runs, one every 250 ms
+  BENCH_CAMPAIGN_STATUSES (1)      0: no status webhooks (to tell the send path's cost from theirs)
+
+Every recipient's message is a bulk template message created through the reply path (send_template_message
+with bulk=True, as a campaign's dispatcher does), queued while the workers are stopped; then the workers
+start. The sandbox posts three signed status webhooks per message (sent, delivered, read) to the web.
+Reported: msg/s from the sandbox's first campaign send to its last; the highest number of sends any one
+number saw in one second (the sandbox's count; cap 80); the delay of each agent reply from the moment it
+was queued to the moment the sandbox received it (p50/p99/max); CPU seconds per message of every process
+(web, worker, sandbox: /proc utime+stime of each process tree). Targets: ≥ 1,000 msg/s, no number above
+80/s, reply p99 ≤ 2 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import bench_database_url, setup_django, summary_ms
+from benchmarks.whatsapp import _free_port, _spawn, _stop, _wait_for, _wait_port
+
+ROOT = Path(__file__).resolve().parent.parent
+NUMBERS = 13
+CAP = 80
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu(root_pid: int) -> float:
+    """CPU seconds (user + system) of a process and all its descendants, alive now."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        children.setdefault(ppid, []).append(pid)
+        stats[pid] = (int(fields[11]) + int(fields[12])) / TICKS
+    total, todo = 0.0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, 0.0)
+        todo += children.get(pid, [])
+    return total
+
+
+def main() -> dict[str, Any]:
+    os.environ["DJANGO_ENV"] = "test"
+    os.environ["DRAMATIQ_BROKER"] = "redis"
+    setup_django(fresh=True)
+    import httpx
+    import redis
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.utils import timezone
+    from django_tenants.utils import schema_context
+
+    from conversations.models import Conversation, Message
+    from conversations.services import send_template_message, send_text_message
+    from crm.models import Contact
+    from onboarding.services import onboard_tenant
+    from tenants.jobs import broker
+    from whatsapp import sandbox as sandbox_module
+    from whatsapp.actors import enqueue_delivery
+    from whatsapp.models import MessageTemplate
+    from whatsapp.services import connect_channel
+
+    recipients = int(os.environ.get("BENCH_CAMPAIGN_RECIPIENTS", "800"))
+    web_processes = int(os.environ.get("BENCH_CAMPAIGN_WEB", "2"))
+    worker_processes = int(os.environ.get("BENCH_CAMPAIGN_WORKERS", "2"))
+    worker_threads = int(os.environ.get("BENCH_CAMPAIGN_THREADS", "8"))
+    reply_count = int(os.environ.get("BENCH_CAMPAIGN_REPLIES", "40"))
+    statuses = os.environ.get("BENCH_CAMPAIGN_STATUSES", "1") != "0"
+    total = recipients * NUMBERS
+
+    call_command("migrate_platform", verbosity=0)
+    tenant = onboard_tenant(
+        slug="cpbench",
+        name="Campaign Bench",
+        owner_email="owner@cpbench.test",
+        owner_password="Sturdy-Pass-42",
+    ).tenant
+    pnids = [f"3{index:014d}" for index in range(1, NUMBERS + 1)]
+    with sandbox_module.serving([(p, "300") for p in pnids]):
+        channels = [
+            connect_channel(
+                tenant=tenant, phone_number_id=p, waba_id="300", access_token="bench", throughput_cap=CAP
+            )
+            for p in pnids
+        ]
+    broker.flush_all()
+    redis_client = redis.Redis.from_url(settings.REDIS_URL)
+    for pattern in ("wacrm:wa:rate:*", "wacrm:wa:pair:*", "wacrm:wa:mktlimit:*"):
+        for key in redis_client.scan_iter(pattern):
+            redis_client.delete(key)
+
+    sandbox_port, web_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": bench_database_url(),
+        "DRAMATIQ_BROKER": "redis",
+        "DJANGO_ENV": "test",
+        "LOG_LEVEL": "WARNING",
+        "DB_CONN_MAX_AGE": "0",
+        "WHATSAPP_WEBHOOK_ACK_DEADLINE": os.environ.get("WHATSAPP_WEBHOOK_ACK_DEADLINE", "0.8"),
+        "WHATSAPP_GRAPH_URL": f"http://127.0.0.1:{sandbox_port}/v21.0",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(ROOT),
+    }
+    (ROOT / ".data").mkdir(exist_ok=True)
+    sandbox = _spawn(
+        [
+            sys.executable,
+            "-m",
+            "whatsapp.sandbox",
+            "--port",
+            str(sandbox_port),
+            "--status-delay",
+            "0.5",
+            "--webhook-url",
+            f"http://127.0.0.1:{web_port}/webhooks/whatsapp/",
+            *([] if statuses else ["--no-statuses"]),
+        ],
+        {**env, "WHATSAPP_APP_SECRET": settings.WHATSAPP_APP_SECRET or ""},
+        "bench-campaign-sandbox.log",
+    )
+    web = _spawn(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--port",
+            str(web_port),
+            "--workers",
+            str(web_processes),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env,
+        "bench-campaign-web.log",
+    )
+    workers: list[subprocess.Popen[bytes]] = []
+    results: dict[str, Any] = {}
+    try:
+        _wait_port(sandbox_port)
+        _wait_port(web_port)
+        with schema_context(tenant.schema_name):
+            template = MessageTemplate.objects.create(
+                waba_id="300",
+                name="order_update",
+                language="en_US",
+                category="UTILITY",
+                status="APPROVED",
+                components=[{"type": "BODY", "text": "Hello {{1}}, your order is on its way."}],
+            )
+            now = timezone.now()
+            contacts = Contact.objects.bulk_create(
+                [
+                    Contact(name=f"Customer {i}", phone=f"+4479{i:08d}", wa_id=f"4479{i:08d}")
+                    for i in range(total)
+                ]
+            )
+            conversations = Conversation.objects.bulk_create(
+                [Conversation(contact=c, channel=channels[i % NUMBERS]) for i, c in enumerate(contacts)]
+            )
+            agents = []  # one conversation per number whose customer wrote a minute ago, for agent replies
+            for index, channel in enumerate(channels):
+                contact = Contact.objects.create(
+                    phone=f"+4478{index:08d}", wa_id=f"4478{index:08d}", last_inbound_at=now
+                )
+                agents.append(Conversation.objects.create(contact=contact, channel=channel))
+            queue_started = time.perf_counter()
+            # The first recipient of each number through the reply path (send_template_message, bulk=True,
+            # as the campaign dispatcher); the others are the same row with their own parameter (the reply
+            # path costs the driver ~28 ms a message: 5 minutes of a shared core for 10,400), enqueued as
+            # its on-commit callback does.
+            firsts = {
+                conversation.channel_id: send_template_message(
+                    conversation=conversation, template=template.pk, parameters=["Customer"], bulk=True
+                )
+                for conversation in conversations[:NUMBERS]
+            }
+            rows = []
+            for conversation in conversations[NUMBERS:]:
+                first = firsts[conversation.channel_id]
+                payload = json.loads(json.dumps(first.payload).replace("Customer", conversation.contact.name))
+                rows.append(
+                    Message(
+                        conversation=conversation,
+                        direction=first.direction,
+                        type=first.type,
+                        text=first.text.replace("Customer", conversation.contact.name),
+                        payload=payload,
+                        status=Message.Status.QUEUED,
+                        bulk=True,
+                        timestamp=timezone.now(),
+                    )
+                )
+            queued = Message.objects.bulk_create(rows, batch_size=1000)
+            for message in queued:
+                enqueue_delivery(message_id=message.pk, bulk=True, schema=tenant.schema_name)
+            queued_in = time.perf_counter() - queue_started
+        print(f"    {total} campaign messages queued through the reply path in {queued_in:.1f} s")
+        httpx.post(f"http://127.0.0.1:{sandbox_port}/_sandbox/reset")
+
+        cpu_before = {"web": _tree_cpu(web.pid), "sandbox": _tree_cpu(sandbox.pid)}
+        workers = [
+            _spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "dramatiq",
+                    "config.worker",
+                    "--processes",
+                    str(worker_processes),
+                    "--threads",
+                    str(worker_threads),
+                ],
+                {key: value for key, value in env.items() if key != "DB_CONN_MAX_AGE"},
+                "bench-campaign-worker.log",
+            )
+        ]
+        replies: list[tuple[int, float]] = []  # (message id, time.time() when queued)
+
+        def agent() -> None:
+            with schema_context(tenant.schema_name):
+                for index in range(reply_count):
+                    time.sleep(0.25)
+                    queued_at = time.time()
+                    message = send_text_message(
+                        conversation=agents[index % NUMBERS], text=f"Agent reply {index}"
+                    )
+                    replies.append((message.pk, queued_at))
+
+        with schema_context(tenant.schema_name):
+            first_sent = _wait_for(
+                lambda: Message.objects.filter(bulk=True, wamid__isnull=False).exists(),
+                timeout=120,
+                poll=0.05,
+            )
+            cpu_before["worker"] = _tree_cpu(workers[0].pid)  # after the processes booted
+            replier = threading.Thread(target=agent)
+            replier.start()
+            _wait_for(
+                lambda: Message.objects.filter(bulk=True, status="queued").count() == 0, timeout=900, poll=0.5
+            )
+            replier.join()
+            _wait_for(
+                lambda: (
+                    Message.objects.filter(pk__in=[pk for pk, _ in replies], wamid__isnull=True).count() == 0
+                ),
+                timeout=60,
+                poll=0.2,
+            )
+            # The status webhooks of the last sends (0.5, 1.0, 1.5 s later) and their processing.
+            settle_started = time.perf_counter()
+            try:
+                if not statuses:
+                    raise RuntimeError("no status webhooks")
+                _wait_for(
+                    lambda: Message.objects.filter(bulk=True, status__in=["read", "failed"]).count() >= total,
+                    timeout=300,
+                    poll=0.5,
+                )
+                statuses_done = round(time.perf_counter() - settle_started, 1)
+            except RuntimeError:
+                statuses_done = None
+            failed = Message.objects.filter(bulk=True, status="failed").count()
+            read = Message.objects.filter(bulk=True, status="read").count()
+        cpu_after = {
+            "web": _tree_cpu(web.pid),
+            "sandbox": _tree_cpu(sandbox.pid),
+            "worker": _tree_cpu(workers[0].pid),
+        }
+        state = httpx.get(f"http://127.0.0.1:{sandbox_port}/_sandbox/state", timeout=60).json()
+        campaign = [s for s in state["sent"] if s["body"].get("type") == "template"]
+        at = {s["body"].get("biz_opaque_callback_data"): s["at"] for s in state["sent"]}
+        seconds = max(s["at"] for s in campaign) - min(s["at"] for s in campaign)
+        delays = [at[f"wacrm:{pk}"] - queued_at for pk, queued_at in replies if f"wacrm:{pk}" in at]
+        rates = state["max_rates"]
+        cpu = {
+            role: round((cpu_after[role] - cpu_before.get(role, 0.0)) / max(1, len(campaign)) * 1000, 3)
+            for role in cpu_after
+        }
+        results = {
+            "messages": total,
+            "numbers": NUMBERS,
+            "cap": CAP,
+            "sent_by_sandbox": len(campaign),
+            "per_s": round(len(campaign) / seconds) if seconds else None,
+            "max_number_rate": max(rates.values()) if rates else 0,
+            "reply_delay": summary_ms(delays),
+            "replies": len(delays),
+            "failed": failed,
+            "read": read,
+            "statuses_settled_s_after_last_send": statuses_done,
+            "cpu_ms_per_message": cpu,
+            "load_before": os.getloadavg(),
+            "first_send_after_worker_start_s": round(first_sent - queue_started - queued_in, 1),
+        }
+        print(
+            f"campaign: {len(campaign)}/{total} sent over {NUMBERS} numbers (cap {CAP}/s) "
+            f"in {seconds:.1f} s: "
+            f"{results['per_s']} msg/s; busiest number {results['max_number_rate']}/s; agent replies "
+            f"p50 {results['reply_delay']['p50_ms']} ms p99 {results['reply_delay']['p99_ms']} ms "
+            f"(n={len(delays)}); {failed} failed; {read} read (statuses settled "
+            f"{statuses_done} s after the last send); CPU ms/message {cpu}"
+        )
+    finally:
+        _stop([*workers, web, sandbox])
+    return results
+
+
+if __name__ == "__main__":
+    main()

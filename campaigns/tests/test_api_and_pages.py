@@ -1,0 +1,237 @@
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import pytest
+from django.test import TestCase
+from django_tenants.utils import schema_context
+
+from campaigns import services
+from campaigns.models import Campaign, Recipient
+from campaigns.tests.conftest import make_contact
+from conftest import login, make_agent
+from conversations.models import Message
+from whatsapp.testing import run_jobs
+
+BODY = {
+    "name": "Spring",
+    "template": "spring_sale",
+    "language": "en",
+    "audience": {"tags": ["vip"]},
+    "parameters": {"body": ["{{contact.first_name}}", "20%"]},
+}
+
+
+@pytest.fixture
+def owner_client(client_a: Any, tenant_a: Any, owner_a: Any) -> Any:
+    return login(client_a, tenant_a, owner_a)
+
+
+@pytest.fixture
+def audience(templates: Any, tenant_a: Any) -> None:
+    with schema_context(tenant_a.schema_name):
+        make_contact("+15550000001", name="Ann Lee", tags=("vip",))
+        make_contact("+15550000002", name='=HYPERLINK("http://evil","x")', tags=("vip",))
+        make_contact("+15550000003", name="Out", tags=("vip",), consent="opted_out")
+
+
+def test_the_api_creates_starts_and_reports_a_campaign(owner_client, templates, audience, tenant_a, sandbox):
+    channels = owner_client.get("/api/v1/whatsapp/channels/").json()
+    ids = [c["id"] for c in channels.get("results", channels)]
+    assert ids == [templates.pk]
+    response = owner_client.post(
+        "/api/v1/campaigns/", {**BODY, "channel": templates.pk}, content_type="application/json"
+    )
+    assert response.status_code == 201, response.content
+    created = response.json()
+    assert (created["status"], created["total"]) == ("draft", 3)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        started = owner_client.post(f"/api/v1/campaigns/{created['id']}/start/")
+    assert started.status_code == 200
+    assert started.json()["status"] == "running"
+    with schema_context(tenant_a.schema_name):
+        run_jobs()
+        services.run_due_campaigns()  # the scheduler's tick: recipients follow their messages
+    assert len(sandbox.sent()) == 2
+    detail = owner_client.get(f"/api/v1/campaigns/{created['id']}/").json()
+    for key in ("status", "total", "queued", "sent", "delivered", "read", "replied", "failed", "skipped"):
+        assert key in detail
+    assert (detail["sent"], detail["skipped"], detail["status"]) == (2, 1, "completed")
+    listed = owner_client.get("/api/v1/campaigns/").json()
+    assert [c["id"] for c in listed.get("results", listed)] == [created["id"]]
+    again = owner_client.post(f"/api/v1/campaigns/{created['id']}/resume/")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "invalid_state"
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"audience": {"tags": "vip"}}, "invalid_audience"),
+        ({"audience": {}}, "invalid_audience"),
+        ({"audience": {"colour": "red"}}, "invalid_audience"),
+        ({"parameters": {"body": ["one"]}}, "template_parameters"),
+        ({"template": "missing"}, "unknown_template"),
+        ({"name": ""}, "validation_error"),
+        ({"window_start": "09:00"}, "invalid_window"),
+    ],
+)
+def test_bad_input_is_a_400_with_a_stable_code_and_stores_nothing(
+    change, code, owner_client, templates, audience, tenant_a
+):
+    response = owner_client.post(
+        "/api/v1/campaigns/", {**BODY, "channel": templates.pk, **change}, content_type="application/json"
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == code
+    with schema_context(tenant_a.schema_name):
+        assert Campaign.objects.count() == 0
+
+
+def test_agents_cannot_see_campaigns_and_supervisors_cannot_control_them(
+    client_a, templates, audience, tenant_a, owner_a
+):
+    with schema_context(tenant_a.schema_name):
+        campaign = services.create_campaign(
+            name="S",
+            channel=templates,
+            template="spring_sale",
+            language="en",
+            audience={"tags": ["vip"]},
+            parameters={"body": ["a", "b"]},
+            created_by=owner_a,
+        )
+    agent = make_agent(tenant_a, email="agent@alpha.test", role="agent")
+    login(client_a, tenant_a, agent.user)
+    assert client_a.get("/api/v1/campaigns/").status_code == 403
+    assert client_a.get("/campaigns/").status_code == 403
+    supervisor = make_agent(tenant_a, email="sup@alpha.test", role="supervisor")
+    login(client_a, tenant_a, supervisor.user)
+    assert client_a.get(f"/api/v1/campaigns/{campaign.pk}/").status_code == 200
+    assert client_a.get(f"/campaigns/{campaign.pk}/").status_code == 200
+    assert client_a.post(f"/api/v1/campaigns/{campaign.pk}/start/").status_code == 403
+    assert (
+        client_a.post(
+            "/api/v1/campaigns/", {**BODY, "channel": templates.pk}, content_type="application/json"
+        ).status_code
+        == 403
+    )
+    with schema_context(tenant_a.schema_name):
+        campaign.refresh_from_db()
+        assert campaign.status == "draft"
+
+
+def test_another_tenant_s_campaign_is_a_404(
+    client_b, tenant_b, owner_b, templates, audience, tenant_a, owner_a
+):
+    with schema_context(tenant_a.schema_name):
+        campaign = services.create_campaign(
+            name="S",
+            channel=templates,
+            template="spring_sale",
+            language="en",
+            audience={"tags": ["vip"]},
+            parameters={"body": ["a", "b"]},
+        )
+    login(client_b, tenant_b, owner_b)
+    for url in (
+        f"/api/v1/campaigns/{campaign.pk}/",
+        f"/campaigns/{campaign.pk}/",
+        f"/campaigns/{campaign.pk}/export.csv",
+    ):
+        assert client_b.get(url).status_code == 404
+    for action in ("start", "pause", "resume", "cancel"):
+        assert client_b.post(f"/api/v1/campaigns/{campaign.pk}/{action}/").status_code == 404
+    response = client_b.post(
+        "/api/v1/campaigns/", {**BODY, "channel": templates.pk}, content_type="application/json"
+    )
+    assert response.status_code == 404
+
+
+def test_the_pages_create_a_campaign_show_its_progress_and_export_it_safely(
+    owner_client, templates, audience, tenant_a, sandbox
+):
+    page = owner_client.get("/campaigns/new/")
+    assert page.status_code == 200
+    assert b"spring_sale|en" in page.content
+    form = {
+        "name": "<b>Spring</b>",
+        "channel": templates.pk,
+        "template": "spring_sale|en",
+        "tags": "vip",
+        "body": "{{contact.first_name}}\n20%",
+    }
+    preview = owner_client.post("/campaigns/preview/", form)
+    assert b"<strong data-eligible>2</strong>" in preview.content
+    assert b"opted_out: 1" in preview.content
+    response = owner_client.post("/campaigns/new/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    with schema_context(tenant_a.schema_name):
+        campaign = Campaign.objects.get()
+    detail = owner_client.get(f"/campaigns/{campaign.pk}/")
+    assert b"&lt;b&gt;Spring&lt;/b&gt;" in detail.content and b"<b>Spring</b>" not in detail.content
+    assert b'data-campaign="%d"' % campaign.pk in detail.content
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert owner_client.post(f"/campaigns/{campaign.pk}/start/").status_code == 302
+    with schema_context(tenant_a.schema_name):
+        run_jobs()
+        assert Message.objects.count() == 2
+    listing = owner_client.get("/campaigns/")
+    assert b"&lt;b&gt;Spring&lt;/b&gt;" in listing.content
+    export = owner_client.get(f"/campaigns/{campaign.pk}/export.csv")
+    rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode())))
+    assert rows[0][:4] == ["contact_id", "name", "phone", "status"]
+    names = {r[1] for r in rows[1:]}
+    assert '\'=HYPERLINK("http://evil","x")' in names
+    with schema_context(tenant_a.schema_name):
+        assert len(rows) - 1 == Recipient.objects.filter(campaign=campaign).count() == 3
+
+
+def test_the_campaign_list_costs_the_same_queries_for_one_campaign_or_many(
+    owner_client, templates, audience, tenant_a
+):
+    def create() -> None:
+        with schema_context(tenant_a.schema_name):
+            campaign = services.create_campaign(
+                name="S",
+                channel=templates,
+                template="spring_sale",
+                language="en",
+                audience={"tags": ["vip"]},
+                parameters={"body": ["a", "b"]},
+            )
+            services.start_campaign(campaign=campaign)
+
+    create()
+    owner_client.get("/api/v1/campaigns/")
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as one:
+        assert owner_client.get("/api/v1/campaigns/").status_code == 200
+    for _ in range(3):
+        create()
+    with CaptureQueriesContext(connection) as four:
+        listed = owner_client.get("/api/v1/campaigns/").json()
+    assert len(listed.get("results", listed)) == 4
+    assert all(
+        c["sent"] == 0 and c["pending"] == 2 and c["skipped"] == 1 for c in listed.get("results", listed)
+    )
+    assert len(four) == len(one)
+
+
+def test_owners_allow_unknown_consent_for_marketing_and_supervisors_cannot(
+    owner_client, client_b, templates, tenant_a
+):
+    assert b'name="marketing_to_unknown"' in owner_client.get("/campaigns/").content
+    assert owner_client.post("/campaigns/settings/", {"marketing_to_unknown": "on"}).status_code == 302
+    with schema_context(tenant_a.schema_name):
+        assert services.campaign_settings().marketing_to_unknown is True
+    supervisor = make_agent(tenant_a, email="sup2@alpha.test", role="supervisor")
+    login(owner_client, tenant_a, supervisor.user)
+    assert b'name="marketing_to_unknown"' not in owner_client.get("/campaigns/").content
+    assert owner_client.post("/campaigns/settings/", {}).status_code == 403
+    with schema_context(tenant_a.schema_name):
+        assert services.campaign_settings().marketing_to_unknown is True
