@@ -7,7 +7,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 RUN useradd --create-home --uid 1000 app
 COPY requirements/prod.lock requirements/prod.lock
-RUN pip install --require-hashes -r requirements/prod.lock
+RUN pip install --require-hashes -r requirements/prod.lock --no-deps
 # The code runs from /app (PYTHONPATH) as it does under `make run`; it is not installed again.
 COPY . .
 # collectstatic reads settings only, not a database. Production settings have no defaults for their

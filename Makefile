@@ -12,11 +12,12 @@ UV_COMPILE := $(VENV)/bin/uv pip compile pyproject.toml --quiet --universal --py
 
 .PHONY: run test lint types pytest bench install clean manage lock system-packages
 
-# The locked versions only (hash-checked), then the project itself without resolving anything again.
+# The locked versions only (hash-checked; --no-deps: the lock is complete, and [tool.uv] leaves out a
+# dependency pip would otherwise chase), then the project itself without resolving anything again.
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q --require-hashes -r $(LOCK)
+	$(VENV)/bin/pip install -q --require-hashes -r $(LOCK) --no-deps
 	$(VENV)/bin/pip install -q --no-deps -e .
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)

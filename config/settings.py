@@ -104,6 +104,9 @@ TENANT_APPS = [
     "crm",
     "conversations",
     "whatsapp",
+    "knowledge",
+    "campaigns",
+    "integrations",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -280,6 +283,11 @@ EMAIL_BACKEND = env.str(
 )
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = secret("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)  # STARTTLS (port 587)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)  # implicit TLS (port 465)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"no-reply@{BASE_DOMAIN}")
 
 LANGUAGE_CODE = "en-us"
@@ -432,8 +440,23 @@ WHATSAPP_SEND_BACKOFF_SECONDS = env.float("WHATSAPP_SEND_BACKOFF_SECONDS", defau
 WHATSAPP_SEND_BACKOFF_MAX_SECONDS = env.float("WHATSAPP_SEND_BACKOFF_MAX_SECONDS", default=600.0)
 # A send attempt unfinished this long (its worker died) is marked failed as interrupted, never resent.
 WHATSAPP_SEND_CLAIM_TIMEOUT = env.float("WHATSAPP_SEND_CLAIM_TIMEOUT", default=120.0)
-# Share of a number's throughput bulk traffic may use; the rest stays free for agent replies.
-WHATSAPP_BULK_SHARE = env.float("WHATSAPP_BULK_SHARE", default=0.8)
+# Share of a number's throughput bulk traffic may use; the rest stays free for agent replies. Replies
+# go first whatever the share (bulk books at most WHATSAPP_BULK_BOOK_AHEAD_SECONDS ahead; a reply books
+# the next slot after that), so this is only headroom.
+WHATSAPP_BULK_SHARE = env.float("WHATSAPP_BULK_SHARE", default=0.97)
+# A bulk batch books its slots in one limiter call, but none further ahead than this: an agent reply
+# then waits at most this (plus one slot) behind bulk traffic (whatsapp.limiter.acquire_bulk).
+WHATSAPP_BULK_BOOK_AHEAD_SECONDS = env.float("WHATSAPP_BULK_BOOK_AHEAD_SECONDS", default=0.25)
+# The bulk sender: messages of one number claimed per job (at most what its cap sends in
+# WHATSAPP_BULK_BATCH_SECONDS), HTTP requests in flight per worker process, and how long a number pauses
+# all sends when Meta answers 130429 (throughput exceeded).
+WHATSAPP_BULK_BATCH = env.int("WHATSAPP_BULK_BATCH", default=50)
+WHATSAPP_BULK_BATCH_SECONDS = env.float("WHATSAPP_BULK_BATCH_SECONDS", default=0.5)
+WHATSAPP_SEND_CONCURRENCY = env.int("WHATSAPP_SEND_CONCURRENCY", default=64)
+# Bulk batches one worker process runs at once: two fewer than its threads (--threads, 8), one for the
+# inbound drain (status webhooks) and one for agent and AI replies.
+WHATSAPP_BULK_JOBS_PER_PROCESS = env.int("WHATSAPP_BULK_JOBS_PER_PROCESS", default=6)
+WHATSAPP_THROTTLED_PAUSE_SECONDS = env.float("WHATSAPP_THROTTLED_PAUSE_SECONDS", default=1.0)
 # Statuses that arrived before their message wait this long for it (Meta redelivers for up to 7 days).
 WHATSAPP_PENDING_STATUS_RETENTION_DAYS = env.int("WHATSAPP_PENDING_STATUS_RETENTION_DAYS", default=7)
 # Processed raw webhook events are kept this long (replay, inspection); unrouted and failed ones stay.
@@ -443,14 +466,43 @@ WHATSAPP_WEBHOOK_EVENT_RETENTION_DAYS = env.int("WHATSAPP_WEBHOOK_EVENT_RETENTIO
 WHATSAPP_MEDIA_HOSTS = env.list(
     "WHATSAPP_MEDIA_HOSTS", default=["lookaside.fbsbx.com", "*.fbcdn.net", "*.whatsapp.net"]
 )
+# Embedded Signup on Settings → WhatsApp numbers: the platform Meta app's id and the Embedded Signup
+# configuration's id (both public; the code exchange uses WHATSAPP_APP_SECRET). Unset: the page offers the
+# manual connection only.
+META_APP_ID = env.str("META_APP_ID", default="")
+META_EMBEDDED_SIGNUP_CONFIG_ID = env.str("META_EMBEDDED_SIGNUP_CONFIG_ID", default="")
+# "Send test event" on the numbers page asks the Graph API sandbox to post a signed test webhook (Meta has
+# no such call); off, it reports the number's latest webhook instead.
+WHATSAPP_SANDBOX_TEST_EVENTS = env.bool("WHATSAPP_SANDBOX_TEST_EVENTS", default=DEVELOPMENT or TESTING)
+
+# The OpenAI-compatible LLM sandbox (knowledge/llm_sandbox.py) `make run` starts on LLM_SANDBOX_PORT, as in
+# the Procfile: the demo tenant's LLM. Empty in production (no sandbox). Tenants use an LLM only when
+# configured to.
+LLM_SANDBOX_PORT = env.int("LLM_SANDBOX_PORT", default=8002)
+LLM_SANDBOX_URL = env.str(
+    "LLM_SANDBOX_URL", default=f"http://127.0.0.1:{LLM_SANDBOX_PORT}/v1" if (DEVELOPMENT or TESTING) else ""
+)
+# Seconds an LLM call may take in all (the agent then hands over with reason `error`).
+LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=20.0)
 
 # Outbound HTTP (core/fetch.py). Operator-configured hosts may be on private addresses and any port; the
 # Graph API URL's host is one by definition, so the sandbox (127.0.0.1) works in development and tests with
 # the private-address refusal still on for everything else.
 _graph_host = urlsplit(WHATSAPP_GRAPH_URL).hostname
-OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[]) + (
-    [_graph_host] if _graph_host else []
+_llm_sandbox_host = urlsplit(LLM_SANDBOX_URL).hostname
+OUTBOUND_ALLOWED_HOSTS = (
+    env.list("OUTBOUND_ALLOWED_HOSTS", default=[])
+    + ([_graph_host] if _graph_host else [])
+    + ([_llm_sandbox_host] if _llm_sandbox_host else [])
 )
+# Knowledge sources (knowledge/): the largest file or web page accepted for indexing.
+KNOWLEDGE_MAX_FILE_BYTES = env.int("KNOWLEDGE_MAX_FILE_BYTES", default=20 * 1024 * 1024)
+# The embedder for retrieval (knowledge/embeddings.py): "local" (all-MiniLM-L6-v2, shipped in a package),
+# "hashing" (no model), or "openai" (an OpenAI-compatible /v1/embeddings endpoint, KNOWLEDGE_EMBEDDINGS_URL).
+KNOWLEDGE_EMBEDDER = env.str("KNOWLEDGE_EMBEDDER", default="local")
+KNOWLEDGE_EMBEDDINGS_URL = env.str("KNOWLEDGE_EMBEDDINGS_URL", default="")
+KNOWLEDGE_EMBEDDINGS_MODEL = env.str("KNOWLEDGE_EMBEDDINGS_MODEL", default="text-embedding-3-small")
+KNOWLEDGE_EMBEDDINGS_API_KEY = secret("KNOWLEDGE_EMBEDDINGS_API_KEY")
 # Lifts the private-address refusal for every URL (user-supplied ones too): local experiments only.
 OUTBOUND_ALLOW_PRIVATE_NETWORKS = env.bool("OUTBOUND_ALLOW_PRIVATE_NETWORKS", default=False)
 
@@ -509,6 +561,8 @@ SPECTACULAR_SETTINGS = {
         "ConversationStatusEnum": "conversations.models.Conversation.Status",
         "MessageTypeEnum": "conversations.models.Message.Type",
         "SendTypeEnum": "conversations.api.SEND_TYPES",
+        "ChannelStatusEnum": "conversations.models.Channel.Status",
+        "CampaignStatusEnum": "campaigns.models.Campaign.Status",
     },
 }
 # django-ratelimit counts in the Redis cache; keys carry the tenant schema and the API key or user.
@@ -556,7 +610,7 @@ configure_logging(fmt=LOG_FORMAT, level=LOG_LEVEL)
 
 # Dramatiq: Redis in every process; tests use the StubBroker with a real worker thread.
 DRAMATIQ_BROKER = env.str("DRAMATIQ_BROKER", default="stub" if TESTING else "redis")
-DRAMATIQ_QUEUES = ["inbound", "outbound", "media", "bulk", "default"]
+DRAMATIQ_QUEUES = ["inbound", "outbound", "media", "bulk", "default", "knowledge", "ai", "webhooks"]
 # Periodic jobs run by `manage.py run_scheduler`: name -> (actor path, every N seconds).
 PERIODIC_JOBS: dict[str, tuple[str, int]] = {
     "cleanup_sessions": ("tenants.actors.cleanup_expired_sessions", 3600),
@@ -566,6 +620,8 @@ PERIODIC_JOBS: dict[str, tuple[str, int]] = {
     "whatsapp_cleanup": ("whatsapp.actors.cleanup_whatsapp_records", 3600),
     "inbox_housekeeping": ("conversations.actors.inbox_housekeeping", 60),
     "tenants_purge_deleted": ("tenants.actors.purge_deleted_tenants", 3600),
+    "campaigns_tick": ("campaigns.actors.campaigns_tick", 10),
+    "notifications_digest": ("crm.actors.send_assignment_digests", 600),
 }
 if BACKUP_SCHEDULE_SECONDS > 0:
     PERIODIC_JOBS["tenants_backup"] = ("tenants.actors.backup_all_tenants", BACKUP_SCHEDULE_SECONDS)

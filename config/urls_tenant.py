@@ -9,11 +9,13 @@ from rest_framework.permissions import AllowAny
 
 from config.metrics import metrics_view
 from crm.auth import LoginView, PasswordResetConfirmView, PasswordResetView
+from crm.two_factor_views import two_factor_login
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/inbox/", permanent=False), name="home"),
     path("admin/", admin.site.urls),
     path("login/", LoginView.as_view(), name="login"),
+    path("login/two-factor/", two_factor_login, name="two-factor-login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Throttled, and the emailed link is built from the tenant's configured domain (crm.auth).
     path("password-reset/", PasswordResetView.as_view(), name="password_reset"),
@@ -35,10 +37,20 @@ api_v1 = [
     path("", include("crm.api_urls")),
     path("", include("conversations.api_urls")),
     path("", include("whatsapp.api_urls")),
+    path("", include("knowledge.api_urls")),
+    path("", include("knowledge.ai_api_urls")),
+    path("", include("campaigns.api_urls")),
+    path("", include("integrations.api_urls")),
 ]
 urlpatterns += [
     path("", include("crm.urls")),
     path("", include("onboarding.urls")),
+    path("", include("campaigns.urls")),
+    path("", include("integrations.urls")),
+    path("", include("knowledge.ai_urls")),
+    path("", include("knowledge.urls")),
+    path("", include("whatsapp.urls")),
+    path("", include("whatsapp.template_urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api-schema"),
     path(

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from conversations import services
 from conversations.models import InboxEvent
+from conversations.services import routing, sla
 from tenants.jobs import send_in_schema
 from tenants.selectors import active_tenant_schemas
 
@@ -26,3 +27,7 @@ def inbox_housekeeping() -> None:
 def inbox_housekeeping_for_tenant() -> None:
     services.wake_snoozed_conversations()
     InboxEvent.objects.filter(created_at__lt=timezone.now() - EVENT_RETENTION).delete()
+    # Auto-assignment: idle agents go offline, then the queue fills whatever room there is.
+    routing.mark_idle_agents_offline()
+    routing.assign_queued_conversations()
+    sla.sweep_sla_breaches()

@@ -45,9 +45,13 @@ SEND_TYPES = [*MESSAGE_TYPES, "read"]
 
 
 class ContactBriefSerializer(serializers.ModelSerializer):
+    # A WhatsApp user may have no phone number, only a username and a business-scoped user id (BSUID).
+    display_name = serializers.CharField(source="__str__", read_only=True)
+    bsuid = serializers.CharField(source="whatsapp_user_id", read_only=True)
+
     class Meta:
         model = Contact
-        fields = ["id", "name", "phone", "wa_id"]
+        fields = ["id", "name", "phone", "wa_id", "username", "bsuid", "display_name"]
 
 
 class ChannelBriefSerializer(serializers.ModelSerializer):
@@ -135,6 +139,21 @@ class MessageSerializer(serializers.ModelSerializer):
             "delivered_at",
             "read_at",
             "media",
+            "origin",
+            "pricing_model",
+            "pricing_category",
+            "pricing_type",
+            "billable",
+            "pricing_market",
+        ]
+        # What Meta reports about a message (pricing) and where it came from: never written by a client.
+        read_only_fields = [
+            "origin",
+            "pricing_model",
+            "pricing_category",
+            "pricing_type",
+            "billable",
+            "pricing_market",
         ]
 
     def get_media(self, obj: Message) -> dict[str, Any] | None:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from conversations import api
+from conversations import api, routing_api, teamops_api
 
 urlpatterns = [
     path("conversations/", api.ConversationListView.as_view(), name="api-conversations"),
@@ -15,4 +15,6 @@ urlpatterns = [
     path("messages/", api.StartConversationView.as_view(), name="api-messages"),
     path("messages/<int:pk>/retry/", api.RetryMessageView.as_view(), name="api-message-retry"),
     path("whatsapp/media/", api.MediaUploadView.as_view(), name="api-whatsapp-media"),
+    path("settings/csat/", teamops_api.CsatSettingsView.as_view(), name="api-settings-csat"),
+    path("settings/routing/", routing_api.RoutingSettingsView.as_view(), name="api-settings-routing"),
 ]

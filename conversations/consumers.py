@@ -16,6 +16,7 @@ from redis import asyncio as aioredis
 from conversations import events, metrics, selectors
 from conversations.groups import user_group, viewers_group
 from conversations.models import Conversation
+from conversations.services import routing
 from crm import sessions
 
 log = structlog.get_logger("socket")
@@ -164,6 +165,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if kind == "ping":
             if self.viewing is not None:
                 await self._mark_present(self.viewing)
+            # A sign of life: keeps an online agent from being taken offline as idle (auto-assignment).
+            await self._db(routing.touch_agent, user=self.scope["user"])
             await self.send_json({"type": "pong"})
         elif kind == "resume":
             after = content.get("after")

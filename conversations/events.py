@@ -34,6 +34,7 @@ from conversations.groups import (
     user_group,
 )
 from conversations.models import InboxEvent
+from crm import outgoing_events
 from tenants.db import connection, insert_rows
 
 log = structlog.get_logger("realtime")
@@ -202,6 +203,19 @@ def publish_events(events: list[Event]) -> None:
             _send(groups, message)
 
     transaction.on_commit(send)
+    outgoing_events.emit_many(_webhook_event(event) for event in events)
+
+
+def _webhook_event(event: Event) -> tuple[str, dict[str, Any]]:
+    """The outgoing-webhook event for a realtime one (crm.outgoing_events drops the types it does not know:
+    a resolution is a status change whose new status is resolved)."""
+    kind = event.payload["type"]
+    if kind == "conversation.status" and event.conversation.status == "resolved":
+        kind = "conversation.resolved"
+    refs = {"conversation": event.conversation.pk}
+    if "message" in event.payload:
+        refs["message"] = event.payload["message"]
+    return kind, refs
 
 
 def message_created_event(message: Any) -> Event:

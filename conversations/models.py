@@ -20,7 +20,8 @@ from conversations.consent import (
 # media, sockets' catch-up) reads conversations and messages through the `visible_to` querysets below,
 # and loads one through conversations.selectors.get_visible_conversation (404 when not visible).
 # Owners, admins and supervisors see every conversation; an agent sees those assigned to them, those of
-# their teams, and the shared queue (neither an assignee nor a team). The realtime fan-out encodes the
+# their teams, the shared queue (neither an assignee nor a team), and those they were @mentioned in
+# (ConversationMention; the realtime groups below do not carry mentions). The realtime fan-out encodes the
 # same rule as channel-layer groups (conversations.events.audience / InboxConsumer's groups); a property
 # test holds the three forms (this Q, is_visible_to, the groups) equal.
 # ---------------------------------------------------------------------------------------------------
@@ -51,6 +52,10 @@ def visibility_q(viewer: ViewerLike, prefix: str = "") -> Q:
         rule |= Q(**{f"{prefix}assignee_id": viewer.user_id})
     if viewer.team_ids:
         rule |= Q(**{f"{prefix}team_id__in": viewer.team_ids})
+    if viewer.user_id is not None:
+        # An agent @mentioned in a private note may open that conversation (ConversationMention).
+        mentioned = ConversationMention.objects.filter(user_id=viewer.user_id).values("conversation_id")
+        rule |= Q(**{f"{prefix}pk__in": mentioned})
     return rule
 
 
@@ -113,6 +118,12 @@ class Conversation(models.Model):
         db_index=False,
     )
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # SLA (conversations.sla): when the first human reply and the resolution are due, in real time
+    # (computed in business hours), and whether each was missed (set once, by the breach sweep).
+    first_response_due_at = models.DateTimeField(null=True, blank=True)
+    resolution_due_at = models.DateTimeField(null=True, blank=True)
+    first_response_breached = models.BooleanField(default=False)
+    resolution_breached = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -140,14 +151,22 @@ class Conversation(models.Model):
         return f"Conversation {self.pk} with {self.contact}"
 
     def is_visible_to(self, viewer: ViewerLike) -> bool:
-        """visibility_q() evaluated on this row as loaded (e.g. locked for update), without a query."""
+        """visibility_q() evaluated on this row as loaded (e.g. locked for update), without a query unless
+        only a mention could let the viewer see it."""
         if viewer.sees_all:
             return True
         if self.assignee_id is None and self.team_id is None:
             return True
         if viewer.user_id is not None and self.assignee_id == viewer.user_id:
             return True
-        return self.team_id is not None and self.team_id in viewer.team_ids
+        if self.team_id is not None and self.team_id in viewer.team_ids:
+            return True
+        # The one clause that needs a query, asked only when nothing else lets the viewer see the row.
+        return (
+            viewer.user_id is not None
+            and self.pk is not None
+            and ConversationMention.objects.filter(conversation_id=self.pk, user_id=viewer.user_id).exists()
+        )
 
 
 class Message(models.Model):
@@ -183,6 +202,13 @@ class Message(models.Model):
         PLAYED = "played", "Played"
         FAILED = "failed", "Failed"
         RECEIVED = "received", "Received"
+        # Withdrawn before it was sent (a campaign cancelled or its recipient skipped): never sent.
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Origin(models.TextChoices):
+        APP = "", "This app"
+        BUSINESS_APP = "business_app", "Sent from the WhatsApp Business app"
+        HISTORY = "history", "Imported from the WhatsApp Business app"
 
     STATUS_RANK: ClassVar[dict[str, int]] = {
         "queued": 0,
@@ -192,6 +218,7 @@ class Message(models.Model):
         "read": 4,
         "played": 5,
         "received": 0,
+        "cancelled": 2,
     }
 
     # Served by msg_conv_time_idx, which leads with the conversation.
@@ -239,12 +266,27 @@ class Message(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Where an outbound message came from when not from this app: the WhatsApp Business app on the
+    # number's phone (a coexistence number's echoes), or imported from its chat history (either direction).
+    origin = models.CharField(max_length=20, choices=Origin.choices, blank=True, default="")
+    # What Meta charges for it, from its status webhooks' `pricing` (per-message pricing, PMP): only a
+    # billable message of type "regular" costs money; the market is the recipient's country (ISO 3166).
+    pricing_model = models.CharField(max_length=20, blank=True)
+    pricing_category = models.CharField(max_length=40, blank=True)
+    pricing_type = models.CharField(max_length=40, blank=True)
+    billable = models.BooleanField(null=True, blank=True)
+    pricing_market = models.CharField(max_length=2, blank=True)
 
     objects = ByConversationQuerySet.as_manager()
 
     class Meta:
         ordering = ["timestamp", "id"]
-        indexes = [models.Index(fields=["conversation", "timestamp", "id"], name="msg_conv_time_idx")]
+        indexes = [
+            models.Index(fields=["conversation", "timestamp", "id"], name="msg_conv_time_idx"),
+            # The bulk sender claims a number's queued messages by this (whatsapp.delivery.deliver_bulk):
+            # small, as messages are queued only until sent.
+            models.Index(fields=["conversation", "id"], condition=Q(status="queued"), name="msg_queued_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["wamid"], name="msg_wamid_uniq"),
             models.UniqueConstraint(fields=["idempotency_key"], name="msg_idempotency_key_uniq"),
@@ -394,6 +436,10 @@ class InboxEvent(models.Model):
 # ---------------------------------------------------------------------------------------------------
 
 
+# Meta's throughput for a number also used in the WhatsApp Business app (coexistence), messages per second.
+COEXISTENCE_THROUGHPUT_CAP = 20
+
+
 class Channel(models.Model):
     """A business number of this tenant, served by one provider (conversations.channels)."""
 
@@ -421,6 +467,10 @@ class Channel(models.Model):
     access_token_encrypted = models.TextField(blank=True, editable=False)
     app_secret_encrypted = models.TextField(blank=True, editable=False)
     templates_synced_at = models.DateTimeField(null=True, blank=True)
+    # The same number is also used in the WhatsApp Business app ("coexistence"): Meta caps its throughput
+    # at COEXISTENCE_THROUGHPUT_CAP whatever throughput_cap says. Set when its first coexistence webhook
+    # (an echo, history, app state sync) arrives, or in the admin.
+    coexistence = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["display_phone", "phone_number_id"]
@@ -434,6 +484,13 @@ class Channel(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
+
+    @property
+    def send_rate_cap(self) -> int:
+        """Messages per second the limiter allows for this number."""
+        if self.coexistence:
+            return min(self.throughput_cap, COEXISTENCE_THROUGHPUT_CAP)
+        return self.throughput_cap
 
     @property
     def unavailable_reason(self) -> str:
@@ -495,3 +552,192 @@ class MediaFile(models.Model):
             return True
         stale = timezone.now() - MEDIA_DOWNLOAD_STALE_AFTER
         return self.status == self.Status.PENDING and self.created_at is not None and self.created_at < stale
+
+
+# ---------------------------------------------------------------------------------------------------
+# What messages cost: the owners' rate card (price per pricing category per market, one currency).
+# ---------------------------------------------------------------------------------------------------
+
+
+class RateCard(models.Model):
+    """The rate card's currency (one row). Prices are what the owners pay Meta or their provider."""
+
+    currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217, e.g. EUR")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "rate card"
+
+    def __str__(self) -> str:
+        return f"Rate card ({self.currency})"
+
+
+class MessageRate(models.Model):
+    """The price of one billable message of a pricing category to a market (the recipient's country,
+    ISO 3166 alpha-2); the market DEFAULT_MARKET prices every market without rates of its own."""
+
+    DEFAULT_MARKET = "*"
+
+    market = models.CharField(max_length=2)
+    category = models.CharField(max_length=40)
+    price = models.DecimalField(max_digits=12, decimal_places=6)
+
+    class Meta:
+        ordering = ["market", "category"]
+        constraints = [models.UniqueConstraint(fields=["market", "category"], name="message_rate_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.market} {self.category}: {self.price}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Team operations: auto-assignment (conversations.services.routing) and SLA policies (conversations.sla).
+# ---------------------------------------------------------------------------------------------------
+
+
+class RoutingSettings(models.Model):
+    """How conversations entering the queue find an agent (one row per workspace)."""
+
+    class Mode(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        ROUND_ROBIN = "round_robin", "Round robin"
+        LEAST_BUSY = "least_busy", "Least busy"
+
+    mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.MANUAL)
+    default_capacity = models.PositiveIntegerField(
+        default=10, help_text="Most open conversations an agent holds, unless the agent has their own"
+    )
+    # Only this team's members receive conversations (None: every agent). A conversation that already
+    # has a team goes to that team's members.
+    team = models.ForeignKey("crm.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    idle_minutes = models.PositiveIntegerField(
+        default=30, help_text="Online agents with no activity this long go offline (0: never)"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "routing settings"
+        verbose_name_plural = "routing settings"
+
+    def __str__(self) -> str:
+        return f"Routing: {self.get_mode_display()}"
+
+    @classmethod
+    def load(cls) -> RoutingSettings:
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class SlaPolicy(models.Model):
+    """First-response and resolution targets, in business seconds. The most specific policy applies:
+    the number's, then the team's, then the default (neither)."""
+
+    name = models.CharField(max_length=100)
+    team = models.ForeignKey("crm.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    first_response_minutes = models.PositiveIntegerField(null=True, blank=True)
+    resolution_minutes = models.PositiveIntegerField(null=True, blank=True)
+    business_hours_only = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "SLA policy"
+        verbose_name_plural = "SLA policies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# --- Team operations: CSAT, @mentions in private notes, macros ---
+
+
+def _default_csat_question() -> str:
+    return "How would you rate the help you received? Tap below and choose 1 (poor) to 5 (excellent)."
+
+
+class CsatSettings(models.Model):
+    """The tenant's customer-satisfaction survey, sent when a conversation is resolved (one row, pk 1)."""
+
+    enabled = models.BooleanField(default=False)
+    question = models.TextField(max_length=1024, default=_default_csat_question)
+    ask_comment = models.BooleanField(default=False)
+    comment_prompt = models.TextField(
+        max_length=1024, default="Thank you! Anything you would like to add? Just reply with a message."
+    )
+    comment_minutes = models.PositiveIntegerField(default=15)
+    thanks_text = models.TextField(max_length=1024, default="Thank you for your feedback!")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "CSAT settings"
+        verbose_name_plural = "CSAT settings"
+
+    def __str__(self) -> str:
+        return "CSAT settings"
+
+    @classmethod
+    def load(cls) -> CsatSettings:
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class CsatResponse(models.Model):
+    """One survey per resolution of a conversation: asked (score empty) and then answered."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="csat_responses")
+    # Which resolution asked: the conversation's resolved_at then (never twice for the same one).
+    resolution = models.CharField(max_length=40)
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    team = models.ForeignKey("crm.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    score = models.PositiveSmallIntegerField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    comment_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "resolution"], name="csat_one_per_resolution"),
+        ]
+
+    def __str__(self) -> str:
+        return f"CSAT {self.score or '-'} for conversation {self.conversation_id}"
+
+
+class ConversationMention(models.Model):
+    """An agent @mentioned in a private note: notified, and may open the conversation (visibility_q)."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="mentions")
+    note = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mentions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    mentioned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "conversation"], name="mention_user_conv_idx")]
+        constraints = [models.UniqueConstraint(fields=["note", "user"], name="mention_once_per_note")]
+
+    def __str__(self) -> str:
+        return f"@{self.user_id} in conversation {self.conversation_id}"
+
+
+class Macro(models.Model):
+    """A named sequence of actions run from the composer (conversations.macros.run_macro). `actions` is a
+    list of {"type": "reply", "canned": id} | {"type": "tags", "tags": [names]} |
+    {"type": "team", "team": id} | {"type": "status", "status": "open|pending|resolved"} |
+    {"type": "snooze", "minutes": n}, run in order."""
+
+    name = models.CharField(max_length=100, unique=True)
+    actions = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -66,6 +66,8 @@ class Viewer:
     role: str
     team_ids: tuple[int, ...] = field(default=())
     key_name: str = ""
+    # The workspace itself acting (auto-assignment): named by key_name in the thread's system lines.
+    system: bool = False
 
     @property
     def user_id(self) -> int | None:
@@ -296,6 +298,12 @@ ROW_FIELDS = (
     "assignee__last_name",
     "assignee__email",
     "team__name",
+    # SLA: the row shows time left or a breach.
+    "first_response_at",
+    "first_response_due_at",
+    "resolution_due_at",
+    "first_response_breached",
+    "resolution_breached",
 )
 
 

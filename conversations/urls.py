@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from conversations import export_views, settings_views, views
+from conversations import cost_views, export_views, routing_views, settings_views, teamops_views, views
 
 app_name = "inbox"
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path("inbox/list/", views.conversation_list, name="list"),
     path("inbox/counts/", views.tab_counts, name="counts"),
     path("inbox/canned/", views.canned_list, name="canned"),
+    path("inbox/mentions/", teamops_views.mention_picker, name="mentions"),
     path("inbox/c/<int:pk>/", views.conversation_page, name="conversation"),
     path("inbox/c/<int:pk>/row/", views.conversation_row, name="row"),
     path("inbox/c/<int:pk>/head/", views.thread_head, name="head"),
@@ -47,10 +48,24 @@ urlpatterns = [
     path("inbox/media/<int:pk>/", views.media_file, name="media"),
     path("inbox/media/<int:pk>/retry/", views.media_retry, name="media_retry"),
     path("reports/", views.reports_page, name="reports"),
+    # Message costs (owners): conversations/cost_views.py.
+    path("reports/costs/", cost_views.cost_report, name="costs"),
+    path("reports/costs/c/<int:pk>/", cost_views.conversation_costs, name="conversation-costs"),
+    path("settings/billing/", cost_views.billing_settings, name="settings-billing"),
+    # Settings → Routing and SLA (owners and admins): conversations/routing_views.py.
+    path("settings/routing/", routing_views.routing_page, name="settings-routing"),
+    path("settings/routing/agents/<int:pk>/", routing_views.routing_agent, name="settings-routing-agent"),
+    path("settings/sla/", routing_views.sla_page, name="settings-sla"),
+    path("settings/sla/<int:pk>/delete/", routing_views.sla_policy_delete, name="settings-sla-delete"),
     # Settings → Data export (owners): conversations/export_views.py.
     path("settings/data-export/", export_views.download, name="data-export"),
     # Settings → Inbox (owners and admins): conversations/settings_views.py.
     path("settings/inbox/", settings_views.settings_page, name="settings-inbox"),
+    path("settings/csat/", teamops_views.csat_settings, name="settings-csat"),
+    path("settings/macros/", teamops_views.macros_page, name="settings-macros"),
+    path("settings/macros/<int:pk>/", teamops_views.macro_page, name="settings-macro"),
+    path("inbox/c/<int:pk>/macros/", teamops_views.macro_menu, name="macros"),
+    path("inbox/c/<int:pk>/macros/<int:macro>/", teamops_views.run_macro_view, name="run-macro"),
     path("settings/inbox/messages/", settings_views.save_messages, name="settings-inbox-messages"),
     path("settings/inbox/hours/", settings_views.save_hours, name="settings-inbox-hours"),
     path("settings/inbox/consent/", settings_views.save_consent, name="settings-inbox-consent"),

@@ -30,7 +30,16 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
-from conversations import channels, consent, rules, selectors, services
+from conversations import (
+    channels,
+    consent,
+    costs,
+    rules,
+    selectors,
+    services,
+    sla_selectors,
+    teamops_selectors,
+)
 from conversations import media as media_serving
 from conversations.errors import MessageRejected, WorkflowError
 from conversations.models import Conversation, MediaFile, Message
@@ -269,6 +278,7 @@ def _panel_context(request: HttpRequest, viewer: Viewer, conversation: Conversat
         "conversation": conversation,
         "panel": selectors.contact_panel(conversation, viewer),
         "can_edit": _can_edit_contact(request),
+        "viewer": viewer,  # the owners' link to the conversation's message costs
     }
 
 
@@ -777,7 +787,18 @@ def reports_page(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     start = max(start, end - dt.timedelta(days=365))
     report = selectors.conversation_report(start=start, end=end)
     chart = {"days": report.days, "opened": report.opened, "resolved": report.resolved}
-    return render(request, "reports/reports.html", {"nav": "reports", "report": report, "chart": chart})
+    # Messages by Meta's pricing category and type (counts; what they cost is the owners' page).
+    tz = selectors.tenant_time_zone()
+    pricing = costs.cost_report(
+        since=dt.datetime.combine(start, dt.time.min, tzinfo=tz),
+        until=dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz),
+    )
+    context = {"nav": "reports", "report": report, "chart": chart, "pricing": pricing}
+    csat = teamops_selectors.csat_report(start=start, end=end)
+    context.update(csat=csat, csat_tables=[("Agents", csat.agents), ("Teams", csat.teams)])
+    sla = sla_selectors.sla_report(start=start, end=end)
+    context.update(sla=sla, sla_tables=[("Agents", sla.agents), ("Teams", sla.teams)])
+    return render(request, "reports/reports.html", context)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -21,3 +21,27 @@ def import_contacts(contact_import_id: int) -> None:
             status=ContactImport.Status.FAILED, error=repr(exc)[:1000]
         )
         raise
+
+
+@dramatiq.actor(queue_name="default", max_retries=5)
+def send_notification_emails(notification_ids: list[int]) -> None:
+    from crm.services import notifications
+
+    notifications.send_notification_emails(notification_ids=notification_ids)
+
+
+@dramatiq.actor(queue_name="default", max_retries=3)
+def send_assignment_digests() -> None:
+    """Periodic: fanned out to every active tenant (each message carries its schema)."""
+    from tenants.jobs import send_in_schema
+    from tenants.selectors import active_tenant_schemas
+
+    for schema in active_tenant_schemas():
+        send_in_schema(send_assignment_digests_for_tenant, schema)
+
+
+@dramatiq.actor(queue_name="default", max_retries=3)
+def send_assignment_digests_for_tenant() -> None:
+    from crm.services import notifications
+
+    notifications.send_assignment_digests()

@@ -344,16 +344,43 @@ class TaskViewSet(CrmViewSet):
         serializer.instance = services.update_task(task=serializer.instance, **serializer.validated_data)
 
 
-class AgentViewSet(viewsets.ReadOnlyModelViewSet):
+class AgentViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = serializers.AgentSerializer
     permission_classes = [RolePermission]
     filterset_fields = ["role", "availability"]
     search_fields = ["user__email", "user__first_name", "user__last_name"]
     ordering_fields = ["id"]
     ordering = ["id"]
+    http_method_names = ["get", "patch", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Any]:
         return selectors.agents()
+
+    @extend_schema(
+        request=serializers.AgentUpdateSerializer,
+        responses={200: serializers.AgentSerializer, 400: OpenApiResponse(description="invalid input")},
+    )
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Availability (an agent for themselves, owners and admins for anyone) and capacity, the most
+        open conversations auto-assignment gives them (owners and admins; null: the workspace default)."""
+        agent = self.get_object()
+        form = serializers.AgentUpdateSerializer(data=request.data, partial=True)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        user = acting_user(request)
+        is_admin = has_role(request, ADMIN)
+        is_self = user is not None and getattr(user, "pk", None) == agent.user_id
+        if "availability" in data and not (is_self or is_admin):
+            raise ServiceError(
+                "forbidden", "Only owners and admins can set another agent's availability.", status=403
+            )
+        if "capacity" in data and not is_admin:
+            raise ServiceError("forbidden", "Only owners and admins can set an agent's capacity.", status=403)
+        if "availability" in data:
+            services.set_agent_availability(agent=agent, availability=data["availability"])
+        if "capacity" in data:
+            services.set_agent_capacity(agent=agent, capacity=data["capacity"])
+        return Response(serializers.AgentSerializer(self.get_queryset().get(pk=agent.pk)).data)
 
 
 class TeamViewSet(CrmViewSet):

@@ -122,6 +122,21 @@ def on_login_failed(
     record_login_failure(request, str(credentials.get("username") or ""))
 
 
+# Second-factor codes (crm.two_factor_views): failures per user, from any address. Six digits are a
+# million guesses: 5 per 15 minutes per account keeps a guesser who has the password far from any.
+TWO_FACTOR_FAILURE_LIMIT = "5/15m"
+
+
+def two_factor_lockout(request: HttpRequest, user_id: int) -> int | None:
+    """Seconds until a second-factor code may be tried again for this user, or None."""
+    usage = _usage(request, "2fa-user", str(user_id), TWO_FACTOR_FAILURE_LIMIT, increment=False)
+    return _wait(usage, reached=True)
+
+
+def record_two_factor_failure(request: HttpRequest, user_id: int) -> None:
+    _usage(request, "2fa-user", str(user_id), TWO_FACTOR_FAILURE_LIMIT, increment=True)
+
+
 def in_minutes(seconds: int) -> str:
     """ "1 minute", "3 minutes": whole minutes, rounded up, never 0."""
     minutes = max(1, -(-seconds // 60))
@@ -173,6 +188,20 @@ class AdminLockoutAuthenticationForm(LockoutFormMixin, EmailLoginMixin, AdminAut
         "invalid_login": "Please enter the correct email and password for a staff account.",
     }
 
+    def confirm_login_allowed(self, user: Any) -> None:
+        # The admin's sign-in asks for no second factor: a user who has one (or must) signs in on the
+        # staff page, which asks for it, and then opens the admin with that session.
+        super().confirm_login_allowed(user)
+        if connection.schema_name != get_public_schema_name():
+            from crm.services import two_factor
+
+            if two_factor.is_enrolled(user) or two_factor.two_factor_required(user):
+                raise ValidationError(
+                    "Sign in on the staff sign-in page (/login/), which asks for your second factor, "
+                    "then open the admin.",
+                    code="two_factor",
+                )
+
 
 def with_lockout_status(response: HttpResponse, form: Any) -> HttpResponse:
     wait = getattr(form, "locked_for", None)
@@ -183,8 +212,19 @@ def with_lockout_status(response: HttpResponse, form: Any) -> HttpResponse:
 
 
 class LoginView(auth_views.LoginView):
+    """The password; then, for a user with a second factor (or whom the workspace requires to have one),
+    no session yet: the user's id waits in the anonymous session for crm.two_factor_views."""
+
     redirect_authenticated_user = True
     authentication_form = LockoutAuthenticationForm
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        from crm import two_factor_views
+
+        user = form.get_user()
+        if two_factor_views.needs_second_step(user):
+            return two_factor_views.begin(self.request, user, next_url=self.get_success_url())
+        return super().form_valid(form)
 
     def form_invalid(self, form: Any) -> HttpResponse:
         return with_lockout_status(super().form_invalid(form), form)

@@ -27,6 +27,11 @@ class Agent(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent")
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.AGENT)
     availability = models.CharField(max_length=20, choices=Availability.choices, default=Availability.OFFLINE)
+    # Auto-assignment (conversations.services.routing): at most this many open conversations (None: the
+    # workspace's default), when they last got one (round robin) and last showed signs of life (idle).
+    capacity = models.PositiveIntegerField(null=True, blank=True)
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -133,10 +138,16 @@ class Contact(models.Model):
         OPTED_OUT = "opted_out", "Opted out"
 
     name = models.CharField(max_length=200, blank=True)
-    phone = models.CharField(max_length=20, unique=True, help_text="E.164")
+    # Empty for a WhatsApp user known only by a business-scoped user id (a username hides the number);
+    # unique among the contacts that have one (contact_phone_unique).
+    phone = models.CharField(max_length=20, blank=True, help_text="E.164")
     wa_id = models.CharField(max_length=32, blank=True, db_index=True)
-    # WhatsApp's business-scoped user id, when Meta sends one.
-    whatsapp_user_id = models.CharField(max_length=64, blank=True, db_index=True)
+    # The latest business-scoped user id (BSUID) seen: a copy of one of `identities`, kept here so lists,
+    # search and the contact's label read it without a join. ContactIdentity is what identifies.
+    whatsapp_user_id = models.CharField(max_length=140, blank=True, db_index=True)
+    # The WhatsApp username, shown instead of the number in the app. Not an identity: a user changes
+    # it, and a released username can go to someone else, so nothing is matched or merged by it.
+    username = models.CharField(max_length=64, blank=True)
     email = models.EmailField(blank=True)
     company = models.ForeignKey(
         Company, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"
@@ -175,10 +186,58 @@ class Contact(models.Model):
             GinIndex(OpClass(Upper("email"), name="gin_trgm_ops"), name="contact_email_upper_trgm"),
             GinIndex(fields=["phone"], name="contact_phone_trgm", opclasses=["gin_trgm_ops"]),
             GinIndex(fields=["search_vector"], name="contact_search_fts"),
+            GinIndex(OpClass(Upper("username"), name="gin_trgm_ops"), name="contact_username_upper_trgm"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["phone"], condition=~models.Q(phone=""), name="contact_phone_unique"
+            )
         ]
 
     def __str__(self) -> str:
-        return self.name or self.phone
+        return self.name or self.phone or self.handle
+
+    @property
+    def handle(self) -> str:
+        """How WhatsApp shows a contact that has no name or number: @username, else a short BSUID label."""
+        if self.username:
+            return f"@{self.username}"
+        if self.whatsapp_user_id:
+            return f"WhatsApp user …{self.whatsapp_user_id[-6:]}"
+        return f"Contact #{self.pk}" if self.pk else "New contact"
+
+
+class ContactIdentity(models.Model):
+    """A business-scoped WhatsApp user id (BSUID) a contact is known by.
+
+    Meta gives each WhatsApp user one BSUID per business portfolio (a different value in every
+    portfolio), and optionally a parent BSUID shared by the portfolios of one enterprise. A value is
+    therefore one user's everywhere, and the database holds it unique per kind: two deliveries from the
+    same new sender, however concurrent, end up on one contact. `scope` records the WhatsApp Business
+    Account the id was seen on (an account belongs to exactly one portfolio): a send picks the BSUID of
+    the sending number's account, since Meta accepts a BSUID only from numbers of its portfolio.
+    """
+
+    class Kind(models.TextChoices):
+        BSUID = "bsuid", "Business-scoped user id"
+        PARENT_BSUID = "parent_bsuid", "Parent business-scoped user id"
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    value = models.CharField(max_length=140)
+    scope = models.CharField(max_length=64, blank=True, help_text="The WhatsApp Business Account id")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["contact", "kind", "-updated_at", "-id"]
+        verbose_name = "contact identity"
+        verbose_name_plural = "contact identities"
+        constraints = [models.UniqueConstraint(fields=["kind", "value"], name="contact_identity_unique")]
+        indexes = [models.Index(fields=["contact", "kind"], name="contact_identity_contact_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.value}"
 
 
 class Note(models.Model):
@@ -450,3 +509,87 @@ class ImportRejection(models.Model):
 
     def __str__(self) -> str:
         return f"row {self.row_number}: {self.reason}"
+
+
+class Notification(models.Model):
+    """Something a user should know about (an assignment, a mention, an SLA breach, a number to
+    re-authorise), written by crm.services.notifications.notify(). One row per recipient; a row is its
+    recipient's alone (every read and write filters by user)."""
+
+    class Kind(models.TextChoices):
+        ASSIGNMENT = "assignment", "Assigned to you"
+        MENTION = "mention", "Mentioned you"
+        SLA_BREACH = "sla_breach", "SLA breach"
+        NUMBER_REAUTH = "number_reauth", "Number needs re-authorisation"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True, default="")
+    url = models.CharField(max_length=500, blank=True, default="")
+    # An id, not a foreign key: conversations sit above crm and their rows may be deleted.
+    conversation_id = models.BigIntegerField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    # Set when an e-mail covered this row (its own or the digest): the digest sends each row once.
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "read_at"], name="crm_notif_user_read")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.title}"
+
+
+class NotificationPreference(models.Model):
+    """A user's choice to receive one kind of notification by e-mail (in-app is always on). No row means
+    the default for that kind (crm.services.notifications.EMAIL_DEFAULTS)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preferences"
+    )
+    # A Notification.Kind, or "digest" (the summary of unread assignments).
+    kind = models.CharField(max_length=30)
+    email = models.BooleanField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "kind"], name="crm_notifpref_user_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.kind}: {'on' if self.email else 'off'}"
+
+
+class TwoFactor(models.Model):
+    """A user's TOTP second factor (crm.services.two_factor). Until `confirmed_at` it is an enrolment in
+    progress and asks nothing at sign-in."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="two_factor")
+    secret_encrypted = models.TextField()
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    # The time step of the last code accepted: a code seen once is not accepted again (replay).
+    last_used_step = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Second factor of {self.user_id}"
+
+
+class RecoveryCode(models.Model):
+    """One single-use recovery code, stored as its SHA-256 (the codes are random, 50 bits each)."""
+
+    two_factor = models.ForeignKey(TwoFactor, on_delete=models.CASCADE, related_name="recovery_codes")
+    code_hash = models.CharField(max_length=64)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Recovery code {self.pk}"
+
+
+class SecuritySettings(models.Model):
+    """The workspace's sign-in policy (one row)."""
+
+    require_two_factor_for_admins = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return "Security settings"

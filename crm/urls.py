@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from crm import audit_views, views
+from crm import audit_views, notification_views, two_factor_views, views
 
 app_name = "crm"
 
@@ -40,9 +40,20 @@ urlpatterns = [
     path("settings/teams/new/", views.team_edit, name="team-create"),
     path("settings/teams/<int:pk>/", views.team_edit, name="team-edit"),
     path("settings/api-keys/", views.api_keys, name="api-keys"),
+    path("settings/two-factor/", two_factor_views.two_factor_settings, name="two-factor"),
     path("settings/api-keys/<int:pk>/<str:action>/", views.api_key_action, name="api-key-action"),
     path("settings/attributes/", views.attribute_definitions, name="attributes"),
     path("settings/audit-log/", audit_views.audit_log, name="audit-log"),
     path("settings/audit-log/export.csv", audit_views.audit_log_export, name="audit-log-export"),
+    path("notifications/", notification_views.notification_list, name="notifications"),
+    path("notifications/menu/", notification_views.notification_menu, name="notification-menu"),
+    path("notifications/summary/", notification_views.notification_summary, name="notification-summary"),
+    path("notifications/read-all/", notification_views.notification_read_all, name="notification-read-all"),
+    path("notifications/<int:pk>/read/", notification_views.notification_read, name="notification-read"),
+    path(
+        "settings/notifications/",
+        notification_views.notification_preferences,
+        name="notification-preferences",
+    ),
     path("invitations/<uidb64>/<token>/", views.InvitationAcceptView.as_view(), name="invitation-accept"),
 ]

@@ -128,8 +128,9 @@ def contact_list(request: HttpRequest) -> HttpResponse:
 
 
 def _save_contact(request: HttpRequest, contact: Contact | None) -> HttpResponse:
+    phone_optional = bool(contact is not None and contact.whatsapp_user_id)
     if request.method == "POST":
-        form = forms.ContactForm(request.POST)
+        form = forms.ContactForm(request.POST, phone_optional=phone_optional)
         if form.is_valid():
             try:
                 tags = services.tags_by_name(form.tag_names())
@@ -143,7 +144,9 @@ def _save_contact(request: HttpRequest, contact: Contact | None) -> HttpResponse
                 messages.success(request, "Contact saved.")
                 return redirect("crm:contact-detail", pk=contact.pk)
     else:
-        form = forms.ContactForm(initial=forms.ContactForm.initial_for(contact) if contact else None)
+        form = forms.ContactForm(
+            initial=forms.ContactForm.initial_for(contact) if contact else None, phone_optional=phone_optional
+        )
     return render(request, "crm/contacts/form.html", {"nav": "contacts", "form": form, "contact": contact})
 
 
@@ -535,7 +538,8 @@ def settings_home(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             services.set_agent_availability(agent=me, availability=form.cleaned_data["availability"])
             messages.success(request, "Availability updated.")
-            return redirect("crm:settings")
+            # From the account menu on any page: back to that page.
+            return redirect(_next_page(request, reverse("crm:settings")))
     context = {
         "nav": "settings",
         "me": me,

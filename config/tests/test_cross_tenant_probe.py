@@ -98,11 +98,23 @@ for _route in ROUTES:
 # Which of A's objects fills a path parameter, by route prefix (first match wins). A route whose parameter
 # is not covered here fails test_every_route_parameter_is_filled_with_a_real_id_of_tenant_a: map it.
 PARAMS: list[tuple[str, dict[str, str]]] = [
-    (r"^inbox/c/", {"pk": "conversation", "tag": "tag", "field": "=name", "menu": "=assign"}),
+    (
+        r"^inbox/c/",
+        {"pk": "conversation", "tag": "tag", "field": "=name", "menu": "=assign", "macro": "macro"},
+    ),
     (r"^inbox/start/", {"contact": "contact", "channel": "channel"}),
     (r"^inbox/m/", {"pk": "message"}),
     (r"^inbox/media/", {"pk": "media"}),
+    (r"^reports/costs/c/", {"pk": "conversation"}),
+    (r"^settings/whatsapp/<int:pk>/", {"pk": "channel", "action": "=refresh"}),
+    (r"^settings/whatsapp/templates/", {"pk": "template"}),
     (r"^settings/inbox/rules/", {"pk": "rule"}),
+    (r"^settings/routing/agents/", {"pk": "agent"}),
+    (r"^settings/sla/", {"pk": "sla_policy"}),
+    (r"^settings/macros/", {"pk": "macro"}),
+    (r"^settings/ai/knowledge/sources/", {"pk": "source"}),
+    (r"^settings/ai/knowledge/faqs/", {"pk": "faq"}),
+    (r"^ai/c/", {"pk": "conversation"}),
     (r"^settings/inbox/replies/", {"pk": "canned"}),
     (r"^settings/team/agents/", {"pk": "agent"}),
     (r"^settings/team/invitations/", {"pk": "invitation"}),
@@ -113,6 +125,9 @@ PARAMS: list[tuple[str, dict[str, str]]] = [
     (r"^companies/", {"pk": "company"}),
     (r"^deals/", {"pk": "deal"}),
     (r"^tasks/", {"pk": "task"}),
+    (r"^campaigns/", {"pk": "campaign", "action": "=pause"}),
+    (r"^settings/integrations/", {"pk": "webhook", "delivery_id": "webhook_delivery", "action": "=disable"}),
+    (r"^notifications/", {"pk": "notification"}),
     (r"^(password-reset|invitations)/", {"uidb64": "uidb64", "token": "token"}),
     (r"^welcome/", {"token": "token"}),
     (r"^signup/verify/", {"token": "token"}),
@@ -130,6 +145,13 @@ PARAMS: list[tuple[str, dict[str, str]]] = [
     (r"^api/v1/\^?agents/", {"pk": "agent"}),
     (r"^api/v1/\^?teams/", {"pk": "team"}),
     (r"^api/v1/\^?contact-imports/", {"pk": "contact_import"}),
+    (r"^api/v1/\^?whatsapp/templates/", {"pk": "template"}),
+    (r"^api/v1/\^?knowledge/documents/", {"pk": "source"}),
+    (r"^api/v1/\^?knowledge/faqs/", {"pk": "faq"}),
+    (r"^api/v1/\^?ai/conversations/", {"pk": "conversation"}),
+    (r"^api/v1/\^?campaigns/", {"pk": "campaign"}),
+    (r"^api/v1/\^?webhooks/", {"pk": "webhook", "delivery_id": "webhook_delivery"}),
+    (r"^api/v1/\^?notifications/", {"pk": "notification"}),
     (
         r"^admin/",
         {
@@ -193,11 +215,15 @@ def _admin_object_id(model: Any, ids: dict[str, Any]) -> Any:
 @pytest.fixture
 def alpha(tenant_a: Any, owner_a: Any, conversation_a: Any) -> dict[str, Any]:  # noqa: F811
     """One of each of A's objects, every text field of them carrying MARK."""
+    from campaigns.models import Campaign
     from conversations import settings_services
-    from conversations.models import Channel, MediaFile, Message
+    from conversations.models import Channel, Macro, MediaFile, Message, SlaPolicy
     from crm import services
-    from crm.models import ContactImport
+    from crm.models import ContactImport, Notification
+    from integrations.models import WebhookDelivery, WebhookEndpoint
+    from knowledge.models import Faq, Source
     from tenants.models import Domain
+    from whatsapp.models import MessageTemplate
 
     with schema_context(tenant_a.schema_name):
         contact = conversation_a.contact
@@ -213,6 +239,9 @@ def alpha(tenant_a: Any, owner_a: Any, conversation_a: Any) -> dict[str, Any]:  
             timestamp=timezone.now(),
         )
         channel = Channel.objects.get()
+        template = MessageTemplate.objects.create(
+            waba_id=channel.waba_id, name="marked", language="en", status="APPROVED", components=[]
+        )
         media = MediaFile.objects.create(
             channel=channel, message=message, direction="in", kind="image", filename=f"{MARK}.jpg"
         )
@@ -229,6 +258,18 @@ def alpha(tenant_a: Any, owner_a: Any, conversation_a: Any) -> dict[str, Any]:  
             "message": message.pk,
             "media": media.pk,
             "channel": channel.pk,
+            "template": template.pk,
+            "source": Source.objects.create(kind="text", title=f"{MARK} source", text=f"{MARK} text").pk,
+            "faq": Faq.objects.create(
+                question=f"{MARK} question", answer=f"{MARK} answer", status="pending"
+            ).pk,
+            "campaign": Campaign.objects.create(
+                name=f"{MARK} campaign",
+                channel=channel,
+                template=template,
+                template_name="marked",
+                language="en",
+            ).pk,
             "deal": deal.pk,
             "pipeline": deal.pipeline_id,
             "stage": deal.stage_id,
@@ -249,6 +290,20 @@ def alpha(tenant_a: Any, owner_a: Any, conversation_a: Any) -> dict[str, Any]:  
             "uidb64": urlsafe_base64_encode(force_bytes(invited.pk)),
             "token": default_token_generator.make_token(invited),
         }
+        webhook = WebhookEndpoint.objects.create(
+            url="https://hooks.example.com/", description=f"{MARK} webhook", events=["contact.created"]
+        )
+        ids["webhook"] = webhook.pk
+        ids["notification"] = Notification.objects.create(
+            user=owner_a, kind="mention", title=f"{MARK} notice"
+        ).pk
+        ids["sla_policy"] = SlaPolicy.objects.create(name=f"{MARK} policy", first_response_minutes=30).pk
+        ids["macro"] = Macro.objects.create(
+            name=f"{MARK} macro", actions=[{"type": "status", "status": "pending"}]
+        ).pk
+        ids["webhook_delivery"] = WebhookDelivery.objects.create(
+            endpoint=webhook, event="contact.created", body=f'{{"x": "{MARK}"}}', status="failed"
+        ).pk
     return ids
 
 

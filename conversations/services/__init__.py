@@ -27,6 +27,7 @@ from conversations.services.inbound import (
     STATUS_TIME_FIELD,
     InboundDraft,
     apply_message_status,
+    merge_message_status,
     store_inbound_messages,
 )
 from conversations.services.messages import (
@@ -86,6 +87,7 @@ __all__ = [
     "mark_as_read",
     "mark_conversation_read",
     "mark_conversation_unread",
+    "merge_message_status",
     "note_contact",
     "retry_message",
     "send_interactive_message",

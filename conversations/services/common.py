@@ -22,6 +22,8 @@ def person_name(user: Any) -> str:
 def actor_name(by: Any) -> str:
     """A person's name, or the integration key's (a Viewer without a user)."""
     if isinstance(by, Viewer):
+        if by.system:
+            return by.key_name
         if by.user is None:
             return f"Integration {by.key_name}".strip()
         return person_name(by.user)

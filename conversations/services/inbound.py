@@ -12,6 +12,9 @@ from django.utils import timezone
 from conversations import bot, events
 from conversations.models import Conversation, Message
 from conversations.services.automation import answer_as_bot, handle_consent_keywords
+from conversations.services.csat import absorb_answers
+from conversations.services.routing import route_inbound
+from conversations.services.sla import start_sla_clocks
 from crm.models import Contact
 from tenants.db import insert_rows, update_rows
 
@@ -119,6 +122,9 @@ def store_inbound_messages(*, drafts: list[InboundDraft]) -> list[Message]:
         for draft in drafts
     ]
     insert_rows(Message, messages)
+    # Ratings and comments answering a CSAT survey: they neither reopen a resolved conversation nor wake
+    # the bot (conversations.services.csat).
+    csat_answers = absorb_answers(messages)
     now = timezone.now()
     changes: dict[int, str] = {}
     first_inbound = []
@@ -126,7 +132,10 @@ def store_inbound_messages(*, drafts: list[InboundDraft]) -> list[Message]:
         conversation = message.conversation
         changes.setdefault(conversation.pk, "updated")
         first_inbound.append(conversation.last_inbound_at is None)
-        if conversation.status in (Conversation.Status.RESOLVED, Conversation.Status.SNOOZED):
+        if (
+            conversation.status in (Conversation.Status.RESOLVED, Conversation.Status.SNOOZED)
+            and message.pk not in csat_answers
+        ):
             changes[conversation.pk] = "reopened"
             conversation.status = Conversation.Status.OPEN
             conversation.resolved_at = None
@@ -151,10 +160,16 @@ def store_inbound_messages(*, drafts: list[InboundDraft]) -> list[Message]:
     # the bot does not also answer them.
     keywords = handle_consent_keywords(messages)
     for message, first in zip(messages, first_inbound, strict=True):
-        if message.pk in keywords:
+        if message.pk in keywords or message.pk in csat_answers:
             continue
         if message.conversation.bot_active and message.type != Message.Type.REACTION:
             answer_as_bot(message=message, first_inbound=first)
+    reopened = {pk for pk, change in changes.items() if change == "reopened"}
+    # SLA clocks start for new conversations and restart for reopened ones (only when policies exist).
+    starting = [c for pk, c in touched.items() if pk in reopened or c in created]
+    start_sla_clocks(conversations=starting, reopened=reopened)
+    # Auto-assignment: conversations that entered the agents' queue (no bot) or were reopened.
+    route_inbound(conversations=list(touched.values()), reopened=reopened)
     return messages
 
 
@@ -171,6 +186,31 @@ def apply_message_status(
     error_details: str = "",
 ) -> bool:
     """Merge a delivery status monotonically; returns whether anything changed. The caller locks the row."""
+    changed = merge_message_status(
+        message=message,
+        status=status,
+        timestamp=timestamp,
+        error_code=error_code,
+        error_title=error_title,
+        error_details=error_details,
+    )
+    if changed:
+        message.save(update_fields=changed)
+        events.message_updated(message)
+    return bool(changed)
+
+
+def merge_message_status(
+    *,
+    message: Message,
+    status: str,
+    timestamp: dt.datetime,
+    error_code: int | None = None,
+    error_title: str = "",
+    error_details: str = "",
+) -> list[str]:
+    """apply_message_status without saving or publishing (a caller applying many writes them at once):
+    sets the fields on `message` and returns the changed ones."""
     rank = Message.STATUS_RANK
     changed: list[str] = []
     time_field = STATUS_TIME_FIELD.get(status)
@@ -185,7 +225,4 @@ def apply_message_status(
             message.error_title = error_title[:300]
             message.error_details = error_details
             changed += ["error_code", "error_title", "error_details"]
-    if changed:
-        message.save(update_fields=changed)
-        events.message_updated(message)
-    return bool(changed)
+    return changed

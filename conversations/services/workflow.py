@@ -4,11 +4,13 @@ inbox's and the API's side). Every write re-reads the conversation under its row
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F
+from django.urls import reverse
 from django.utils import timezone
 
 from conversations import events, rules
@@ -23,8 +25,18 @@ from conversations.services.common import (
     store_internal_message,
     user_of,
 )
+from conversations.services.mentions import record_mentions
 from conversations.services.reading import mark_read
 from crm.models import Agent, Tag, Team
+from crm.services.agents import ROOM_FREED_HOOKS
+from crm.services.notifications import notify
+
+# Auto-assignment (services.routing, which builds on this module) registers here in AppConfig.ready():
+# a conversation the bot hands over entered the agents' queue (called under its row lock).
+QUEUE_ENTERED_HOOKS: list[Callable[..., Any]] = []
+# Called with a conversation just resolved (CSAT asks for a rating: conversations.services.csat, which sends
+# through the reply path and so cannot be imported here; registered in ConversationsConfig.ready()).
+RESOLVED_HOOKS: list[Callable[..., Any]] = []
 
 # "The assignee as the caller's row was loaded": the default expectation of take/assign.
 AS_LOADED: Any = object()
@@ -70,7 +82,21 @@ def assign_conversation(
         text = f"{actor_name(viewer)} assigned this conversation to {target}"
     record_system_event(conversation=conversation, text=text, by=viewer)
     events.conversation_updated(conversation, change="assigned", previously=previously)
+    if assignee is not None and assignee.pk not in (previously[0], viewer.user_id):
+        notify_assignee(conversation=conversation, assignee=assignee, by_name=actor_name(viewer))
     return conversation
+
+
+def notify_assignee(*, conversation: Conversation, assignee: Any, by_name: str) -> None:
+    """The notification centre tells an agent someone else gave them a conversation (in the caller's
+    transaction: it exists exactly when the assignment does)."""
+    notify(
+        recipients=[assignee],
+        kind="assignment",
+        title=f"{by_name} assigned you the conversation with {conversation.contact}",
+        url=reverse("inbox:conversation", args=[conversation.pk]),
+        conversation=conversation,
+    )
 
 
 def _already_assigned(conversation: Conversation) -> WorkflowError:
@@ -137,6 +163,13 @@ def set_conversation_status(*, conversation: Conversation, status: str, by: Any)
     conversation.snoozed_until = None
     conversation.resolved_at = timezone.now() if status == Conversation.Status.RESOLVED else None
     conversation.save(update_fields=["status", "snoozed_until", "resolved_at", "updated_at"])
+    if status == Conversation.Status.RESOLVED:
+        for resolved_hook in RESOLVED_HOOKS:
+            resolved_hook(conversation)
+    if status == Conversation.Status.RESOLVED and conversation.assignee_id is not None:
+        # The agent has room for one more: auto-assignment fills it from the queue once this commits.
+        for hook in ROOM_FREED_HOOKS:
+            transaction.on_commit(hook)
     label = Conversation.Status(status).label.lower()
     record_system_event(
         conversation=conversation, text=f"{actor_name(viewer)} marked this {label}", by=viewer
@@ -253,6 +286,8 @@ def hand_over_from_bot(*, conversation: Conversation) -> None:
     conversation.bot_active = False
     conversation.save(update_fields=["bot_active", "updated_at"])
     events.conversation_updated(conversation, change="bot")
+    for hook in QUEUE_ENTERED_HOOKS:
+        hook(conversation=conversation)
 
 
 UNCHANGED: Any = object()
@@ -347,6 +382,8 @@ def add_private_note(*, conversation: Conversation, text: str, author: Any, chec
         raise WorkflowError("empty_note", "Write something in the note.")
     if len(text) > rules.TEXT_LIMIT:
         raise WorkflowError("note_too_long", f"A note can be at most {rules.TEXT_LIMIT} characters.")
-    return store_internal_message(
+    note = store_internal_message(
         conversation=conversation, kind=Message.Type.NOTE, text=text, by=user_of(author)
     )
+    record_mentions(note=note, author=user_of(author))
+    return note

@@ -14,6 +14,7 @@ from crm.services.agents import (
     resend_invitation,
     set_agent_active,
     set_agent_availability,
+    set_agent_capacity,
     tenant_base_url,
     tenant_site,
 )
@@ -122,6 +123,7 @@ __all__ = [
     "save_team",
     "set_agent_active",
     "set_agent_availability",
+    "set_agent_capacity",
     "set_contact_blocked",
     "set_marketing_consent",
     "start_contact_import",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -155,6 +156,33 @@ def set_agent_active(
     return agent
 
 
+# Apps above crm learn that an agent may have room for more work (came online, capacity raised):
+# conversations' auto-assignment registers its queue fill here in AppConfig.ready(). Run on commit.
+ROOM_FREED_HOOKS: list[Callable[[], Any]] = []
+
+
+def _room_freed() -> None:
+    for hook in ROOM_FREED_HOOKS:
+        transaction.on_commit(hook)
+
+
+@transaction.atomic
+def set_agent_capacity(*, agent: Agent, capacity: int | None) -> Agent:
+    """The most open conversations auto-assignment gives this agent (None: the workspace default)."""
+    valid = capacity is None or (
+        not isinstance(capacity, bool) and isinstance(capacity, int) and 0 <= capacity <= 1000
+    )
+    if not valid:
+        raise ServiceError(
+            "invalid_capacity", "Capacity must be a whole number from 0 to 1000.", field="capacity"
+        )
+    agent.capacity = capacity
+    agent.save(update_fields=["capacity"])
+    _room_freed()
+    return agent
+
+
+@transaction.atomic
 def set_agent_availability(*, agent: Agent, availability: str) -> Agent:
     if availability not in Agent.Availability.values:
         raise ServiceError(
@@ -163,7 +191,14 @@ def set_agent_availability(*, agent: Agent, availability: str) -> Agent:
             field="availability",
         )
     agent.availability = availability
-    agent.save(update_fields=["availability"])
+    fields = ["availability"]
+    if availability == Agent.Availability.ONLINE:
+        # Coming online is a sign of life: the idle sweep counts from here.
+        agent.last_seen_at = timezone.now()
+        fields.append("last_seen_at")
+    agent.save(update_fields=fields)
+    if availability == Agent.Availability.ONLINE:
+        _room_freed()
     return agent
 
 

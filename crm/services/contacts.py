@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from core import audit
 from core.errors import ServiceError
+from crm import outgoing_events
 from crm.models import Contact, Note, Tag
 from crm.phones import InvalidPhoneNumber, normalize_phone
 from crm.selectors import default_phone_region
@@ -53,7 +54,10 @@ def _clean_email(email: str) -> str:
 def _apply_contact_changes(contact: Contact, changes: Mapping[str, Any], *, creating: bool) -> None:
     for field, value in changes.items():
         if field == "phone":
-            contact.phone = clean_phone(value)
+            if not creating and contact.whatsapp_user_id and not (value or "").strip():
+                contact.phone = ""  # known by its WhatsApp user id: the number is optional
+            else:
+                contact.phone = clean_phone(value)
         elif field == "email":
             contact.email = _clean_email(value)
         elif field == "name":
@@ -105,13 +109,18 @@ def create_contact(*, phone: str, tags: Iterable[Tag] | None = None, **fields: A
     _save_contact(contact)
     if tags:
         contact.tags.set(list(tags))
+    outgoing_events.emit("contact.created", {"contact": contact.pk})
     return contact
 
 
 @transaction.atomic
 def update_contact(*, contact: Contact, tags: Iterable[Tag] | None = None, **changes: Any) -> Contact:
     _apply_contact_changes(contact, changes, creating=False)
-    if "phone" in changes and Contact.objects.filter(phone=contact.phone).exclude(pk=contact.pk).exists():
+    if (
+        "phone" in changes
+        and contact.phone
+        and Contact.objects.filter(phone=contact.phone).exclude(pk=contact.pk).exists()
+    ):
         raise ServiceError(
             "duplicate_phone",
             "A contact with this phone number exists.",
@@ -121,6 +130,7 @@ def update_contact(*, contact: Contact, tags: Iterable[Tag] | None = None, **cha
     _save_contact(contact)
     if tags is not None:
         contact.tags.set(list(tags))
+    outgoing_events.emit("contact.updated", {"contact": contact.pk})
     return contact
 
 
@@ -152,7 +162,8 @@ def _move_rows_pointing_at(discard: Contact, *, to: Contact) -> None:
 def merge_contacts(*, keep: Contact, discard: Contact) -> Contact:
     """`discard` folds into `keep`: conversations, notes, deals, tasks and tags move; blanks are filled.
 
-    `keep` wins every conflict; the discarded phone number goes with the discarded contact.
+    `keep` wins every conflict; the discarded phone number goes with the discarded contact unless
+    `keep` has none (a contact known by its WhatsApp user id alone). The identities (BSUIDs) move too.
     """
     if keep.pk == discard.pk:
         raise ServiceError("same_contact", "A contact cannot be merged into itself.", field="other")
@@ -160,7 +171,7 @@ def merge_contacts(*, keep: Contact, discard: Contact) -> Contact:
     discard = Contact.objects.select_for_update().get(pk=discard.pk)
     _move_rows_pointing_at(discard, to=keep)
     keep.tags.add(*discard.tags.all())
-    for field in ("name", "email", "wa_id", "whatsapp_user_id"):
+    for field in ("name", "email", "wa_id", "whatsapp_user_id", "username", "phone"):
         if not getattr(keep, field):
             setattr(keep, field, getattr(discard, field))
     for field in ("company_id", "owner_id", "marketing_consent_at"):
