@@ -416,7 +416,8 @@ def test_an_admin_manages_templates(client_a, tenant_a, channel_a, sandbox):
 
 def test_the_page_needs_a_member(client_a, outsider, channel_a):
     assert client_a.get(PAGE).status_code == 302  # to the sign-in page
-    client_a.force_login(outsider)
+    with schema_context("public"):  # the outsider is a platform user: their row lives in public
+        client_a.force_login(outsider)
     assert client_a.get(PAGE).status_code in (302, 403)
 
 
