@@ -17,4 +17,13 @@ urlpatterns = [
     path("whatsapp/media/", api.MediaUploadView.as_view(), name="api-whatsapp-media"),
     path("settings/csat/", teamops_api.CsatSettingsView.as_view(), name="api-settings-csat"),
     path("settings/routing/", routing_api.RoutingSettingsView.as_view(), name="api-settings-routing"),
+    path("settings/sla-policies/", routing_api.SlaPolicyListView.as_view(), name="api-sla-policies"),
+    path("settings/sla-policies/<int:pk>/", routing_api.SlaPolicyDetailView.as_view(), name="api-sla-policy"),
+    path("macros/", teamops_api.MacroListView.as_view(), name="api-macros"),
+    path("macros/<int:pk>/", teamops_api.MacroDetailView.as_view(), name="api-macro"),
+    path(
+        "conversations/<int:pk>/macros/<int:macro_id>/run/",
+        teamops_api.RunMacroView.as_view(),
+        name="api-conversation-run-macro",
+    ),
 ]

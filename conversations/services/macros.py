@@ -170,3 +170,7 @@ def run_macro(*, macro: Macro, conversation: Conversation, by: Any) -> Conversat
             ) from exc
     conversation.refresh_from_db()
     return conversation
+
+
+def delete_macro(*, macro: Macro) -> None:
+    macro.delete()

@@ -99,7 +99,7 @@ def existing_ids(tenant_a: Any, owner_a: Any) -> dict[str, int]:
     """One object of each resource, linked the way real data is (a pipeline with a deal, a contact with
     a company, tags, notes, a conversation...), so `{id}` operations also reach real objects and their
     rules (in use, duplicates, merges), not only 404s."""
-    from conversations.models import Conversation, Message
+    from conversations.models import Conversation, Macro, Message, SlaPolicy
 
     with schema_context(tenant_a.schema_name):
         services.save_attribute_definition(key="tier", label="Tier", type="choice", choices=["gold"])
@@ -128,6 +128,8 @@ def existing_ids(tenant_a: Any, owner_a: Any) -> dict[str, int]:
             status=Message.Status.FAILED,
             timestamp=timezone.now(),
         )
+        macro = Macro.objects.create(name="Resolve", actions=[{"type": "status", "status": "resolved"}])
+        policy = SlaPolicy.objects.create(name="Default", first_response_minutes=30)
         return {
             "agents": agent.pk,
             "attribute-definitions": definition.pk,
@@ -136,9 +138,11 @@ def existing_ids(tenant_a: Any, owner_a: Any) -> dict[str, int]:
             "contacts": contact.pk,
             "conversations": conversation.pk,
             "deals": deal.pk,
+            "macros": macro.pk,
             "messages": message.pk,
             "notes": note.pk,
             "pipelines": pipeline.pk,
+            "settings": policy.pk,  # the only {id} under settings/: sla-policies/{id}/
             "stages": deal.stage_id,
             "tags": tag.pk,
             "tasks": task.pk,
