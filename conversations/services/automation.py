@@ -15,6 +15,7 @@ from conversations.models import Message
 from conversations.services.drafts import Draft
 from conversations.services.reply import send_reply
 from conversations.services.workflow import hand_over_from_bot
+from crm import outgoing_events
 from crm.models import Contact
 
 log = structlog.get_logger("bot")
@@ -74,17 +75,21 @@ def handle_consent_keywords(messages: list[Message]) -> set[int]:
         handled.add(message.pk)
         latest[message.conversation.contact_id] = (intent, message)
     now = timezone.now()
+    changed: list[Any] = []
     for contact_id, (intent, message) in latest.items():
         choice = Contact.MarketingConsent.OPTED_OUT if intent == "stop" else Contact.MarketingConsent.OPTED_IN
         contact = message.conversation.contact
         Contact.objects.filter(pk=contact_id).update(
             marketing_consent=choice, marketing_consent_at=now, updated_at=now
         )
+        if contact.marketing_consent != choice:
+            changed.append(contact)
         contact.marketing_consent, contact.marketing_consent_at = choice, now
         log.info("consent_keyword", contact=contact_id, intent=intent)
         reply = (settings.opt_out_reply if intent == "stop" else settings.opt_in_reply).strip()
         if reply:
             _confirm(message, reply, intent)
+    outgoing_events.contacts_changed(changed)
     return handled
 
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from conversations import events
 from conversations.models import Conversation, Message
+from crm import outgoing_events
 from crm.models import Contact
 from crm.phones import InvalidPhoneNumber, normalize_phone
 from tenants.db import update_rows
@@ -90,6 +91,10 @@ def contacts_for(
             ignore_conflicts=True,
         )
         contacts = load()
+        # One batch for the round (a number another worker inserted meanwhile is announced by both).
+        outgoing_events.contacts_changed(
+            [contacts[wa_id] for wa_id in missing if wa_id in contacts], created=True
+        )
     return contacts
 
 
@@ -298,4 +303,5 @@ def update_contact_names(*, names: dict[str, str]) -> int:
             contact.updated_at = now
             renamed.append(contact)
     update_rows(Contact, renamed, ["name", "updated_at"])
+    outgoing_events.contacts_changed(renamed)
     return len(renamed)

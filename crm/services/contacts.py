@@ -109,7 +109,7 @@ def create_contact(*, phone: str, tags: Iterable[Tag] | None = None, **fields: A
     _save_contact(contact)
     if tags:
         contact.tags.set(list(tags))
-    outgoing_events.emit("contact.created", {"contact": contact.pk})
+    outgoing_events.contact_changed(contact, created=True)
     return contact
 
 
@@ -130,7 +130,7 @@ def update_contact(*, contact: Contact, tags: Iterable[Tag] | None = None, **cha
     _save_contact(contact)
     if tags is not None:
         contact.tags.set(list(tags))
-    outgoing_events.emit("contact.updated", {"contact": contact.pk})
+    outgoing_events.contact_changed(contact)
     return contact
 
 
@@ -190,6 +190,7 @@ def merge_contacts(*, keep: Contact, discard: Contact) -> Contact:
     audit.record("contact.merged", target=keep, details={"kept": keep.pk, "merged": discard.pk})
     discard.delete()
     keep.save()
+    outgoing_events.contact_changed(keep)
     return keep
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
+from crm import outgoing_events
 from crm.models import Contact, ContactIdentity
 from crm.phones import InvalidPhoneNumber, normalize_phone
 from crm.services.contacts import merge_contacts
@@ -121,6 +122,7 @@ def _create(user: WhatsAppUser, seen_at: dt.datetime | None) -> Contact | None:
             )
     except IntegrityError:
         return None
+    outgoing_events.contact_changed(contact, created=True)
     return Contact.objects.select_for_update().get(pk=contact.pk)
 
 
@@ -150,6 +152,7 @@ def record_identities(*, contact: Contact, user: WhatsAppUser) -> Contact:
         fields.append("whatsapp_user_id")
     if fields:
         contact.save(update_fields=[*fields, "updated_at"])
+        outgoing_events.contact_changed(contact)
     for kind, value in _identities(user):
         identity, created = ContactIdentity.objects.get_or_create(
             kind=kind, value=value, defaults={"contact": contact, "scope": user.scope}

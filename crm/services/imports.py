@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from core import csvsafe
 from core.errors import ServiceError
+from crm import outgoing_events
 from crm.models import AttributeDefinition, Company, Contact, ContactImport, ImportRejection
 from crm.services.contacts import clean_phone, create_contact, update_contact
 from crm.services.tags import save_company, tags_by_name
@@ -79,13 +80,17 @@ def run_contact_import(*, contact_import: ContactImport) -> ContactImport:
     reader = csv.DictReader(io.StringIO(job.content))
     reader.fieldnames = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
     row_number = 1
+    changed: dict[int, str] = {}  # announced together at the end, as one batch of webhook events
     for row in reader:
         row_number += 1  # the header is row 1, as in a spreadsheet
         if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
             continue
         try:
-            with transaction.atomic():
+            with transaction.atomic(), outgoing_events.collect_contact_events() as row_events:
                 created = _import_row(row, definitions=definitions, companies=companies)
+            for pk, event in row_events.items():  # a rejected row's events never get here
+                if event == "contact.created" or pk not in changed:
+                    changed[pk] = event
             if created:
                 job.created_count += 1
             else:
@@ -112,6 +117,7 @@ def run_contact_import(*, contact_import: ContactImport) -> ContactImport:
     job.total_rows = job.processed_rows
     job.finished_at = timezone.now()
     job.save()
+    outgoing_events.announce_contact_events(changed)
     return job
 
 

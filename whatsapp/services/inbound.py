@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from conversations.models import Channel, MediaFile, Message
 from conversations.services import InboundDraft, set_reaction, store_inbound_messages
+from crm import outgoing_events
 from crm.models import Contact
 from crm.services.identities import (
     WhatsAppUser,
@@ -47,6 +48,10 @@ class _Sender:
             name=self.name,
             scope=self.scope,
         )
+
+
+# Written on every inbound message: not a change of the contact that outgoing webhooks announce.
+ACTIVITY_FIELDS = frozenset({"last_inbound_at", "last_outbound_at"})
 
 
 def sender_key(message: parsing.InboundMessage) -> str:
@@ -103,6 +108,8 @@ def upsert_contact(
     fields = _apply_sender(contact, wa_id, sender)
     if fields:
         contact.save(update_fields=[*fields, "updated_at"])
+    if set(fields) - ACTIVITY_FIELDS:
+        outgoing_events.contact_changed(contact)
     return contact
 
 
@@ -123,6 +130,7 @@ def lock_senders(senders: dict[str, _Sender]) -> dict[str, Contact]:
         contacts.setdefault(found.wa_id, found)
     changed: dict[str, Contact] = {}
     fields: set[str] = set()
+    edited: set[int] = set()  # changed beyond the activity timestamps: announced as contact.updated
     for key, sender in sorted(senders.items()):
         contact = contacts.get(key) if sender.wa_id else None
         if contact is None or _needs_identities(contact, sender):
@@ -139,11 +147,14 @@ def lock_senders(senders: dict[str, _Sender]) -> dict[str, Contact]:
         elif changes := _apply_sender(contact, key, sender):
             changed[key] = contact
             fields.update(changes)
+            if set(changes) - ACTIVITY_FIELDS:
+                edited.add(contact.pk)
     if changed:
         now = timezone.now()
         for contact in changed.values():
             contact.updated_at = now
         update_rows(Contact, list(changed.values()), [*sorted(fields), "updated_at"])
+        outgoing_events.contacts_changed(contact for contact in changed.values() if contact.pk in edited)
     return contacts
 
 
