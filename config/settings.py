@@ -104,6 +104,7 @@ TENANT_APPS = [
     "crm",
     "conversations",
     "whatsapp",
+    "waha",
     "knowledge",
     "campaigns",
     "integrations",

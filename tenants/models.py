@@ -80,6 +80,22 @@ class NumberRoute(models.Model):
         return f"{self.phone_number_id} → {self.tenant.slug}"
 
 
+class WahaRoute(models.Model):
+    """Which tenant a WAHA number's webhook URL (/webhooks/waha/<webhook_id>/) belongs to, and the key
+    its HMAC signature is checked with (Fernet, see core.crypto) before anything is parsed or stored."""
+
+    webhook_id = models.CharField(max_length=64, unique=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="waha_routes")
+    hmac_key_encrypted = models.TextField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["webhook_id"]
+
+    def __str__(self) -> str:
+        return f"WAHA {self.webhook_id} → {self.tenant.slug}"
+
+
 class WebhookEvent(models.Model):
     """A raw webhook body, stored before we acknowledge Meta, processed by a job (and the sweeper)."""
 

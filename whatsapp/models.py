@@ -153,3 +153,4 @@ class BusinessAccount(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.waba_id
+
