@@ -5,37 +5,64 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('conversations', '0011_teamops_csat_mentions_macros'),
+        ("conversations", "0011_teamops_csat_mentions_macros"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='WahaSession',
+            name="WahaSession",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('server_url', models.URLField(blank=True, max_length=300)),
-                ('api_key_encrypted', models.TextField(blank=True, editable=False)),
-                ('session', models.CharField(max_length=100)),
-                ('webhook_id', models.CharField(editable=False, max_length=64, unique=True)),
-                ('status', models.CharField(choices=[('STARTING', 'Starting'), ('SCAN_QR_CODE', 'Waiting for the QR code to be scanned'), ('WORKING', 'Working'), ('FAILED', 'Failed'), ('STOPPED', 'Stopped')], default='STOPPED', max_length=20)),
-                ('status_changed_at', models.DateTimeField(blank=True, null=True)),
-                ('me_id', models.CharField(blank=True, max_length=100)),
-                ('me_name', models.CharField(blank=True, max_length=200)),
-                ('reconnect_attempts', models.PositiveIntegerField(default=0)),
-                ('next_reconnect_at', models.DateTimeField(blank=True, null=True)),
-                ('needs_attention', models.BooleanField(default=False)),
-                ('last_error', models.CharField(blank=True, max_length=300)),
-                ('last_activity_at', models.DateTimeField(blank=True, null=True)),
-                ('groups_enabled', models.BooleanField(default=False, help_text='Receive messages from group chats')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('channel', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='waha', to='conversations.channel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("server_url", models.URLField(blank=True, max_length=300)),
+                ("api_key_encrypted", models.TextField(blank=True, editable=False)),
+                ("session", models.CharField(max_length=100)),
+                ("webhook_id", models.CharField(editable=False, max_length=64, unique=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("STARTING", "Starting"),
+                            ("SCAN_QR_CODE", "Waiting for the QR code to be scanned"),
+                            ("WORKING", "Working"),
+                            ("FAILED", "Failed"),
+                            ("STOPPED", "Stopped"),
+                        ],
+                        default="STOPPED",
+                        max_length=20,
+                    ),
+                ),
+                ("status_changed_at", models.DateTimeField(blank=True, null=True)),
+                ("me_id", models.CharField(blank=True, max_length=100)),
+                ("me_name", models.CharField(blank=True, max_length=200)),
+                ("reconnect_attempts", models.PositiveIntegerField(default=0)),
+                ("next_reconnect_at", models.DateTimeField(blank=True, null=True)),
+                ("needs_attention", models.BooleanField(default=False)),
+                ("last_error", models.CharField(blank=True, max_length=300)),
+                ("last_activity_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "groups_enabled",
+                    models.BooleanField(default=False, help_text="Receive messages from group chats"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "channel",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="waha",
+                        to="conversations.channel",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'WAHA session',
+                "verbose_name": "WAHA session",
             },
         ),
     ]
