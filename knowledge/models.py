@@ -38,7 +38,9 @@ class Source(models.Model):
     error_code = models.CharField(max_length=40, blank=True)  # stable, e.g. "pdf_no_text"
     error = models.CharField(max_length=500, blank=True)  # for people
     url = models.URLField(max_length=2000, blank=True)
-    file = models.FileField(upload_to="knowledge/%Y/%m/", blank=True, max_length=300)
+    # knowledge/<schema>/<random>.<ext> (knowledge.services): one prefix per tenant, which the tenant's
+    # backup, export and purge walk (tenants.backup.storage_prefixes).
+    file = models.FileField(upload_to="knowledge/", blank=True, max_length=300)
     file_name = models.CharField(max_length=255, blank=True)
     content_type = models.CharField(max_length=100, blank=True)
     size = models.PositiveBigIntegerField(default=0)

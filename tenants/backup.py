@@ -7,8 +7,9 @@ The archive (tar.gz) holds
   and, per table, its row count and an order-independent hash of its rows;
 - `schema.dump`: `pg_dump --format=custom --schema=<schema>` by the pg_dump of the server's major
   version (tenants.pgtools), taken in the same snapshot as the counts and hashes;
-- `media/…`: the tenant's media objects, read through Django's storage API under its prefix
-  (`whatsapp/<schema>/`), so local disk and S3 work alike.
+- `media/…` and `knowledge/…`: the tenant's files, read through Django's storage API under its
+  prefixes (`whatsapp/<schema>/` for messages' media, `knowledge/<schema>/` for the AI agent's
+  uploaded sources: `storage_prefixes`), so local disk and S3 work alike.
 
 Import restores the dump under a fresh temporary schema name, checks every table's count (and hash,
 when both servers are of one major version) against the manifest, and only then, in one transaction,
@@ -59,14 +60,24 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DUMP = "schema.dump"
 MEDIA_DIR = "media/"
+KNOWLEDGE_DIR = "knowledge/"
 SCHEMA_RE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 SLUG_RE = re.compile(r"^[a-z][a-z0-9]{1,39}$")
 CHUNK = 1024 * 1024
 
 
-def media_prefix(schema: str) -> str:
-    """Where a tenant's media objects live in the default storage (whatsapp.services' paths)."""
-    return f"whatsapp/{schema}/"
+def storage_prefixes(schema: str) -> dict[str, str]:
+    """Where a tenant's files live in the default storage, by the archive folder that carries them:
+    messages' media (whatsapp.services' paths) and knowledge sources (knowledge.services' paths). Every
+    file a tenant owns is under one of these, so export, import and purge find them all."""
+    return {MEDIA_DIR: f"whatsapp/{schema}/", KNOWLEDGE_DIR: f"knowledge/{schema}/"}
+
+
+def walk_tenant_files(storage: Storage, schema: str) -> Iterator[tuple[str, str]]:
+    """(archive folder, stored name) of every file of the tenant whose schema is `schema`."""
+    for folder, prefix in storage_prefixes(schema).items():
+        for name in walk_storage(storage, prefix):
+            yield folder, name
 
 
 def media_storage() -> Storage:
@@ -179,15 +190,14 @@ def export_tenant(*, tenant: Tenant, output: Path) -> Export:
             conn.rollback()
         files = {DUMP: _sha256_file(dump)}
         storage = media_storage()
-        prefix = media_prefix(schema)
-        media_root = work / "media"
-        for name in walk_storage(storage, prefix):
-            relative = name[len(prefix) :]
-            target = media_root / relative
+        prefixes = storage_prefixes(schema)
+        for folder, name in walk_tenant_files(storage, schema):
+            relative = folder + name[len(prefixes[folder]) :]
+            target = work / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             with storage.open(name, "rb") as source, target.open("wb") as sink:
                 shutil.copyfileobj(source, sink, CHUNK)
-            files[MEDIA_DIR + relative] = _sha256_file(target)
+            files[relative] = _sha256_file(target)
         manifest = {
             "format": FORMAT_VERSION,
             "app_version": _app_version(),
@@ -211,7 +221,8 @@ def export_tenant(*, tenant: Tenant, output: Path) -> Export:
             ],
             "migrations": migrations,
             "tables": digests,
-            "media_prefix": prefix,
+            "media_prefix": prefixes[MEDIA_DIR],
+            "storage_prefixes": prefixes,
             "files": files,
         }
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
@@ -220,8 +231,9 @@ def export_tenant(*, tenant: Tenant, output: Path) -> Export:
             with tarfile.open(partial, "w:gz") as archive:
                 archive.add(work / MANIFEST, arcname=MANIFEST)
                 archive.add(dump, arcname=DUMP)
-                if media_root.exists():
-                    archive.add(media_root, arcname="media")
+                for folder in prefixes:
+                    if (work / folder).exists():
+                        archive.add(work / folder, arcname=folder.rstrip("/"))
             partial.replace(output)
         finally:
             partial.unlink(missing_ok=True)
@@ -444,23 +456,35 @@ def _file_fields() -> list[tuple[type[models.Model], str]]:
     return found
 
 
-def _rewrite_media_paths(old_prefix: str, new_prefix: str) -> None:
-    """File fields naming the archive's prefix now name the target's (only when the schema changed)."""
-    if old_prefix == new_prefix:
-        return
-    for model, name in _file_fields():
-        model._default_manager.filter(**{f"{name}__startswith": old_prefix}).update(
-            **{name: Concat(models.Value(new_prefix), Substr(name, len(old_prefix) + 1))}
-        )
+def _archive_prefixes(manifest: dict[str, Any]) -> dict[str, str]:
+    """The storage prefixes the archive's files came from (archives made before knowledge files were
+    exported name the media prefix alone)."""
+    prefixes = manifest.get("storage_prefixes")
+    if isinstance(prefixes, dict):
+        return {str(k): str(v) for k, v in prefixes.items()}
+    return {MEDIA_DIR: manifest.get("media_prefix") or f"whatsapp/{manifest['tenant']['schema']}/"}
 
 
-def _copy_media(root: Path, manifest: dict[str, Any], prefix: str) -> list[str]:
+def _rewrite_media_paths(old_prefixes: dict[str, str], new_prefixes: dict[str, str]) -> None:
+    """File fields naming the archive's prefixes now name the target's (only when the schema changed)."""
+    for folder, old_prefix in old_prefixes.items():
+        new_prefix = new_prefixes.get(folder)
+        if new_prefix is None or old_prefix == new_prefix:
+            continue
+        for model, name in _file_fields():
+            model._default_manager.filter(**{f"{name}__startswith": old_prefix}).update(
+                **{name: Concat(models.Value(new_prefix), Substr(name, len(old_prefix) + 1))}
+            )
+
+
+def _copy_media(root: Path, manifest: dict[str, Any], prefixes: dict[str, str]) -> list[str]:
     storage = media_storage()
     written = []
     for name, expected in sorted(manifest["files"].items()):
-        if not name.startswith(MEDIA_DIR):
+        folder = next((f for f in prefixes if name.startswith(f)), None)
+        if folder is None:
             continue
-        target = prefix + name[len(MEDIA_DIR) :]
+        target = prefixes[folder] + name[len(folder) :]
         if storage.exists(target):
             storage.delete(target)
         with (root / name).open("rb") as handle:
@@ -501,12 +525,12 @@ def import_tenant(*, archive: Path, slug: str | None = None, replace: bool = Fal
         _check_routes(manifest, existing)
         major = pgtools.server_major()
         temp = f"imp_{uuid.uuid4().hex[:16]}"
-        prefix = media_prefix(slug)
+        prefixes = storage_prefixes(slug)
         written: list[str] = []
         try:
             _restore_renamed(root / DUMP, source, temp, major)
             _verify_tables(manifest, temp, same_major=manifest["postgresql"]["major"] == major)
-            written = _copy_media(root, manifest, prefix)
+            written = _copy_media(root, manifest, prefixes)
             tenant = _install(manifest, temp=temp, slug=slug, existing=existing)
         except BaseException:
             _drop_schema(temp)
@@ -517,7 +541,7 @@ def import_tenant(*, archive: Path, slug: str | None = None, replace: bool = Fal
     if existing is not None:
         keep = set(written)
         storage = media_storage()
-        for name in list(walk_storage(storage, prefix)):
+        for _folder, name in list(walk_tenant_files(storage, slug)):
             if name not in keep:
                 storage.delete(name)
     if _known_migrations() - set(manifest.get("migrations", [])):  # an older archive: bring it up to date
@@ -559,7 +583,7 @@ def _install(manifest: dict[str, Any], *, temp: str, slug: str, existing: Tenant
                 },
             )
     with schema_context(slug):
-        _rewrite_media_paths(manifest.get("media_prefix") or media_prefix(meta["schema"]), media_prefix(slug))
+        _rewrite_media_paths(_archive_prefixes(manifest), storage_prefixes(slug))
     return tenant
 
 

@@ -30,7 +30,7 @@ from django_tenants.utils import get_public_schema_name, schema_context
 
 from core import audit
 from core.errors import ServiceError
-from tenants.backup import media_prefix, media_storage, walk_storage
+from tenants.backup import media_storage, walk_tenant_files
 from tenants.backup_storage import DELETION, store_backup
 from tenants.models import NumberRoute, Tenant, WebhookEvent
 
@@ -118,7 +118,7 @@ def purge_tenant(*, tenant: Tenant) -> None:
         # Domains and number routes go with the row (CASCADE); stored webhook events keep a null tenant.
         tenant.delete(force_drop=True)
     storage = media_storage()
-    for name in list(walk_storage(storage, media_prefix(schema))):
+    for _folder, name in list(walk_tenant_files(storage, schema)):
         storage.delete(name)
     log.info("tenant_purged", tenant=slug)
 

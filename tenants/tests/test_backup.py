@@ -261,3 +261,34 @@ def test_a_missing_pg_dump_is_a_clear_error(db: None, settings: Any, monkeypatch
     with pytest.raises(ServiceError) as caught:
         pgtools.pg_program("pg_dump")
     assert caught.value.code == "pg_tools_missing"
+
+
+def _knowledge_file(tenant: Any, content: bytes) -> str:
+    """An uploaded knowledge source of the tenant, stored where knowledge.services stores it."""
+    from knowledge import services as knowledge_services
+
+    with schema_context(tenant.schema_name):
+        source = knowledge_services.create_file_source(
+            name="prices.txt", data=content, content_type="text/plain", title="Prices"
+        )
+        return str(source.file.name)
+
+
+def test_knowledge_files_travel_with_the_tenant(make_tenant: Any, tmp_path: Path) -> None:
+    tenant = make_tenant()
+    seed(tenant)
+    stored = _knowledge_file(tenant, b"Delivery costs 4 EUR.")
+    assert stored.startswith(f"knowledge/{tenant.schema_name}/")
+    archive = export_tenant(tenant=tenant, output=tmp_path / "k.tar.gz").path
+    with tarfile.open(archive) as tar:
+        assert f"knowledge/{stored.rsplit('/', 1)[-1]}" in tar.getnames()
+    NumberRoute.objects.filter(tenant=tenant).delete()
+    new_slug = tenant.slug + "k"
+    make_tenant.made.append(new_slug)
+    import_tenant(archive=archive, slug=new_slug)
+    with schema_context(new_slug):
+        source = model("Source").objects.get()
+        assert source.file.name == f"knowledge/{new_slug}/{stored.rsplit('/', 1)[-1]}"
+        with default_storage.open(source.file.name) as handle:
+            assert handle.read() == b"Delivery costs 4 EUR."
+    assert default_storage.exists(stored)  # the original keeps its own

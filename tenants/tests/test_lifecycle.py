@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage, storages
 from django.core.management import CommandError, call_command
 from django.test import Client
@@ -105,6 +106,8 @@ def test_restoring_reactivates_and_requeues_the_webhooks_stored_meanwhile(make_t
 def test_the_drop_happens_only_when_the_grace_period_has_passed(make_tenant: Any) -> None:
     doomed, spared = make_tenant(), make_tenant()
     made = seed(doomed)
+    knowledge_file = f"knowledge/{doomed.schema_name}/prices.txt"
+    default_storage.save(knowledge_file, ContentFile(b"Delivery costs 4 EUR."))
     deletion = lifecycle.delete_tenant(tenant=doomed)
     lifecycle.delete_tenant(tenant=spared)
     doomed.refresh_from_db()
@@ -119,6 +122,7 @@ def test_the_drop_happens_only_when_the_grace_period_has_passed(make_tenant: Any
     assert not Tenant.objects.filter(pk=doomed.pk).exists()
     assert not NumberRoute.objects.filter(phone_number_id=made["phone_number_id"]).exists()
     assert not default_storage.exists(made["media_path"])
+    assert not default_storage.exists(knowledge_file)
     # Its deletion export outlives it: the way back after the purge is import_tenant.
     assert storages["backups"].exists(deletion.export)
     assert schema_exists(spared.schema_name) and Tenant.objects.filter(pk=spared.pk).exists()
