@@ -52,7 +52,7 @@ from psycopg import sql
 from core import audit
 from core.errors import ServiceError
 from tenants import pgtools
-from tenants.models import Domain, NumberRoute, Tenant
+from tenants.models import Domain, NumberRoute, Tenant, WahaRoute
 
 log = structlog.get_logger("tenants.backup")
 
@@ -219,6 +219,11 @@ def export_tenant(*, tenant: Tenant, output: Path) -> Export:
                 }
                 for route in NumberRoute.objects.filter(tenant=tenant).order_by("phone_number_id")
             ],
+            # WAHA numbers' webhook routes, with their HMAC keys as stored (encrypted).
+            "waha_routes": [
+                {"webhook_id": route.webhook_id, "hmac_key_encrypted": route.hmac_key_encrypted}
+                for route in WahaRoute.objects.filter(tenant=tenant).order_by("webhook_id")
+            ],
             "migrations": migrations,
             "tables": digests,
             "media_prefix": prefixes[MEDIA_DIR],
@@ -336,6 +341,11 @@ def _check_routes(manifest: dict[str, Any], existing: Tenant | None) -> None:
     if existing is not None:
         taken = taken.exclude(tenant=existing)
     clashes = sorted(f"{route.phone_number_id} ({route.tenant.slug})" for route in taken)
+    hooks = [route["webhook_id"] for route in manifest.get("waha_routes", [])]
+    taken_hooks = WahaRoute.objects.filter(webhook_id__in=hooks).select_related("tenant")
+    if existing is not None:
+        taken_hooks = taken_hooks.exclude(tenant=existing)
+    clashes += sorted(f"WAHA webhook {route.webhook_id} ({route.tenant.slug})" for route in taken_hooks)
     if clashes:
         raise ServiceError(
             "number_taken",
@@ -581,6 +591,13 @@ def _install(manifest: dict[str, Any], *, temp: str, slug: str, existing: Tenant
                     "verified_at": route.get("verified_at"),
                     "app_secret_encrypted": route.get("app_secret_encrypted") or "",
                 },
+            )
+        hooks = [route["webhook_id"] for route in manifest.get("waha_routes", [])]
+        WahaRoute.objects.filter(tenant=tenant).exclude(webhook_id__in=hooks).delete()
+        for route in manifest.get("waha_routes", []):
+            WahaRoute.objects.update_or_create(
+                webhook_id=route["webhook_id"],
+                defaults={"tenant": tenant, "hmac_key_encrypted": route["hmac_key_encrypted"]},
             )
     with schema_context(slug):
         _rewrite_media_paths(_archive_prefixes(manifest), storage_prefixes(slug))

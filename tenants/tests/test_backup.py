@@ -292,3 +292,29 @@ def test_knowledge_files_travel_with_the_tenant(make_tenant: Any, tmp_path: Path
         with default_storage.open(source.file.name) as handle:
             assert handle.read() == b"Delivery costs 4 EUR."
     assert default_storage.exists(stored)  # the original keeps its own
+
+
+def test_waha_routes_travel_with_the_tenant_and_are_never_taken_from_another(
+    make_tenant: Any, tmp_path: Path
+) -> None:
+    from core import crypto
+    from tenants.models import WahaRoute
+    from waha.testing import make_waha_number
+
+    tenant = make_tenant()
+    seed(tenant)
+    number = make_waha_number(tenant)
+    archive = export_tenant(tenant=tenant, output=tmp_path / "w.tar.gz").path
+    NumberRoute.objects.filter(tenant=tenant).delete()
+    new_slug = tenant.slug + "w"
+    with pytest.raises(ServiceError) as refused:
+        import_tenant(archive=archive, slug=new_slug)
+    assert refused.value.code == "number_taken"
+    assert not schema_exists(new_slug)
+
+    WahaRoute.objects.filter(tenant=tenant).delete()
+    make_tenant.made.append(new_slug)
+    import_tenant(archive=archive, slug=new_slug)
+    route = WahaRoute.objects.get(webhook_id=number.webhook_id)
+    assert route.tenant.slug == new_slug
+    assert crypto.decrypt(route.hmac_key_encrypted) == number.webhook_key
