@@ -232,7 +232,10 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if (DEVELOPMENT o
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Whether a request came over HTTPS is the scheme uvicorn gives it: with --proxy-headers it believes
+# X-Forwarded-Proto only from FORWARDED_ALLOW_IPS (below). SECURE_PROXY_SSL_HEADER would make Django believe
+# that header from any peer that can reach the app, so it stays unset.
+SECURE_PROXY_SSL_HEADER = None
 # `manage.py check --deploy` warnings that are decisions, not oversights: config/tests/
 # test_production_settings.py runs it on the documented production settings and allows no other.
 SILENCED_SYSTEM_CHECKS: list[str] = []
