@@ -75,7 +75,10 @@ class Recipient(models.Model):
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped"
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients")
+    # Indexed by recipient_campaign_status_idx and the (campaign, contact) unique index (issue 20).
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="recipients", db_index=False
+    )
     contact = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="+")
     parameters = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)

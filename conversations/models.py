@@ -683,7 +683,10 @@ class CsatSettings(models.Model):
 class CsatResponse(models.Model):
     """One survey per resolution of a conversation: asked (score empty) and then answered."""
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="csat_responses")
+    # Indexed by csat_one_per_resolution (conversation, resolution) (issue 20).
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="csat_responses", db_index=False
+    )
     # Which resolution asked: the conversation's resolved_at then (never twice for the same one).
     resolution = models.CharField(max_length=40)
     message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -711,8 +714,11 @@ class ConversationMention(models.Model):
     """An agent @mentioned in a private note: notified, and may open the conversation (visibility_q)."""
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="mentions")
-    note = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mentions")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # Both indexed by a composite index they start (mention_once_per_note, mention_user_conv_idx).
+    note = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mentions", db_index=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     mentioned_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

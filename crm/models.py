@@ -221,8 +221,12 @@ class ContactIdentity(models.Model):
     class Kind(models.TextChoices):
         BSUID = "bsuid", "Business-scoped user id"
         PARENT_BSUID = "parent_bsuid", "Parent business-scoped user id"
+        # A WhatsApp-Web chat id without a phone number (WAHA: "<id>@lid", or a group's "<id>@g.us"):
+        # where a WAHA number sends to this contact. Never a Cloud API recipient.
+        WHATSAPP_WEB = "whatsapp_web", "WhatsApp Web chat id"
 
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
+    # Indexed by contact_identity_contact_idx (contact, kind) (issue 20).
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities", db_index=False)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     value = models.CharField(max_length=140)
     scope = models.CharField(max_length=64, blank=True, help_text="The WhatsApp Business Account id")
@@ -241,7 +245,8 @@ class ContactIdentity(models.Model):
 
 
 class Note(models.Model):
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="notes")
+    # Indexed by note_contact_time_idx (contact, -created_at) (issue 20).
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="notes", db_index=False)
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -281,7 +286,8 @@ class Stage(models.Model):
         WON = "won", "Won"
         LOST = "lost", "Lost"
 
-    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="stages")
+    # Indexed by stage_name_unique_in_pipeline (pipeline, name) (issue 20).
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="stages", db_index=False)
     name = models.CharField(max_length=100)
     position = models.PositiveIntegerField(default=0)
     probability = models.PositiveSmallIntegerField(default=0, help_text="Percent, 0 to 100")
@@ -318,7 +324,8 @@ class Deal(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_deals"
     )
-    pipeline = models.ForeignKey(Pipeline, on_delete=models.PROTECT, related_name="deals")
+    # Indexed by deal_board_idx (pipeline, stage) (issue 20).
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.PROTECT, related_name="deals", db_index=False)
     stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="deals")
     expected_close_date = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
@@ -522,7 +529,10 @@ class Notification(models.Model):
         SLA_BREACH = "sla_breach", "SLA breach"
         NUMBER_REAUTH = "number_reauth", "Number needs re-authorisation"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    # Indexed by crm_notif_user_read (user, read_at) (issue 20).
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications", db_index=False
+    )
     kind = models.CharField(max_length=30, choices=Kind.choices)
     title = models.CharField(max_length=200)
     body = models.TextField(blank=True, default="")
@@ -546,8 +556,12 @@ class NotificationPreference(models.Model):
     """A user's choice to receive one kind of notification by e-mail (in-app is always on). No row means
     the default for that kind (crm.services.notifications.EMAIL_DEFAULTS)."""
 
+    # Indexed by crm_notifpref_user_kind (user, kind) (issue 20).
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preferences"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="notification_preferences",
+        db_index=False,
     )
     # A Notification.Kind, or "digest" (the summary of unread assignments).
     kind = models.CharField(max_length=30)

@@ -44,7 +44,10 @@ class WebhookDelivery(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
-    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    # Indexed by webhook_delivery_endpoint_idx (endpoint, -id) (issue 20).
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
     event_id = models.UUIDField(default=uuid.uuid4)
     event = models.CharField(max_length=40)
     body = models.TextField()

@@ -67,7 +67,8 @@ class Chunk(models.Model):
     source's full-text configuration (accents folded); `embedding` is float32 little-endian bytes of the
     vector from `embedding_model` (knowledge/embeddings.py)."""
 
-    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="chunks")
+    # Indexed by knowledge_chunk_ordinal (source, ordinal) (issue 20).
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="chunks", db_index=False)
     ordinal = models.PositiveIntegerField()
     heading = models.CharField(max_length=500, blank=True)
     text = models.TextField()
@@ -178,8 +179,9 @@ class AIReply(models.Model):
         LLM = "llm", "LLM"
 
     message = models.OneToOneField("conversations.Message", on_delete=models.CASCADE, related_name="ai_reply")
+    # Indexed by knowledge_aireply_conv (conversation, created_at) (issue 20).
     conversation = models.ForeignKey(
-        "conversations.Conversation", on_delete=models.CASCADE, related_name="ai_replies"
+        "conversations.Conversation", on_delete=models.CASCADE, related_name="ai_replies", db_index=False
     )
     inbound = models.ForeignKey(
         "conversations.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -211,8 +213,9 @@ class AIHandoff(models.Model):
         POLICY = "policy", "Blocked topic"
         ERROR = "error", "The AI failed"
 
+    # Indexed by knowledge_aihandoff_conv (conversation, created_at) (issue 20).
     conversation = models.ForeignKey(
-        "conversations.Conversation", on_delete=models.CASCADE, related_name="ai_handoffs"
+        "conversations.Conversation", on_delete=models.CASCADE, related_name="ai_handoffs", db_index=False
     )
     inbound = models.ForeignKey(
         "conversations.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -4,6 +4,7 @@ import dramatiq
 import structlog
 from django.core.management import call_command
 
+from tenants.cloning import refill_spares
 from tenants.jobs import send_in_schema
 from tenants.models import Tenant
 from tenants.selectors import active_tenant_schemas
@@ -30,6 +31,15 @@ def purge_deleted_tenants() -> None:
     from tenants.lifecycle import purge_due_tenants
 
     purge_due_tenants()
+
+
+# Sent after each tenant creation and every 5 minutes (PERIODIC_JOBS): replaces claimed spares and those
+# a migration made stale. Concurrent runs are harmless (the second returns at once).
+@dramatiq.actor(queue_name="default", max_retries=3)
+def refill_spare_schemas() -> None:
+    report = refill_spares()
+    if report["created"] or report["dropped"]:
+        log.info("spare_schemas_refilled", **report)
 
 
 @dramatiq.actor(queue_name="bulk", max_retries=0)

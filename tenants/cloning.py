@@ -4,12 +4,23 @@ django-tenants' clone_schema (a large PL/pgSQL function) takes ~200 ms per schem
 template's catalog once per process and replaying it as one batch of DDL takes a fraction of that.
 Constraint and index names are kept exactly, so later migrations that refer to them by name work.
 The template's django_migrations rows are copied with the data, so the new schema is fully migrated.
+
+What a clone still costs is mostly disk: PostgreSQL (before 17) fsyncs every new B-tree index file when
+its build ends, and a tenant schema has ~270 of them (indexes and TOAST indexes), so a clone takes one
+fsync per index whatever the DDL looks like. Creating a tenant therefore claims a *spare*: a schema
+cloned earlier by a background job (`refill_spares`, the `tenants.actors.refill_spare_schemas` actor)
+and renamed to the tenant's slug in the creating transaction, a few catalog rows. A spare is claimed only
+if its recorded migrations are the template's (a spare cloned before a migration is dropped by the next
+refill); with none ready, creation clones as before. Spare names (`tenant_spare_<hex>`) contain an
+underscore, which no tenant slug can.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 from psycopg import sql
 
@@ -23,7 +34,7 @@ class Blueprint:
     constraints: tuple[tuple[str, str, str, str], ...]  # table, name, type, definition
     indexes: tuple[str, ...]  # CREATE INDEX statements naming the template schema
     data_tables: tuple[str, ...]
-    identity_columns: tuple[tuple[str, str], ...]
+    identity_columns: tuple[tuple[str, str, str], ...]  # table, column, its sequence's name
     # CREATE TRIGGER statements, tables unqualified (e.g. the audit log's append-only trigger)
     triggers: tuple[str, ...] = ()
 
@@ -83,12 +94,19 @@ def blueprint(template: str) -> Blueprint:
             [template],
         )
         indexes = tuple(row[0] for row in cursor.fetchall())
+        # pg_attribute, not information_schema.columns: that view's joins grow with the whole catalog.
         cursor.execute(
-            "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema = %s AND is_identity = 'YES'",
+            "SELECT cl.relname, a.attname, s.relname FROM pg_attribute a "
+            "JOIN pg_class cl ON cl.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = cl.relnamespace "
+            "JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = cl.oid "
+            "AND d.refobjsubid = a.attnum AND d.classid = 'pg_class'::regclass AND d.deptype = 'i' "
+            "JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
+            "WHERE n.nspname = %s AND a.attidentity <> '' AND a.attnum > 0 AND NOT a.attisdropped "
+            "ORDER BY cl.relname, a.attname",
             [template],
         )
-        identity_columns = tuple((r[0], r[1]) for r in cursor.fetchall())
+        identity_columns = tuple((r[0], r[1], r[2]) for r in cursor.fetchall())
         cursor.execute("SELECT set_config('search_path', 'public', true)")
         data_tables = []
         for table in tables:
@@ -106,6 +124,14 @@ def blueprint(template: str) -> Blueprint:
 
 def clone_template_schema(*, template: str, schema: str) -> None:
     """Create `schema` as a copy of `template` (structure and rows). Runs in the caller's transaction."""
+    statements = clone_statements(template=template, schema=schema)
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SQL(";\n").join(statements).as_string(cursor.connection))
+
+
+def clone_statements(*, template: str, schema: str) -> list[sql.Composable]:
+    """The statements that copy `template` into a new `schema`, in order, each one command: the schema
+    on its own (Citus refuses a distributed schema created together with its tables), then its tables."""
     plan = blueprint(template)
     new, old = sql.Identifier(schema), sql.Identifier(template)
     statements: list[sql.Composable] = [sql.SQL("CREATE SCHEMA {}").format(new)]
@@ -122,11 +148,21 @@ def clone_template_schema(*, template: str, schema: str) -> None:
                 new, sql.Identifier(table), old, sql.Identifier(table)
             )
         )
-    for table, column in plan.identity_columns:
+    for table, column, sequence in plan.identity_columns:
+        qualified = sql.Literal(f'"{schema}"."{table}"')
+        if sequence != f"{table}_{column}_seq":
+            # A table renamed by a migration keeps its old sequence name; LIKE would name the copy's
+            # sequence after the new table name. Rename it so the clone stays the template's twin.
+            statements.append(
+                sql.SQL(
+                    "DO $clone$ BEGIN EXECUTE format('ALTER SEQUENCE %s RENAME TO %I', "
+                    "pg_get_serial_sequence({}, {}), {}); END $clone$"
+                ).format(qualified, sql.Literal(column), sql.Literal(sequence))
+            )
         if table in plan.data_tables:
             statements.append(
                 sql.SQL("SELECT setval(pg_get_serial_sequence({}, {}), (SELECT max({}) FROM {}.{}))").format(
-                    sql.Literal(f'"{schema}"."{table}"'),
+                    qualified,
                     sql.Literal(column),
                     sql.Identifier(column),
                     new,
@@ -146,5 +182,91 @@ def clone_template_schema(*, template: str, schema: str) -> None:
     # After the rows are copied: an append-only trigger must not see the copy as writes it refuses.
     statements.extend(sql.SQL(definition) for definition in plan.triggers)
     statements.append(sql.SQL("SET LOCAL search_path = public"))
+    return statements
+
+
+SPARE_PREFIX = "tenant_spare_"
+# pg_advisory_xact_lock(key1, key2) namespace for spares: key2 is hashtext(spare name), 0 for the refill.
+_LOCK_CLASS = 200_020
+_MIGRATIONS_DIGEST = (
+    "SELECT md5(coalesce(string_agg(app || '.' || name, ',' ORDER BY app, name), '')) FROM {}"
+)
+
+
+def spare_schemas() -> list[str]:
+    """The spare schemas that exist (committed), oldest name first."""
     with connection.cursor() as cursor:
-        cursor.execute(sql.SQL(";\n").join(statements).as_string(cursor.connection))
+        cursor.execute(
+            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s) ORDER BY nspname", [SPARE_PREFIX]
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _lock(cursor: object, name: str) -> bool:
+    """Try to take `name`'s transaction-scoped advisory lock (released at commit or rollback)."""
+    cursor.execute(  # type: ignore[attr-defined]
+        "SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", [_LOCK_CLASS, name]
+    )
+    return bool(cursor.fetchone()[0])  # type: ignore[attr-defined]
+
+
+def _exists(cursor: object, schema: str) -> bool:
+    cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])  # type: ignore[attr-defined]
+    return cursor.fetchone() is not None  # type: ignore[attr-defined]
+
+
+def _is_current(cursor: object, *, template: str, spare: str) -> bool:
+    """Whether `spare` still exists and records exactly the template's migrations."""
+    if not _exists(cursor, spare):
+        return False  # claimed (renamed) or dropped by a transaction that committed since we listed it
+    digest = sql.SQL(_MIGRATIONS_DIGEST)
+    cursor.execute(  # type: ignore[attr-defined]
+        sql.SQL("SELECT ({}) = ({})").format(
+            digest.format(sql.Identifier(template, "django_migrations")),
+            digest.format(sql.Identifier(spare, "django_migrations")),
+        )
+    )
+    return bool(cursor.fetchone()[0])  # type: ignore[attr-defined]
+
+
+def claim_spare(*, template: str, schema: str) -> bool:
+    """Rename a current spare schema to `schema` in the caller's transaction; False if none is ready.
+
+    Each spare is taken under its advisory lock, so two concurrent creations never claim the same one;
+    the rename is undone with the caller's transaction if that rolls back."""
+    with connection.cursor() as cursor:
+        for spare in spare_schemas():
+            if not _lock(cursor, spare) or not _is_current(cursor, template=template, spare=spare):
+                continue
+            cursor.execute(
+                sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(sql.Identifier(spare), sql.Identifier(schema))
+            )
+            return True
+    return False
+
+
+def refill_spares(*, template: str | None = None, target: int | None = None) -> dict[str, int]:
+    """Drop stale spares and clone new ones until `target` (TENANT_SPARE_SCHEMAS) current spares exist.
+
+    Each spare is created or dropped in its own transaction, so creations can claim it at once. A second
+    refill running at the same time returns without doing anything."""
+    template = template or settings.TENANT_BASE_SCHEMA
+    target = settings.TENANT_SPARE_SCHEMAS if target is None else target
+    report = {"created": 0, "dropped": 0, "ready": 0}
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            if not _lock(cursor, ""):
+                return report  # another refill is running
+            ready = 0
+            for spare in spare_schemas():
+                if _is_current(cursor, template=template, spare=spare):
+                    ready += 1  # not locked: a creation may claim it while this refill clones
+                elif _lock(cursor, spare) and _exists(cursor, spare):  # stale, not just claimed
+                    cursor.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(spare)))
+                    report["dropped"] += 1
+            report["ready"] = ready
+            if ready >= target:
+                return report
+            clone_template_schema(template=template, schema=f"{SPARE_PREFIX}{secrets.token_hex(6)}")
+            report["created"] += 1
+            report["ready"] += 1

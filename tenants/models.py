@@ -32,16 +32,24 @@ class Tenant(TenantMixin):
     def create_schema(
         self, check_if_exists: bool = False, sync_schema: bool = True, verbosity: int = 1
     ) -> bool:
-        """Copy the migrated template schema (tenants.cloning) instead of django-tenants' slow clone."""
+        """Claim a spare clone of the migrated template schema, or copy the template (tenants.cloning)
+        instead of django-tenants' slow clone; a claimed spare is replaced after commit."""
         from django.conf import settings
+        from django.db import transaction
         from django_tenants.utils import schema_exists
 
-        from tenants.cloning import clone_template_schema
+        from tenants.cloning import claim_spare, clone_template_schema
         from tenants.db import connection
 
         if check_if_exists and schema_exists(self.schema_name):
             return False
-        clone_template_schema(template=settings.TENANT_BASE_SCHEMA, schema=self.schema_name)
+        template = settings.TENANT_BASE_SCHEMA
+        if not claim_spare(template=template, schema=self.schema_name):
+            clone_template_schema(template=template, schema=self.schema_name)
+        if settings.TENANT_SPARE_SCHEMAS:
+            from tenants.actors import refill_spare_schemas
+
+            transaction.on_commit(refill_spare_schemas.send)
         connection.set_schema_to_public()
         return True
 

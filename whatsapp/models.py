@@ -10,7 +10,8 @@ PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 class MessageTemplate(models.Model):
     """A message template of a WhatsApp Business Account, as last synced from Meta."""
 
-    waba_id = models.CharField(max_length=64, db_index=True)
+    # Indexed by template_unique_per_waba (waba_id, name, language) (issue 20).
+    waba_id = models.CharField(max_length=64)
     meta_id = models.CharField(max_length=64, blank=True)
     name = models.CharField(max_length=512)
     language = models.CharField(max_length=15)
@@ -153,4 +154,3 @@ class BusinessAccount(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.waba_id
-

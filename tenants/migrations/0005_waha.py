@@ -5,23 +5,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenants', '0004_tenant_deletion'),
+        ("tenants", "0004_tenant_deletion"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='WahaRoute',
+            name="WahaRoute",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('webhook_id', models.CharField(max_length=64, unique=True)),
-                ('hmac_key_encrypted', models.TextField(editable=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='waha_routes', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("webhook_id", models.CharField(max_length=64, unique=True)),
+                ("hmac_key_encrypted", models.TextField(editable=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="waha_routes",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['webhook_id'],
+                "ordering": ["webhook_id"],
             },
         ),
     ]
