@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 # In the order they run; a module may be absent while its issue is open.
-BENCHMARKS = ["tenants", "api", "whatsapp", "campaign", "webhook", "inbox", "knowledge", "ai"]
+BENCHMARKS = ["tenants", "api", "whatsapp", "campaign", "webhook", "inbox", "knowledge", "ai", "sockets"]
 
 
 def main(argv: list[str]) -> int:

@@ -57,6 +57,15 @@ def load_user(schema: str, session_key: str | None) -> Any:
         return user_for_session(session_key) or AnonymousUser()
 
 
+def authenticate(hostname: str, session_key: str | None) -> tuple[str | None, Any]:
+    """The host's schema (None: unknown or suspended) and the session's user there: one trip to the
+    database thread per handshake (each trip opens a connection with CONN_MAX_AGE=0)."""
+    schema = resolve_schema(hostname)
+    if schema is None:
+        return None, AnonymousUser()
+    return schema, load_user(schema, session_key)
+
+
 class TenantAuthMiddleware:
     """Outermost middleware for /ws/: sets scope["schema_name"], scope["user"], scope["session_key"] and
     log context."""
@@ -66,13 +75,12 @@ class TenantAuthMiddleware:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         hostname = _header(scope, b"host").split(":")[0].lower()
-        schema = await database_sync_to_async(resolve_schema)(hostname)
+        session_key = _cookie(scope, settings.SESSION_COOKIE_NAME)
+        schema, user = await database_sync_to_async(authenticate)(hostname, session_key)
         if schema is None:
             # Unknown or suspended host: refuse the handshake.
             await send({"type": "websocket.close", "code": 4404})
             return None
-        session_key = _cookie(scope, settings.SESSION_COOKIE_NAME)
-        user = await database_sync_to_async(load_user)(schema, session_key)
         request_id = request_id_from(_header(scope, b"x-request-id") or None)
         # The session key lets the socket join its session's group (closed at sign-out) and re-check
         # the session later (crm.sessions).

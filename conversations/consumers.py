@@ -4,9 +4,11 @@ import asyncio
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import structlog
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -53,6 +55,107 @@ def presence_redis() -> aioredis.Redis:
 
 def presence_key(schema: str, conversation_id: int) -> str:
     return f"wacrm:presence:{schema}:{conversation_id}"
+
+
+# Database work of many sockets, together. One event fans out to every socket of a tenant, and after a
+# quiet spell every one of them is due for its session re-check at once; an open inbox pings every 25 s.
+# One by one (queries and, with CONN_MAX_AGE=0, a new database connection each, all on the one thread of
+# database_sync_to_async) a thousand sockets kept the last of them waiting for seconds.
+ACCESS_BATCH_WINDOW = 0.01
+# Nobody waits for a ping's sign of life (the pong goes at once): up to a second's worth in one UPDATE.
+TOUCH_BATCH_WINDOW = 1.0
+
+
+def _access_batch(requests: list[tuple[str, str | None]]) -> dict[tuple[str, str | None], Any]:
+    """{(schema, session key): (user pk, role, team ids), or None when the session no longer signs anyone
+    in}: crm.sessions.user_for_session and selectors.viewer_for for many sockets at once."""
+    by_schema: dict[str, set[str | None]] = {}
+    for schema, key in requests:
+        by_schema.setdefault(schema, set()).add(key)
+    out: dict[tuple[str, str | None], Any] = {}
+    for schema, keys in by_schema.items():
+        with schema_context(schema):
+            users = sessions.users_for_sessions(key for key in keys if key)
+            viewers = selectors.viewers_for(list({user.pk: user for user in users.values()}.values()))
+        for key in keys:
+            user = users.get(key) if key else None
+            if user is None:
+                out[(schema, key)] = None
+            else:
+                viewer = viewers[user.pk]
+                out[(schema, key)] = (user.pk, viewer.role, viewer.team_ids)
+    return out
+
+
+def _touch_batch(requests: list[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+    """routing.touch_agent for the agents of many sockets' pings: one UPDATE per tenant."""
+    by_schema: dict[str, set[int]] = {}
+    for schema, user_id in requests:
+        by_schema.setdefault(schema, set()).add(user_id)
+    for schema, user_ids in by_schema.items():
+        with schema_context(schema):
+            routing.touch_agents(user_ids=sorted(user_ids))
+    return {}
+
+
+class _Batches:
+    """Requests from the sockets of one event loop for one lookup (a function of a list of requests to
+    {request: result}), made in one trip to the database thread: those made while a batch is out form
+    the next one."""
+
+    def __init__(self, lookup: Callable[[list[Any]], dict[Any, Any]], window: float) -> None:
+        self.lookup = lookup
+        self.window = window
+        self.pending: list[tuple[Any, asyncio.Future[Any]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def submit(self, request: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending.append((request, future))
+        if self.task is None:
+            self.task = asyncio.create_task(self._drain())
+        return future
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                # The other sockets woken by the same event are a few steps behind: let them join.
+                await asyncio.sleep(self.window)
+                batch, self.pending = self.pending, []
+                try:
+                    found = await database_sync_to_async(self.lookup)([request for request, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for request, future in batch:
+                    if not future.done():
+                        future.set_result(found.get(request))
+        finally:
+            self.task = None
+
+
+_batches: dict[int, tuple[asyncio.AbstractEventLoop, dict[str, _Batches]]] = {}
+
+
+def batches(lookup: Callable[[list[Any]], dict[Any, Any]], window: float) -> _Batches:
+    """The loop's batches for `lookup` (one loop per server process; tests may run several)."""
+    loop = asyncio.get_running_loop()
+    entry = _batches.get(id(loop))
+    if entry is None or entry[0] is not loop:
+        for key, (old_loop, _) in list(_batches.items()):
+            if old_loop.is_closed():
+                del _batches[key]
+        entry = _batches[id(loop)] = (loop, {})
+    if lookup.__name__ not in entry[1]:
+        entry[1][lookup.__name__] = _Batches(lookup, window)
+    return entry[1][lookup.__name__]
+
+
+def _touch_done(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("socket_touch_failed", error=repr(future.exception()))
 
 
 class InboxConsumer(AsyncJsonWebsocketConsumer):
@@ -126,12 +229,13 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         await self._leave_groups()
         await self.close(code=code)
 
-    def _access_change(self) -> tuple[int, str] | None:
-        user = sessions.user_for_session(self.scope.get("session_key"))
-        if user is None or user.pk != self.scope["user"].pk:
+    async def _access_change(self) -> tuple[int, str] | None:
+        access = await batches(_access_batch, ACCESS_BATCH_WINDOW).submit(
+            (self.schema, self.scope.get("session_key"))
+        )
+        if access is None or access[0] != self.scope["user"].pk:
             return CLOSE_UNAUTHENTICATED, "session_ended"
-        viewer = selectors.viewer_for(user)
-        if (viewer.role, viewer.team_ids) != (self.viewer.role, self.viewer.team_ids):
+        if tuple(access[1:]) != (self.viewer.role, self.viewer.team_ids):
             return CLOSE_ACCESS_CHANGED, "access_changed"
         return None
 
@@ -141,7 +245,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if time.monotonic() < self.recheck_at:
             return True
         self.recheck_at = time.monotonic() + SESSION_RECHECK_SECONDS
-        change = await self._db(self._access_change)
+        change = await self._access_change()
         if change is None:
             return True
         await self._shut(*change)
@@ -166,7 +270,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             if self.viewing is not None:
                 await self._mark_present(self.viewing)
             # A sign of life: keeps an online agent from being taken offline as idle (auto-assignment).
-            await self._db(routing.touch_agent, user=self.scope["user"])
+            # Written with the other sockets' within the second; the pong does not wait for it.
+            touch = batches(_touch_batch, TOUCH_BATCH_WINDOW).submit((self.schema, self.scope["user"].pk))
+            touch.add_done_callback(_touch_done)
             await self.send_json({"type": "pong"})
         elif kind == "resume":
             after = content.get("after")
@@ -203,12 +309,15 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(payload)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels closes stale database connections (in the sync thread) before every handler. Realtime
-        # events touch no database, and that thread hop was on every event's way to the browser.
-        if message.get("type") == "realtime.batch":
-            await self.realtime_batch(message)
+        # Channels closes stale database connections (a hop to the one database thread) before every
+        # handler. This consumer reaches the database only through database_sync_to_async (_db and the
+        # batches), which does that itself around each call; the hop was on every event's way to the
+        # browser and on every ping (200 a second for 5,000 open inboxes).
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            await super().dispatch(message)  # refuses an unknown type
         else:
-            await super().dispatch(message)
+            await handler(message)
 
     async def realtime_batch(self, event: dict[str, Any]) -> None:
         """Events published by conversations.events arrive here, several at a time; a socket in several

@@ -241,8 +241,13 @@ SEEN_THROTTLE_SECONDS = 60
 def touch_agent(*, user: Any, now: Any = None) -> None:
     """A sign of life from the agent (a page or a socket ping): keeps them from going idle. At most one
     write a minute."""
+    touch_agents(user_ids=[user.pk], now=now)
+
+
+def touch_agents(*, user_ids: list[int], now: Any = None) -> None:
+    """touch_agent for many agents in one UPDATE (the pings of a web process's sockets, batched)."""
     now = now or timezone.now()
-    Agent.objects.filter(user_id=user.pk).filter(
+    Agent.objects.filter(user_id__in=user_ids).filter(
         Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=now - dt.timedelta(seconds=SEEN_THROTTLE_SECONDS))
     ).update(last_seen_at=now)
 
