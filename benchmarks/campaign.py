@@ -7,10 +7,16 @@ make bench BENCH_ARGS=campaign
   BENCH_CAMPAIGN_THREADS (8)       threads per Dramatiq process
   BENCH_CAMPAIGN_REPLIES (40)      agent replies sent while the campaign runs, one every 250 ms
   BENCH_CAMPAIGN_STATUSES (1)      0: no status webhooks (to tell the send path's cost from theirs)
+  BENCH_CAMPAIGN_STATUS_BATCH (50) statuses due together in one webhook body, at most (1: one each)
+  BENCH_CAMPAIGN_POSTERS (4)       sandbox threads posting status webhooks at once
+  BENCH_CAMPAIGN_BULK_JOBS (6)     WHATSAPP_BULK_JOBS_PER_PROCESS: bulk batches a worker process runs
+  BENCH_CAMPAIGN_PROFILE ("")      a directory: py-spy records each worker and web process into it
 
 Every recipient's message is a bulk template message created through the reply path (send_template_message
-with bulk=True, as a campaign's dispatcher does), queued while the workers are stopped; then the workers
-start. The sandbox posts three signed status webhooks per message (sent, delivered, read) to the web.
+with bulk=True, as a campaign's dispatcher does), queued while the workers are stopped, one bulk job per
+number (as the dispatcher's enqueues add up to); then the workers start. The sandbox posts three signed
+statuses per message (sent, delivered, read) to the web, those due together batched into one webhook
+body (as Meta does under load) from several threads.
 Reported: msg/s from the sandbox's first campaign send to its last; the highest number of sends any one
 number saw in one second (the sandbox's count; cap 80); the delay of each agent reply from the moment it
 was queued to the moment the sandbox received it (p50/p99/max); CPU seconds per message of every process
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -60,6 +67,36 @@ def _tree_cpu(root_pid: int) -> float:
     return total
 
 
+def _profile(directory: str, pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
+    """py-spy (installed separately: not a project dependency) sampling each process tree into
+    `directory` as collapsed stacks (<role>.txt), until it gets SIGINT."""
+    if not directory:
+        return []
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).parent / "py-spy")
+    return [
+        subprocess.Popen(
+            [
+                *(
+                    spy,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--subprocesses",
+                    "--nonblocking",
+                    "--gil",
+                    "--rate",
+                    "50",
+                ),
+                *("--format", "raw", "--output", f"{directory}/{role}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for role, pid in pids.items()
+    ]
+
+
 def main() -> dict[str, Any]:
     os.environ["DJANGO_ENV"] = "test"
     os.environ["DRAMATIQ_BROKER"] = "redis"
@@ -77,7 +114,7 @@ def main() -> dict[str, Any]:
     from onboarding.services import onboard_tenant
     from tenants.jobs import broker
     from whatsapp import sandbox as sandbox_module
-    from whatsapp.actors import enqueue_delivery
+    from whatsapp.actors import enqueue_bulk_number
     from whatsapp.models import MessageTemplate
     from whatsapp.services import connect_channel
 
@@ -87,6 +124,10 @@ def main() -> dict[str, Any]:
     worker_threads = int(os.environ.get("BENCH_CAMPAIGN_THREADS", "8"))
     reply_count = int(os.environ.get("BENCH_CAMPAIGN_REPLIES", "40"))
     statuses = os.environ.get("BENCH_CAMPAIGN_STATUSES", "1") != "0"
+    status_batch = int(os.environ.get("BENCH_CAMPAIGN_STATUS_BATCH", "50"))
+    posters = int(os.environ.get("BENCH_CAMPAIGN_POSTERS", "4"))
+    bulk_jobs = os.environ.get("BENCH_CAMPAIGN_BULK_JOBS", "6")
+    profile_dir = os.environ.get("BENCH_CAMPAIGN_PROFILE", "")
     total = recipients * NUMBERS
 
     call_command("migrate_platform", verbosity=0)
@@ -106,7 +147,7 @@ def main() -> dict[str, Any]:
         ]
     broker.flush_all()
     redis_client = redis.Redis.from_url(settings.REDIS_URL)
-    for pattern in ("wacrm:wa:rate:*", "wacrm:wa:pair:*", "wacrm:wa:mktlimit:*"):
+    for pattern in ("wacrm:wa:rate:*", "wacrm:wa:pair:*", "wacrm:wa:mktlimit:*", "wacrm:wa:bulk:*"):
         for key in redis_client.scan_iter(pattern):
             redis_client.delete(key)
 
@@ -118,6 +159,7 @@ def main() -> dict[str, Any]:
         "DJANGO_ENV": "test",
         "LOG_LEVEL": "WARNING",
         "DB_CONN_MAX_AGE": "0",
+        "WHATSAPP_BULK_JOBS_PER_PROCESS": bulk_jobs,
         "WHATSAPP_WEBHOOK_ACK_DEADLINE": os.environ.get("WHATSAPP_WEBHOOK_ACK_DEADLINE", "0.8"),
         "WHATSAPP_GRAPH_URL": f"http://127.0.0.1:{sandbox_port}/v21.0",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -135,6 +177,11 @@ def main() -> dict[str, Any]:
             "0.5",
             "--webhook-url",
             f"http://127.0.0.1:{web_port}/webhooks/whatsapp/",
+            "--status-batch",
+            str(status_batch),
+            "--status-posters",
+            str(posters),
+            "--redeliver",
             *([] if statuses else ["--no-statuses"]),
         ],
         {**env, "WHATSAPP_APP_SECRET": settings.WHATSAPP_APP_SECRET or ""},
@@ -214,9 +261,12 @@ def main() -> dict[str, Any]:
                         timestamp=timezone.now(),
                     )
                 )
-            queued = Message.objects.bulk_create(rows, batch_size=1000)
-            for message in queued:
-                enqueue_delivery(message_id=message.pk, bulk=True, schema=tenant.schema_name)
+            Message.objects.bulk_create(rows, batch_size=1000)
+            broker.flush_all()  # the firsts' jobs: one job per number instead
+            for key in redis_client.scan_iter("wacrm:wa:bulk:*"):
+                redis_client.delete(key)
+            for channel in channels:
+                enqueue_bulk_number(channel_id=channel.pk, schema=tenant.schema_name)
             queued_in = time.perf_counter() - queue_started
         print(f"    {total} campaign messages queued through the reply path in {queued_in:.1f} s")
         httpx.post(f"http://127.0.0.1:{sandbox_port}/_sandbox/reset")
@@ -238,6 +288,7 @@ def main() -> dict[str, Any]:
                 "bench-campaign-worker.log",
             )
         ]
+        profilers = _profile(profile_dir, {"worker": workers[0].pid, "web": web.pid, "sandbox": sandbox.pid})
         replies: list[tuple[int, float]] = []  # (message id, time.time() when queued)
 
         def agent() -> None:
@@ -285,6 +336,9 @@ def main() -> dict[str, Any]:
                 statuses_done = None
             failed = Message.objects.filter(bulk=True, status="failed").count()
             read = Message.objects.filter(bulk=True, status="read").count()
+        for profiler in profilers:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=60)
         cpu_after = {
             "web": _tree_cpu(web.pid),
             "sandbox": _tree_cpu(sandbox.pid),
@@ -296,6 +350,11 @@ def main() -> dict[str, Any]:
         seconds = max(s["at"] for s in campaign) - min(s["at"] for s in campaign)
         delays = [at[f"wacrm:{pk}"] - queued_at for pk, queued_at in replies if f"wacrm:{pk}" in at]
         rates = state["max_rates"]
+        per_second: dict[tuple[str, int], int] = {}
+        for send in campaign:
+            key = (send["phone_number_id"], int(send["at"]))
+            per_second[key] = per_second.get(key, 0) + 1
+        over_cap = sorted(n for n in per_second.values() if n > CAP)
         cpu = {
             role: round((cpu_after[role] - cpu_before.get(role, 0.0)) / max(1, len(campaign)) * 1000, 3)
             for role in cpu_after
@@ -307,6 +366,9 @@ def main() -> dict[str, Any]:
             "sent_by_sandbox": len(campaign),
             "per_s": round(len(campaign) / seconds) if seconds else None,
             "max_number_rate": max(rates.values()) if rates else 0,
+            # (number, wall-clock second) pairs with more campaign sends than the cap, on the sandbox's clock
+            "number_seconds": len(per_second),
+            "number_seconds_over_cap": over_cap,
             "reply_delay": summary_ms(delays),
             "replies": len(delays),
             "failed": failed,
@@ -319,7 +381,8 @@ def main() -> dict[str, Any]:
         print(
             f"campaign: {len(campaign)}/{total} sent over {NUMBERS} numbers (cap {CAP}/s) "
             f"in {seconds:.1f} s: "
-            f"{results['per_s']} msg/s; busiest number {results['max_number_rate']}/s; agent replies "
+            f"{results['per_s']} msg/s; busiest number {results['max_number_rate']}/s "
+            f"({len(over_cap)} of {len(per_second)} number-seconds over {CAP}: {over_cap}); agent replies "
             f"p50 {results['reply_delay']['p50_ms']} ms p99 {results['reply_delay']['p99_ms']} ms "
             f"(n={len(delays)}); {failed} failed; {read} read (statuses settled "
             f"{statuses_done} s after the last send); CPU ms/message {cpu}"

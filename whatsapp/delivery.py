@@ -19,13 +19,14 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import OperationalError, transaction
-from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.db import OperationalError, close_old_connections, transaction
+from django.db.models import Case, Count, F, IntegerField, Min, Q, QuerySet, Value, When
 from django.utils import timezone
+from django_tenants.utils import schema_context
 from psycopg.errors import DeadlockDetected
 
 from conversations import events
-from conversations.models import Channel, Message
+from conversations.models import Channel, Conversation, Message
 from conversations.services import apply_message_status
 from core.redis_client import redis_client
 from crm.services.identities import identity_for_sending
@@ -143,6 +144,17 @@ def marketing_limited(*, contact_id: int) -> bool:
         return False
 
 
+def _marketing_limited_among(contact_ids: list[int]) -> set[int]:
+    """marketing_limited for many contacts in one Redis call."""
+    if not contact_ids:
+        return set()
+    try:
+        found = redis_client().mget([_marketing_key(c) for c in contact_ids])
+    except Exception:  # Redis down: let Meta decide
+        return set()
+    return {c for c, value in zip(contact_ids, found, strict=True) if value is not None}
+
+
 def _record_marketing_limit(contact_id: int) -> None:
     try:
         redis_client().set(_marketing_key(contact_id), 1, ex=MARKETING_LIMIT_SECONDS)
@@ -159,6 +171,15 @@ def _mark_pairs(contact_ids: list[int]) -> None:
         for contact_id in contact_ids:
             pipe.set(_pair_key(contact_id), 1, px=int(PAIR_SECONDS * 1000))
         pipe.execute()
+    except Exception as exc:
+        log.warning("pair_marks_failed", error=repr(exc))
+
+
+def _unmark_pairs(contact_ids: list[int]) -> None:
+    if not contact_ids:
+        return
+    try:
+        redis_client().delete(*[_pair_key(c) for c in contact_ids])
     except Exception as exc:
         log.warning("pair_marks_failed", error=repr(exc))
 
@@ -505,26 +526,193 @@ def deliver_bulk(
             gate.release()
 
 
+@dataclass(frozen=True)
+class NumberRun:
+    claimed: int  # messages this job claimed
+    again: float | None  # seconds until the number's job should run again; None: nothing is queued
+    busy: bool = False  # the process ran enough batches already: nothing was looked at
+
+
+def deliver_bulk_number(
+    *,
+    channel_id: int,
+    gate: threading.Semaphore | None = None,
+    busy_delay: float = 0.05,
+    seconds: float = 5.0,
+) -> NumberRun:
+    """One number's job (the bulk lane's unit of work, instead of one job per message): batch after
+    batch of its queued bulk messages (each batch as deliver_bulk's: claimed together before any HTTP,
+    paced by the limiter, sent concurrently, results written together) for about `seconds`; first, claims
+    a dead worker left behind fail visibly (never resent). `again` is 0 when more is queued, the
+    earliest retry or pair wait when only those are left, `busy_delay` when the process already runs
+    enough batches, None when nothing of the number is queued."""
+    channel = Channel.objects.filter(pk=channel_id).first()
+    if channel is None:
+        return NumberRun(0, None)
+    _fail_abandoned(channel_id)
+    if not channel.is_active:
+        return NumberRun(0, _fail_stopped_number(channel))
+    if gate is not None and not gate.acquire(blocking=False):
+        return NumberRun(0, busy_delay, busy=True)
+    claimed = 0
+    stop = threading.Event()  # shared by the job's batches: an answer that stops the number stops them all
+    recording: Future[list[Requeue]] | None = None  # the previous batch's answers, written meanwhile
+    schema = connection.schema_name
+    try:
+        deadline = time.monotonic() + seconds
+        while channel is not None and channel.is_active and not stop.is_set():
+            batch = _start_batch(channel=channel, message_id=None, stop=stop)
+            if recording is not None:
+                recording.result()  # one batch behind at most; its errors end the job
+                recording = None
+            if batch is None:
+                break
+            claimed += batch.claimed
+            if connection.in_atomic_block:
+                _finish_batch(batch)  # a caller's transaction (tests): another connection would not see it
+            else:
+                recording = _recorder_pool().submit(_finish_in_schema, schema, batch)
+            if time.monotonic() >= deadline:
+                break
+            channel = Channel.objects.filter(pk=channel_id).first()  # an answer may have stopped it
+    finally:
+        try:
+            if recording is not None:
+                recording.result()
+        finally:
+            if gate is not None:
+                gate.release()
+    if stop.is_set() and channel is not None:
+        channel = Channel.objects.filter(pk=channel_id).first()  # stopped, or only told to slow down
+    if channel is None:
+        return NumberRun(claimed, None)
+    if not channel.is_active:
+        return NumberRun(claimed, 0.0)  # the next run fails what is left, with the reason
+    return NumberRun(claimed, next_bulk_run(channel_id=channel_id))
+
+
+def _fail_abandoned(channel_id: int) -> None:
+    """Bulk messages of the number whose claim is older than CLAIM_TIMEOUT (a worker died mid-batch): the
+    one-message path fails them as interrupted."""
+    stale = Message.objects.filter(
+        conversation__channel_id=channel_id,
+        direction=Message.Direction.OUTBOUND,
+        bulk=True,
+        status=Message.Status.QUEUED,
+        wamid__isnull=True,
+        send_started_at__lte=timezone.now() - CLAIM_TIMEOUT,
+    )
+    for message_id in stale.values_list("pk", flat=True)[:STOPPED_BATCH]:
+        deliver_message(message_id=message_id)
+
+
+def _queued_bulk(channel_id: int) -> QuerySet[Message]:
+    return Message.objects.filter(
+        conversation__channel_id=channel_id,
+        direction=Message.Direction.OUTBOUND,
+        bulk=True,
+        status=Message.Status.QUEUED,
+        wamid__isnull=True,
+        send_started_at__isnull=True,
+    )
+
+
+def next_bulk_run(*, channel_id: int) -> float | None:
+    """Seconds until the number's next queued bulk message may go (0: now), None when none is queued."""
+    earliest = _queued_bulk(channel_id).aggregate(
+        unscheduled=Count("pk", filter=Q(next_attempt_at__isnull=True)), at=Min("next_attempt_at")
+    )
+    if earliest["unscheduled"]:
+        return 0.0
+    if earliest["at"] is None:
+        return None
+    return max(0.0, (earliest["at"] - timezone.now()).total_seconds())
+
+
+STOPPED_BATCH = 200
+
+
+def _fail_stopped_number(channel: Channel) -> float | None:
+    """The number stopped (re-authorisation, disabled, Meta's spam limit): its queued bulk messages fail
+    with the reason, those waiting for a retry too (they could only fail the same way)."""
+    ids = list(_queued_bulk(channel.pk).order_by("pk").values_list("pk", flat=True)[:STOPPED_BATCH])
+    reason = (channel.unavailable_reason or "The number is not active.")[:300]
+    for message_id in ids:
+        fail_message(message_id=message_id, code=None, title=reason)
+    return 0.0 if len(ids) == STOPPED_BATCH else None
+
+
 def _deliver_batch(*, channel: Channel, message_id: int) -> list[Requeue]:
+    return _run_batch(channel=channel, message_id=message_id)[1]
+
+
+def _run_batch(*, channel: Channel, message_id: int | None) -> tuple[int, list[Requeue]]:
+    """One batch of the number's queued bulk messages (`message_id` first when given): how many were
+    claimed, and the messages to try again later."""
+    batch = _start_batch(channel=channel, message_id=message_id, stop=threading.Event())
+    if batch is None:
+        return 0, []
+    return batch.claimed, _finish_batch(batch)
+
+
+BATCH_FIELDS = (
+    "id",
+    "type",
+    "payload",
+    "bulk",
+    "reply_to_id",
+    "conversation__id",
+    "conversation__channel_id",
+    "conversation__contact__id",
+    "conversation__contact__wa_id",
+    "conversation__contact__phone",
+    "conversation__contact__whatsapp_user_id",
+)
+
+
+@dataclass
+class _Batch:
+    """A batch whose requests are in flight: what _finish_batch records."""
+
+    channel: Channel
+    claimed: int
+    inflight: list[tuple[Message, Future[tuple[str, GraphError | None, float]]]]
+    unsent: list[Message]
+    requeue: list[Requeue]
+    stop: threading.Event
+
+
+def _start_batch(*, channel: Channel, message_id: int | None, stop: threading.Event) -> _Batch | None:
+    """Claim a batch (committed before any HTTP) and send it at the number's pace (its requests in flight
+    on the HTTP pool when this returns); None when nothing was claimed. `stop` is set by an answer that
+    stops the number (auth, account, throttled): what is not sent by then stays unsent."""
     cap, onboarded = number_settings(channel)
     size = max(1, min(settings.WHATSAPP_BULK_BATCH, int(cap * settings.WHATSAPP_BULK_BATCH_SECONDS)))
     claimed = _claim_batch(channel=channel, first=message_id, size=size)
     if not claimed:
-        return []
+        return None
+    # Only what a request is built from (build_request): whole rows of four models cost more CPU per
+    # message than the rest of the batch. A quoted message (rare in bulk) is read when used.
     messages = list(
-        Message.objects.select_related("conversation__channel", "conversation__contact", "reply_to")
+        Message.objects.select_related("conversation__contact")
+        .only(*BATCH_FIELDS)
         .filter(pk__in=claimed)
         .order_by(_first(message_id), "pk")
     )
+    for message in messages:
+        message.conversation.channel = channel
     requeue: list[Requeue] = []
     categories = _template_categories(messages)
     contact_ids = [m.conversation.contact_id for m in messages]
     recent = _recent_pairs(contact_ids)
+    limited = _marketing_limited_among(
+        [m.conversation.contact_id for m in messages if _is_marketing(m, categories)]
+    )
     to_send: list[Message] = []
     deferred: list[Message] = []
     for message in messages:
         contact_id = message.conversation.contact_id
-        if _is_marketing(message, categories) and marketing_limited(contact_id=contact_id):
+        if contact_id in limited and _is_marketing(message, categories):
             fail_message(message_id=message.pk, code=131049, title=MARKETING_LIMIT_TITLE)
         elif contact_id in recent:
             deferred.append(message)  # a message reached them < 6 s ago: wait instead of a 131056
@@ -536,7 +724,6 @@ def _deliver_batch(*, channel: Channel, message_id: int) -> list[Requeue]:
 
     schema = connection.schema_name
     client = client_for(channel)
-    stop = threading.Event()  # set by a send whose answer stops the number (auth, account, throttled)
     deadline = time.monotonic() + settings.WHATSAPP_BULK_BATCH_SECONDS * 2 + 0.5
     inflight: list[tuple[Message, Future[tuple[str, GraphError | None, float]]]] = []
     unsent: list[Message] = []
@@ -558,16 +745,24 @@ def _deliver_batch(*, channel: Channel, message_id: int) -> list[Requeue]:
             body = build_request(message)
             marketing = onboarded and _is_marketing(message, categories)
             inflight.append(
-                (message, pool.submit(_post, client, channel.phone_number_id, body, marketing, stop))
+                (message, pool.submit(_post, client, channel.phone_number_id, body, marketing, stop, cap))
             )
     except BaseException:
         # Nothing of the rest went out: released (those in flight keep their claim, as any sent request).
         _release([m.pk for m in to_send[len(inflight) :]], delay=0.0)
         raise
+    # Marked when the requests go, not when they are answered: the next batch (claimed while this one's
+    # answers are recorded) must not send to the same contacts within Meta's pair limit.
+    _mark_pairs([m.conversation.contact_id for m, _ in inflight])
+    return _Batch(channel, len(claimed), inflight, unsent, requeue, stop)
 
+
+def _finish_batch(batch: _Batch) -> list[Requeue]:
+    """The answers of a batch's requests, written together; the messages to try again later."""
     sent: list[tuple[Message, str]] = []
     failed: list[tuple[Message, GraphError]] = []
-    for message, future in inflight:
+    unsent, requeue = list(batch.unsent), list(batch.requeue)
+    for message, future in batch.inflight:
         wamid, error, seconds = future.result()
         if error is not None:
             failed.append((message, error))
@@ -578,25 +773,51 @@ def _deliver_batch(*, channel: Channel, message_id: int) -> list[Requeue]:
             continue
         metrics.SEND_SECONDS.observe(seconds)
     if sent:
-        _mark_pairs([m.conversation.contact_id for m, _ in sent])
         record_messages_sent(sent=[(m.pk, wamid) for m, wamid in sent])
+    # Marked when the requests went: a contact whose message was refused or never sent may get the next.
+    _unmark_pairs(
+        [m.conversation.contact_id for m, _ in failed] + [m.conversation.contact_id for m in unsent]
+    )
     for message, error in failed:
-        outcome = handle_send_error(message_id=message.pk, channel=channel, error=error)
+        outcome = handle_send_error(message_id=message.pk, channel=batch.channel, error=error)
         if outcome.action in ("retry", "wait"):
             requeue.append(Requeue(message.pk, outcome.delay))
     if unsent:
         # Claimed, never sent: released for another job (after a pause when Meta said slow down).
-        delay = settings.WHATSAPP_THROTTLED_PAUSE_SECONDS if stop.is_set() else 0.0
+        delay = settings.WHATSAPP_THROTTLED_PAUSE_SECONDS if batch.stop.is_set() else 0.0
         _release([m.pk for m in unsent], delay=delay)
         requeue += [Requeue(m.pk, delay) for m in unsent]
     return requeue
 
 
-def _first(message_id: int) -> Case:
+_recorders: ThreadPoolExecutor | None = None
+
+
+def _recorder_pool() -> ThreadPoolExecutor:
+    """Threads that write a batch's answers while its number's next batch is sent (their own database
+    connections, kept open as the worker threads' are)."""
+    global _recorders
+    with _pool_lock:
+        if _recorders is None:
+            _recorders = ThreadPoolExecutor(
+                max_workers=max(1, settings.WHATSAPP_BULK_JOBS_PER_PROCESS), thread_name_prefix="wa-record"
+            )
+    return _recorders
+
+
+def _finish_in_schema(schema: str, batch: _Batch) -> list[Requeue]:
+    close_old_connections()  # a connection the database dropped since the last batch is replaced
+    with schema_context(schema):
+        return _finish_batch(batch)
+
+
+def _first(message_id: int | None) -> Case | Value:
+    if message_id is None:
+        return Value(0)
     return Case(When(pk=message_id, then=Value(0)), default=Value(1), output_field=IntegerField())
 
 
-def _claim_batch(*, channel: Channel, first: int, size: int) -> list[int]:
+def _claim_batch(*, channel: Channel, first: int | None, size: int) -> list[int]:
     """Claim up to `size` queued bulk messages of the number (`first` first), at most one per conversation
     (Meta's pair rate limit), skipping rows another batch holds; committed before any HTTP."""
     now = timezone.now()
@@ -658,9 +879,37 @@ def _bulk_slots(*, schema: str, channel: Channel, cap: int, count: int, deadline
         time.sleep(min(max(slots.wait, 0.001), 0.05))
 
 
+# When each number's next bulk request may leave this process (time.monotonic()). Requests are submitted
+# at their limiter slots, but a busy process (CPU, GIL, a garbage collection) can hold several threads past
+# theirs: each takes its turn when it actually goes, so after a stall they leave spaced, not in a burst.
+_spacing: dict[str, float] = {}
+_spacing_lock = threading.Lock()
+
+
+def _space(phone_number_id: str, cap: int) -> None:
+    """Wait until the number's previous bulk request left at least one interval of the bulk pace (the
+    cap's WHATSAPP_BULK_SHARE) ago, also when a late batch catches up."""
+    interval = 1.0 / max(0.1, cap * settings.WHATSAPP_BULK_SHARE)
+    while True:
+        with _spacing_lock:
+            now = time.monotonic()
+            free = _spacing.get(phone_number_id, 0.0)
+            if now >= free:
+                _spacing[phone_number_id] = now + interval
+                return
+        time.sleep(free - now)
+
+
 def _post(
-    client: GraphClient, phone_number_id: str, body: dict[str, Any], marketing: bool, stop: threading.Event
+    client: GraphClient,
+    phone_number_id: str,
+    body: dict[str, Any],
+    marketing: bool,
+    stop: threading.Event,
+    cap: int = 0,
 ) -> tuple[str, GraphError | None, float]:
+    if cap:
+        _space(phone_number_id, cap)
     started = time.perf_counter()
     if stop.is_set():
         return "", None, 0.0  # an earlier answer stopped the number: this one never goes out
@@ -711,50 +960,49 @@ def record_messages_sent(*, sent: list[tuple[int, str]]) -> None:
 
 
 def _record_messages_sent(*, sent: list[tuple[int, str]]) -> None:
-    wamids = dict(sent)
-    # Locked in wamid order, the order of the inbound worker's status rounds (services.webhooks).
-    by_wamid = sorted(wamids, key=lambda pk: wamids[pk])
-    in_wamid_order = Case(
-        *[When(pk=pk, then=Value(rank)) for rank, pk in enumerate(by_wamid)], output_field=IntegerField()
-    )
-    now = timezone.now()
-    with transaction.atomic():
-        messages = list(
-            Message.objects.select_for_update(of=("self",))
-            .select_related("conversation")
-            .filter(pk__in=by_wamid)
-            .order_by(in_wamid_order)
+    """Set-wise: the rows locked in wamid order (the order of the inbound worker's status rounds,
+    services.webhooks), one UPDATE from the (id, wamid) pairs, one event INSERT; no model instances."""
+    in_wamid_order = sorted(sent, key=lambda pair: pair[1])
+    ids = [pk for pk, _ in in_wamid_order]
+    wamids = [wamid for _, wamid in in_wamid_order]
+    table = Message._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT m.id FROM {table} m JOIN unnest(%s::bigint[]) WITH ORDINALITY AS v(id, n) "
+            "ON m.id = v.id ORDER BY v.n FOR UPDATE OF m",
+            [ids],
         )
-        for message in messages:
-            message.wamid = wamids[message.pk]
-            message.send_started_at = None
-            message.next_attempt_at = None
-            message.error_code = None
-            message.error_title = ""
-            message.error_details = ""
-            if Message.STATUS_RANK[message.status] < Message.STATUS_RANK["sent"]:
-                message.status = Message.Status.SENT
-            if message.sent_at is None:
-                message.sent_at = now
-            metrics.MESSAGES.labels(direction="out", type=message.type, status="sent").inc()
-        Message.objects.bulk_update(messages, SENT_FIELDS)
+        cursor.execute(
+            f"UPDATE {table} m SET wamid = v.wamid, send_started_at = NULL, next_attempt_at = NULL, "
+            "error_code = NULL, error_title = '', error_details = '', "
+            "status = CASE WHEN m.status = %s THEN %s ELSE m.status END, sent_at = COALESCE(m.sent_at, %s) "
+            "FROM unnest(%s::bigint[], %s::text[]) AS v(id, wamid) WHERE m.id = v.id "
+            "RETURNING m.id, m.conversation_id, m.status, m.type",
+            [Message.Status.QUEUED, Message.Status.SENT, timezone.now(), ids, wamids],
+        )
+        updated = cursor.fetchall()
+        for message_type in {row[3] for row in updated}:
+            metrics.MESSAGES.labels(direction="out", type=message_type, status="sent").inc(
+                sum(1 for row in updated if row[3] == message_type)
+            )
+        conversations = Conversation.objects.only("id", "assignee_id", "team_id").in_bulk(
+            {row[1] for row in updated}
+        )
         events.publish_events(
             [
                 events.Event(
-                    message.conversation,
+                    conversations[conversation_id],
                     {
                         "type": "message.updated",
-                        "conversation": message.conversation_id,
-                        "message": message.pk,
-                        "status": message.status,
+                        "conversation": conversation_id,
+                        "message": pk,
+                        "status": status,
                     },
                 )
-                for message in messages
+                for pk, conversation_id, status, _type in updated
             ]
         )
-        pending = set(
-            PendingStatus.objects.filter(wamid__in=list(wamids.values())).values_list("wamid", flat=True)
-        )
-        for message in messages:
-            if message.wamid in pending:
+        pending = set(PendingStatus.objects.filter(wamid__in=wamids).values_list("wamid", flat=True))
+        if pending:
+            for message in Message.objects.select_related("conversation").filter(wamid__in=pending):
                 apply_pending_statuses(message=message)

@@ -117,6 +117,9 @@ class SandboxState:
     webhook_url: str | None = None
     auto_statuses: bool = True
     status_delay: float = 0.05
+    # Statuses due together go out in one webhook body (up to this many, as Meta batches `value.statuses`
+    # under load); 1 posts each status alone.
+    status_batch: int = 1
     sent: list[dict[str, Any]] = field(default_factory=list)
     read_receipts: list[dict[str, Any]] = field(default_factory=list)
     failures: list[FailureRule] = field(default_factory=list)
@@ -147,6 +150,9 @@ class Sandbox:
         webhook_url: str | None = None,
         auto_statuses: bool = True,
         status_delay: float = 0.05,
+        status_batch: int = 1,
+        status_posters: int = 1,
+        redeliver: bool = False,
     ) -> None:
         self.lock = threading.Lock()
         self.state = SandboxState(
@@ -154,10 +160,16 @@ class Sandbox:
             webhook_url=webhook_url,
             auto_statuses=auto_statuses,
             status_delay=status_delay,
+            status_batch=max(1, status_batch),
         )
+        # Threads posting webhooks at once (Meta posts concurrently); 1 keeps them in strict due order.
+        self.status_posters = max(1, status_posters)
+        # A webhook the app answered 5xx (overloaded: its acknowledgement deadline) is posted again.
+        self.redeliver = redeliver
         self._ids = itertools.count(1)
         # Ordered by due time, so statuses of many sends go out in time order (sent → delivered → read).
-        self._statuses: queue.PriorityQueue[tuple[float, int, bytes | None]] = queue.PriorityQueue()
+        # An item is a whole webhook body, or one status (its number, its entry) that may share a body.
+        self._statuses: queue.PriorityQueue[tuple[float, int, bytes | _Status | None]] = queue.PriorityQueue()
         self._seq = itertools.count()
         self.server = _Server((host, port), Handler)
         self.server.daemon_threads = True
@@ -178,14 +190,16 @@ class Sandbox:
         return f"{self.base}/v21.0"
 
     def start(self) -> Sandbox:
-        for target in (self.server.serve_forever, self._post_statuses):
+        targets = [self.server.serve_forever] + [self._post_statuses] * self.status_posters
+        for target in targets:
             thread = threading.Thread(target=target, daemon=True, name=f"sandbox-{target.__name__}")
             thread.start()
             self._threads.append(thread)
         return self
 
     def stop(self) -> None:
-        self._statuses.put((0.0, -1, None))
+        for _ in range(self.status_posters):
+            self._statuses.put((0.0, -1, None))
         self.server.shutdown()
         self.server.server_close()
 
@@ -197,15 +211,20 @@ class Sandbox:
                 self.state.webhook_url,
                 self.state.auto_statuses,
                 self.state.status_delay,
+                self.state.status_batch,
             )
             self.state = SandboxState(
-                app_secret=keep[0], webhook_url=keep[1], auto_statuses=keep[2], status_delay=keep[3]
+                app_secret=keep[0],
+                webhook_url=keep[1],
+                auto_statuses=keep[2],
+                status_delay=keep[3],
+                status_batch=keep[4],
             )
 
     def configure(self, **options: Any) -> None:
         with self.lock:
             for key, value in options.items():
-                if key not in ("webhook_url", "auto_statuses", "status_delay", "app_secret"):
+                if key not in ("webhook_url", "auto_statuses", "status_delay", "app_secret", "status_batch"):
                     raise ValueError(f"unknown sandbox option {key}")
                 setattr(self.state, key, value)
 
@@ -651,8 +670,7 @@ class Sandbox:
                 statuses = ["failed"]
             pricing = self._pricing(phone_number_id, body)
         for index, status in enumerate(statuses):
-            payload = status_payload(
-                phone_number_id=phone_number_id,
+            entry = status_entry(
                 wamid=wamid,
                 status=status,
                 to=str(to or ""),
@@ -660,7 +678,13 @@ class Sandbox:
                 error=(rule.code, rule.title or ERROR_TITLES.get(rule.code, "Error")) if rule else None,
                 pricing=pricing,
             )
-            self._statuses.put((now + self.state.status_delay * (index + 1), next(self._seq), payload))
+            self._statuses.put(
+                (
+                    now + self.state.status_delay * (index + 1),
+                    next(self._seq),
+                    _Status(phone_number_id, entry),
+                )
+            )
         addressed = {"user_id": to} if _is_user_id(to) else {"wa_id": str(to or "").lstrip("+")}
         return 200, {
             "messaging_product": "whatsapp",
@@ -668,22 +692,43 @@ class Sandbox:
             "messages": [{"id": wamid, "message_status": "accepted"}],
         }
 
+    def _next_body(self) -> bytes | None:
+        """The next webhook body, when it is due: a whole body, or the statuses due by then (up to
+        status_batch of them, in due order) in one body, each number's in its own change."""
+        due, _, item = self._statuses.get()
+        if item is None:
+            return None
+        delay = due - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        if not isinstance(item, _Status):
+            return item
+        batch = [item]
+        limit = self.state.status_batch
+        while len(batch) < limit:
+            try:
+                head = self._statuses.get_nowait()
+            except queue.Empty:
+                break
+            if head[0] > time.time() + BATCH_WINDOW or not isinstance(head[2], _Status):
+                self._statuses.put(head)  # not due yet, or a body of its own: left for its turn
+                break
+            batch.append(head[2])
+        return status_body(batch)
+
     def _post_statuses(self) -> None:
         with httpx.Client(timeout=5) as client:
             while True:
-                due, _, body = self._statuses.get()
+                body = self._next_body()
                 if body is None:
                     return
-                delay = due - time.time()
-                if delay > 0:
-                    time.sleep(delay)
                 url = self.state.webhook_url
                 if not url:
                     with self.lock:
                         self.state.outbox.append(body)
                     continue
                 try:
-                    client.post(
+                    answer = client.post(
                         url,
                         content=body,
                         headers={"Content-Type": "application/json", "X-Hub-Signature-256": self.sign(body)},
@@ -691,6 +736,14 @@ class Sandbox:
                 except httpx.HTTPError:
                     with self.lock:
                         self.state.outbox.append(body)
+                    continue
+                if answer.status_code >= 500 and self.redeliver:
+                    # Meta delivers a refused webhook again later (with backoff); here after a second.
+                    self._statuses.put((time.time() + 1.0, next(self._seq), body))
+
+
+# Statuses due within this much of the batch's first share its body (Meta's batches are not exact either).
+BATCH_WINDOW = 0.05
 
 
 class _Server(ThreadingHTTPServer):
@@ -716,9 +769,14 @@ def error_body(code: int, title: str, details: str = "") -> dict[str, Any]:
     }
 
 
-def status_payload(
+@dataclass(frozen=True)
+class _Status:
+    phone_number_id: str
+    entry: dict[str, Any]
+
+
+def status_entry(
     *,
-    phone_number_id: str,
     wamid: str,
     status: str,
     to: str,
@@ -726,7 +784,8 @@ def status_payload(
     error: tuple[int, str] | None = None,
     timestamp: int | None = None,
     pricing: dict[str, Any] | None = None,
-) -> bytes:
+) -> dict[str, Any]:
+    """One element of a webhook's `value.statuses`."""
     entry: dict[str, Any] = {
         "id": wamid,
         "status": status,
@@ -755,16 +814,44 @@ def status_payload(
                 "error_data": {"details": error[1]},
             }
         ]
-    value = {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
-        "statuses": [entry],
-    }
-    body = {
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "0", "changes": [{"value": value, "field": "messages"}]}],
-    }
+    return entry
+
+
+def status_body(statuses: list[_Status]) -> bytes:
+    """One webhook body carrying these statuses: one change per number, its statuses in order."""
+    by_number: dict[str, list[dict[str, Any]]] = {}
+    for item in statuses:
+        by_number.setdefault(item.phone_number_id, []).append(item.entry)
+    changes = [
+        {
+            "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
+                "statuses": entries,
+            },
+            "field": "messages",
+        }
+        for phone_number_id, entries in by_number.items()
+    ]
+    body = {"object": "whatsapp_business_account", "entry": [{"id": "0", "changes": changes}]}
     return json.dumps(body).encode()
+
+
+def status_payload(
+    *,
+    phone_number_id: str,
+    wamid: str,
+    status: str,
+    to: str,
+    opaque: str | None = None,
+    error: tuple[int, str] | None = None,
+    timestamp: int | None = None,
+    pricing: dict[str, Any] | None = None,
+) -> bytes:
+    entry = status_entry(
+        wamid=wamid, status=status, to=to, opaque=opaque, error=error, timestamp=timestamp, pricing=pricing
+    )
+    return status_body([_Status(phone_number_id, entry)])
 
 
 def unreadable_object(object_id: str) -> dict[str, Any]:
@@ -1174,6 +1261,18 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument("--status-delay", type=float, default=0.5, help="seconds between status webhooks")
     parser.add_argument("--no-statuses", action="store_true", help="do not post status webhooks")
     parser.add_argument(
+        "--status-batch",
+        type=int,
+        default=1,
+        help="statuses due together share one webhook body, up to this many (Meta batches them under load)",
+    )
+    parser.add_argument(
+        "--status-posters", type=int, default=1, help="threads posting status webhooks at once"
+    )
+    parser.add_argument(
+        "--redeliver", action="store_true", help="post a webhook the app answered 5xx again a second later"
+    )
+    parser.add_argument(
         "--template-review-delay",
         type=float,
         default=3.0,
@@ -1200,6 +1299,9 @@ def main() -> None:
         webhook_url=args.webhook_url or None,
         auto_statuses=not args.no_statuses,
         status_delay=args.status_delay,
+        status_batch=args.status_batch,
+        status_posters=args.status_posters,
+        redeliver=args.redeliver,
     ).start()
     if args.templates_for:
         sandbox.set_templates(args.templates_for, DEMO_TEMPLATES)

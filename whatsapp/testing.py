@@ -65,7 +65,7 @@ def _fresh_redis_state() -> None:
     from whatsapp.delivery import _number_settings
 
     client = redis.Redis.from_url(settings.REDIS_URL)
-    for pattern in ("wacrm:wa:rate:*", "wacrm:wa:pair:*", "wacrm:wa:mktlimit:*"):
+    for pattern in ("wacrm:wa:rate:*", "wacrm:wa:pair:*", "wacrm:wa:mktlimit:*", "wacrm:wa:bulk:*"):
         for key in client.scan_iter(pattern):
             client.delete(key)
     client.delete(WAKE_KEY)

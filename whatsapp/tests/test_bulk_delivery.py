@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import redis
 from django.test import TestCase
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -13,7 +14,7 @@ from django_tenants.utils import schema_context
 from conversations.models import Conversation, Message
 from conversations.services import send_template_message, send_text_message
 from crm.models import Contact
-from whatsapp import delivery
+from whatsapp import actors, delivery
 from whatsapp.models import MessageTemplate, NumberHealth
 from whatsapp.testing import PNID_A, WABA_A, queued_jobs, run_jobs
 
@@ -64,10 +65,10 @@ def send_bulk_template(conversations, tpl) -> list[Message]:
 
 def test_one_bulk_job_sends_several_queued_messages_of_the_number(channel_a, in_alpha, sandbox):
     messages = send_bulk(audience(channel_a, 6))
-    assert queued_jobs() == ["send_bulk_message"] * 6
+    assert queued_jobs() == ["send_bulk_number"]  # one job for the number, not one per message
     run_jobs(max_jobs=1)
-    assert len(sandbox.sent(PNID_A)) == 6  # the first job took them all
-    run_jobs()  # the other five jobs find their message sent and do nothing
+    assert len(sandbox.sent(PNID_A)) == 6  # the job took them all
+    assert queued_jobs() == []  # nothing left: it did not enqueue itself again
     assert len(sandbox.sent(PNID_A)) == 6
     wamids = {s["body"]["biz_opaque_callback_data"]: s["wamid"] for s in sandbox.sent()}
     for message in messages:
@@ -81,6 +82,7 @@ def test_a_batch_is_at_most_what_the_number_sends_in_half_a_second(channel_a, in
     channel_a.throughput_cap = 4  # 4/s → batches of 2
     channel_a.save(update_fields=["throughput_cap"])
     settings.WHATSAPP_BULK_SHARE = 1.0
+    settings.WHATSAPP_BULK_BATCH_SECONDS = 0.5
     messages = send_bulk(audience(channel_a, 5))
     assert delivery.deliver_bulk(message_id=messages[3].pk) == []
     assert [s["body"]["biz_opaque_callback_data"] for s in sandbox.sent()] == [
@@ -200,3 +202,19 @@ def test_a_number_not_onboarded_sends_marketing_templates_to_messages(channel_a,
     send_bulk_template(audience(channel_a, 1), template())
     run_jobs()
     assert [s["endpoint"] for s in sandbox.sent()] == ["messages"]
+
+
+def test_a_second_job_of_a_number_ends_at_once_while_one_runs(
+    channel_a, tenant_a, in_alpha, sandbox, settings
+):
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    running = actors._number_flag("running", tenant_a.schema_name, channel_a.pk)
+    client.set(running, 1)  # another worker's job of the number is sending
+    send_bulk(audience(channel_a, 2))
+    run_jobs()
+    assert sandbox.sent() == []  # the second job ended at once
+    client.delete(running)
+    actors.send_bulk_number.fn(channel_a.pk)  # the next job of the number (or the running one, looking again)
+    run_jobs()
+    assert len(sandbox.sent(PNID_A)) == 2
+    assert queued_jobs() == []
