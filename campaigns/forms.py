@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
+from conversations import channels
 from conversations.models import Channel
 
 
@@ -46,7 +47,9 @@ class CampaignForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.zone = zone
         active = Channel.objects.filter(status=Channel.Status.ACTIVE).order_by("id")
-        self.fields["channel"].queryset = active  # type: ignore[attr-defined]
+        # Only numbers whose provider sends templates can run a campaign (the page says why the others not).
+        usable = [c.pk for c in active if channels.supports(c, channels.TEMPLATES)]
+        self.fields["channel"].queryset = active.filter(pk__in=usable)  # type: ignore[attr-defined]
 
     def template_ref(self) -> tuple[str, str]:
         name, _, language = self.cleaned_data["template"].partition("|")

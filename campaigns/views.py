@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from campaigns import selectors, services
 from campaigns.forms import CampaignForm
 from campaigns.models import Campaign
+from conversations import channels as channel_registry
 from conversations.models import Channel
 from core import csvsafe
 from core.errors import ServiceError
@@ -64,13 +65,16 @@ def campaign_settings(request: HttpRequest) -> HttpResponse:
 def _form_context(
     request: HttpRequest, form: CampaignForm, preview: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    channels = list(Channel.objects.filter(status=Channel.Status.ACTIVE).order_by("id"))
+    active = list(Channel.objects.filter(status=Channel.Status.ACTIVE).order_by("id"))
+    channels = [c for c in active if channel_registry.supports(c, channel_registry.TEMPLATES)]
     templates = [(c, selectors.sendable_templates(c)) for c in channels]
     return {
         "nav": "campaigns",
         "form": form,
         "templates": templates,
         "channels": channels,
+        # Numbers whose provider has no templates (a WhatsApp Web number): the page says why they are missing.
+        "without_templates": [c for c in active if c not in channels],
         "preview": preview,
     }
 

@@ -18,6 +18,21 @@ from config.supervisor import read_procfile, supervise
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def waha_walkthrough(web_port: str, waha_port: str) -> str:
+    """How to link a number through the WAHA sandbox (a WhatsApp-Web session) and message it."""
+    sandbox = f"http://127.0.0.1:{waha_port}"
+    return (
+        f"  WAHA sandbox:   {sandbox}/  (a fake WhatsApp-Web gateway: its page has the QR codes)\n"
+        f"    1. http://demo.localhost:{web_port}/ → Settings → WhatsApp numbers → Link with QR code\n"
+        f'    2. "scan" it: the Scan (link) button on {sandbox}/, or\n'
+        f"       curl -X POST {sandbox}/_sandbox/sessions/<session>/link\n"
+        "    3. a customer writes: the form on the sandbox's page, or\n"
+        '       make manage ARGS="simulate_inbound --tenant demo --number +15550001111 '
+        '--from +15557654321 --text Hi"\n'
+        "    4. answer from the inbox; the ticks follow (sent, delivered, read)\n"
+    )
+
+
 def main() -> int:
     os.environ.setdefault("DJANGO_ENV", "development")
     # Every process writes its metrics here and the web's /metrics adds them up (config/prometheus.py).
@@ -34,6 +49,7 @@ def main() -> int:
             f"\n  Platform admin: http://localhost:{port}/admin/\n"
             f"  Demo tenant:    http://demo.localhost:{port}/  (admin: http://demo.localhost:{port}/admin/)\n"
             f"  Health:         http://localhost:{port}/healthz\n"
+            f"{waha_walkthrough(port, env.get('WAHA_SANDBOX_PORT', '8003'))}"
             "  Ctrl-C stops everything.\n",
             flush=True,
         )

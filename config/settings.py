@@ -115,6 +115,9 @@ TENANT_MODEL = "tenants.Tenant"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 # New tenants clone this migrated template schema instead of running every migration.
 TENANT_BASE_SCHEMA = "tenant_template"
+# Spare clones of the template kept ready (tenants.cloning.refill_spares): creating a tenant renames one
+# instead of cloning (~one fsync per index) while the user waits. 0: every creation clones.
+TENANT_SPARE_SCHEMAS = env.int("TENANT_SPARE_SCHEMAS", default=0 if TESTING else 3)
 TENANT_CREATION_FAKES_MIGRATIONS = True
 # SET search_path once per connection and schema switch, not before every query (a round trip each).
 # django-tenants forgets what it set on rollback, savepoint rollback and close, so the path is re-set
@@ -454,8 +457,8 @@ WHATSAPP_BULK_BOOK_AHEAD_SECONDS = env.float("WHATSAPP_BULK_BOOK_AHEAD_SECONDS",
 # The bulk sender: messages of one number claimed per job (at most what its cap sends in
 # WHATSAPP_BULK_BATCH_SECONDS), HTTP requests in flight per worker process, and how long a number pauses
 # all sends when Meta answers 130429 (throughput exceeded).
-WHATSAPP_BULK_BATCH = env.int("WHATSAPP_BULK_BATCH", default=50)
-WHATSAPP_BULK_BATCH_SECONDS = env.float("WHATSAPP_BULK_BATCH_SECONDS", default=0.5)
+WHATSAPP_BULK_BATCH = env.int("WHATSAPP_BULK_BATCH", default=100)
+WHATSAPP_BULK_BATCH_SECONDS = env.float("WHATSAPP_BULK_BATCH_SECONDS", default=1.0)
 WHATSAPP_SEND_CONCURRENCY = env.int("WHATSAPP_SEND_CONCURRENCY", default=64)
 # Bulk batches one worker process runs at once: two fewer than its threads (--threads, 8), one for the
 # inbound drain (status webhooks) and one for agent and AI replies.
@@ -479,6 +482,24 @@ META_EMBEDDED_SIGNUP_CONFIG_ID = env.str("META_EMBEDDED_SIGNUP_CONFIG_ID", defau
 # no such call); off, it reports the number's latest webhook instead.
 WHATSAPP_SANDBOX_TEST_EVENTS = env.bool("WHATSAPP_SANDBOX_TEST_EVENTS", default=DEVELOPMENT or TESTING)
 
+# WhatsApp Web sessions through a self-hosted WAHA gateway (waha/): the platform-wide server and its API key,
+# used by numbers linked with the server URL and key left blank (a tenant may bring its own server instead).
+# Development and tests default to the bundled WAHA sandbox (waha/sandbox.py) on WAHA_SANDBOX_PORT.
+WAHA_SANDBOX_PORT = env.int("WAHA_SANDBOX_PORT", default=8003)
+WAHA_URL = env.str(
+    "WAHA_URL", default=f"http://127.0.0.1:{WAHA_SANDBOX_PORT}" if (DEVELOPMENT or TESTING) else ""
+).rstrip("/")
+WAHA_API_KEY = secret("WAHA_API_KEY", development="waha-sandbox-key")
+# The base of the webhook URL WAHA is told (…/webhooks/waha/<id>/); empty: the public host's URL. Set it when
+# WAHA reaches this app by another address (a container network).
+WAHA_WEBHOOK_BASE_URL = env.str("WAHA_WEBHOOK_BASE_URL", default="").rstrip("/")
+# A session without a message in or out for this many days is stopped by the scheduler (0: never).
+WAHA_SESSION_IDLE_EXPIRY = env.int("WAHA_SESSION_IDLE_EXPIRY", default=14)
+# Automatic restarts of a FAILED session (30 s, 1 min, 2 min… apart) before it needs attention.
+WAHA_RECONNECT_ATTEMPTS = env.int("WAHA_RECONNECT_ATTEMPTS", default=6)
+# WAHA webhook bodies larger than this are refused (413) before they are read or stored.
+WAHA_WEBHOOK_MAX_BYTES = env.int("WAHA_WEBHOOK_MAX_BYTES", default=3 * 1024 * 1024)
+
 # The OpenAI-compatible LLM sandbox (knowledge/llm_sandbox.py) `make run` starts on LLM_SANDBOX_PORT, as in
 # the Procfile: the demo tenant's LLM. Empty in production (no sandbox). Tenants use an LLM only when
 # configured to.
@@ -494,10 +515,12 @@ LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=20.0)
 # the private-address refusal still on for everything else.
 _graph_host = urlsplit(WHATSAPP_GRAPH_URL).hostname
 _llm_sandbox_host = urlsplit(LLM_SANDBOX_URL).hostname
+_waha_host = urlsplit(WAHA_URL).hostname
 OUTBOUND_ALLOWED_HOSTS = (
     env.list("OUTBOUND_ALLOWED_HOSTS", default=[])
     + ([_graph_host] if _graph_host else [])
     + ([_llm_sandbox_host] if _llm_sandbox_host else [])
+    + ([_waha_host] if _waha_host else [])
 )
 # Knowledge sources (knowledge/): the largest file or web page accepted for indexing.
 KNOWLEDGE_MAX_FILE_BYTES = env.int("KNOWLEDGE_MAX_FILE_BYTES", default=20 * 1024 * 1024)
@@ -620,12 +643,18 @@ PERIODIC_JOBS: dict[str, tuple[str, int]] = {
     "cleanup_sessions": ("tenants.actors.cleanup_expired_sessions", 3600),
     "whatsapp_sweep_webhooks": ("whatsapp.actors.sweep_webhook_events", 30),
     "whatsapp_requeue_sends": ("whatsapp.actors.requeue_stuck_sends", 60),
+    "waha_requeue_sends": ("waha.delivery.requeue_stuck_waha_sends", 60),
+    "waha_sweep_events": ("waha.events.sweep_waha_events", 30),
+    "waha_cleanup_events": ("waha.events.cleanup_waha_events", 3600),
     "whatsapp_sync_templates": ("whatsapp.actors.sync_all_templates", 6 * 3600),
     "whatsapp_cleanup": ("whatsapp.actors.cleanup_whatsapp_records", 3600),
     "inbox_housekeeping": ("conversations.actors.inbox_housekeeping", 60),
     "tenants_purge_deleted": ("tenants.actors.purge_deleted_tenants", 3600),
+    "tenants_refill_spares": ("tenants.actors.refill_spare_schemas", 300),
     "campaigns_tick": ("campaigns.actors.campaigns_tick", 10),
     "notifications_digest": ("crm.actors.send_assignment_digests", 600),
+    "waha_poll_sessions": ("waha.actors.poll_sessions", 60),
+    "waha_expire_idle_sessions": ("waha.actors.expire_idle_sessions", 3600),
 }
 if BACKUP_SCHEDULE_SECONDS > 0:
     PERIODIC_JOBS["tenants_backup"] = ("tenants.actors.backup_all_tenants", BACKUP_SCHEDULE_SECONDS)

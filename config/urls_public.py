@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.views.generic import TemplateView
 
 from config.metrics import metrics_view
+from waha.webhook import waha_webhook
 from whatsapp.views import whatsapp_webhook
 
 urlpatterns = [
@@ -14,6 +15,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),
     path("webhooks/whatsapp/", whatsapp_webhook, name="whatsapp-webhook"),
+    path("webhooks/waha/<str:webhook_id>/", waha_webhook, name="waha-webhook"),
 ]
 
 handler404 = "config.errors.not_found"

@@ -10,6 +10,7 @@ from rest_framework.permissions import AllowAny
 from config.metrics import metrics_view
 from crm.auth import LoginView, PasswordResetConfirmView, PasswordResetView
 from crm.two_factor_views import two_factor_login
+from waha.webhook import waha_webhook
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/inbox/", permanent=False), name="home"),
@@ -29,6 +30,8 @@ urlpatterns = [
         "password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"
     ),
     path("metrics", metrics_view, name="metrics"),
+    # Served on every host like the Cloud API webhook: the webhook id, not the host, names the number.
+    path("webhooks/waha/<str:webhook_id>/", waha_webhook, name="waha-webhook"),
     path("", include("conversations.urls")),
 ]
 
@@ -49,6 +52,7 @@ urlpatterns += [
     path("", include("integrations.urls")),
     path("", include("knowledge.ai_urls")),
     path("", include("knowledge.urls")),
+    path("", include("waha.urls")),
     path("", include("whatsapp.urls")),
     path("", include("whatsapp.template_urls")),
     path("api/v1/", include(api_v1)),

@@ -88,10 +88,15 @@ class ConversationSerializer(serializers.ModelSerializer):
             "created_at",
         ]
 
+    # A number whose provider has no 24-hour window (channels.SERVICE_WINDOW): always open, no end.
     def get_window_open(self, obj: Conversation) -> bool:
+        if not channels.supports(obj.channel, channels.SERVICE_WINDOW):
+            return True
         return rules.is_window_open(obj.contact.last_inbound_at)
 
     def get_window_closes_at(self, obj: Conversation) -> Any:
+        if not channels.supports(obj.channel, channels.SERVICE_WINDOW):
+            return None
         return rules.window_closes_at(obj.contact.last_inbound_at)
 
 
@@ -205,9 +210,11 @@ class StartConversationSerializer(SendMessageSerializer):
 # window, no number, no such uploaded media, a file over the limit, a reused Idempotency-Key...).
 REFUSED = OpenApiResponse(
     ErrorResponseSerializer,
-    description="Refused by a sending rule; `code` says which: `outside_window`, `no_channel`, "
-    "`channel_inactive`, `contact_blocked` (nothing goes to a blocked contact), `opted_out` (a MARKETING "
-    "template to a contact who opted out), `template_parameters`, `invalid_media`...",
+    description="Refused by a sending rule; `code` says which: `outside_window` (numbers with the 24-hour "
+    "window: Cloud API numbers), `no_channel`, `channel_inactive`, `contact_blocked` (nothing goes to a "
+    "blocked contact), `opted_out` (a MARKETING template to a contact who opted out), `template_parameters`, "
+    "`templates_unsupported` / `interactive_unsupported` (a WhatsApp-Web number has neither), "
+    "`invalid_media`...",
 )
 
 

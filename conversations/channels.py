@@ -20,7 +20,10 @@ INTERACTIVE = "interactive"
 REACTIONS = "reactions"
 READ_RECEIPTS = "read_receipts"
 TYPING = "typing"
-CAPABILITIES = frozenset({TEMPLATES, INTERACTIVE, REACTIONS, READ_RECEIPTS, TYPING})
+# Meta's 24-hour customer-service window: free-form messages only within 24 h of the customer's last
+# message, templates outside it. A provider without it (a WhatsApp-Web gateway) sends free-form any time.
+SERVICE_WINDOW = "service_window"
+CAPABILITIES = frozenset({TEMPLATES, INTERACTIVE, REACTIONS, READ_RECEIPTS, TYPING, SERVICE_WINDOW})
 
 DEFAULT_PROVIDER = "cloud_api"
 

@@ -95,6 +95,24 @@ def viewer_for(user: Any) -> Viewer:
     return Viewer(user=user, role=row["role"], team_ids=tuple(sorted(row["team_ids"] or ())))
 
 
+def viewers_for(users: list[Any]) -> dict[int, Viewer]:
+    """viewer_for for many users in one query: {user pk: viewer}."""
+    rows = (
+        Agent.objects.filter(user_id__in=[user.pk for user in users])
+        .annotate(team_ids=ArrayAgg("teams__id", filter=Q(teams__isnull=False), default=[]))
+        .values("user_id", "role", "team_ids")
+    )
+    found = {row["user_id"]: row for row in rows}
+    out = {}
+    for user in users:
+        row = found.get(user.pk)
+        if row is None:
+            out[user.pk] = Viewer(user=user, role=Agent.Role.AGENT)
+        else:
+            out[user.pk] = Viewer(user=user, role=row["role"], team_ids=tuple(sorted(row["team_ids"] or ())))
+    return out
+
+
 def integration_viewer(*, role: str, key_name: str) -> Viewer:
     """An integration API key: tenant-wide, no person behind it."""
     return Viewer(user=None, role=role, key_name=key_name)
@@ -437,6 +455,22 @@ def approved_templates(conversation: Conversation) -> list[Any]:
     return approved_templates_for(conversation.channel)
 
 
+def number_status(channel: Any) -> str:
+    """Why nothing can be sent from the number now, in its provider's words ("" when it can send): a
+    Cloud API number that needs re-authorisation, a WhatsApp-Web session waiting for its QR code..."""
+    if channel is None:
+        return ""
+    try:
+        return channels.adapter_for(channel).number_status(channel=channel)
+    except channels.UnknownProvider as exc:
+        return exc.message
+
+
+def templates_supported(channel: Any) -> bool:
+    """Whether the number's provider sends message templates (the composer hides the picker if not)."""
+    return channel is not None and channels.supports(channel, channels.TEMPLATES)
+
+
 def approved_templates_for(channel: Any) -> list[Any]:
     """Approved templates a number can send (none without a number, or when its provider has none)."""
     if channel is None or not channels.supports(channel, channels.TEMPLATES):
@@ -465,6 +499,13 @@ def sending_numbers() -> list[Any]:
     return list(Channel.objects.order_by("display_phone", "phone_number_id"))
 
 
+def window_applies(channel: Any) -> bool:
+    """Whether Meta's 24-hour customer-service window binds this number (its provider's capability; a
+    WhatsApp-Web gateway number has none, so free-form messages go any time and the inbox shows no
+    window). A conversation without a number is judged as a Cloud API one."""
+    return channels.supports(channel, channels.SERVICE_WINDOW)
+
+
 def window_closes_at(conversation: Conversation) -> dt.datetime | None:
     """End of the 24-hour customer-service window, or None when the contact never wrote."""
     # Meta counts the window per customer, so the contact's last message decides (any conversation).
@@ -473,6 +514,8 @@ def window_closes_at(conversation: Conversation) -> dt.datetime | None:
 
 
 def window_is_open(conversation: Conversation, *, now: dt.datetime | None = None) -> bool:
+    if not window_applies(conversation.channel):
+        return True
     last = getattr(conversation.contact, "last_inbound_at", None) or conversation.last_inbound_at
     return rules.is_window_open(last, now=now)
 

@@ -132,14 +132,20 @@ def _head_context(viewer: Viewer, conversation: Conversation) -> dict[str, Any]:
 def _thread_context(viewer: Viewer, conversation: Conversation) -> dict[str, Any]:
     # Not "messages": that name is Django's flash messages, which the layout shows as banners.
     found, more = selectors.thread_messages(conversation)
-    closes = selectors.window_closes_at(conversation)
+    # A number whose provider has no 24-hour window (a WhatsApp-Web gateway) is always open, with no
+    # countdown; one without templates shows no template picker (conversations.channels capabilities).
+    applies = selectors.window_applies(conversation.channel)
+    closes = selectors.window_closes_at(conversation) if applies else None
     now = timezone.now()
     return {
         **_head_context(viewer, conversation),
         "thread_messages": found,
         "more_messages": more,
+        "window_applies": applies,
+        "templates_supported": selectors.templates_supported(conversation.channel),
+        "number_status": selectors.number_status(conversation.channel),
         "window_closes_at": closes,
-        "window_open": closes is not None and closes > now,
+        "window_open": not applies or (closes is not None and closes > now),
         "window_seconds_left": int((closes - now).total_seconds()) if closes and closes > now else 0,
         "max_text": rules.TEXT_LIMIT,
         "send_notice": consent.send_notice(conversation.contact),
@@ -835,13 +841,15 @@ def _start_context(
     if channel is None:
         # The first number that can send, so a single connected number needs no choice at all.
         channel = next((c for c in numbers if c.is_active), numbers[0] if numbers else None)
-    window_open = rules.is_window_open(contact.last_inbound_at)
+    applies = channel is None or selectors.window_applies(channel)
+    window_open = not applies or rules.is_window_open(contact.last_inbound_at)
     context: dict[str, Any] = {
         "contact": contact,
         "numbers": numbers,
         "channel": channel,
+        "window_applies": applies,
         "window_open": window_open,
-        "window_closes_at": rules.window_closes_at(contact.last_inbound_at),
+        "window_closes_at": rules.window_closes_at(contact.last_inbound_at) if applies else None,
         "error": error,
         "max_text": rules.TEXT_LIMIT,
         "text": request.POST.get("text", ""),

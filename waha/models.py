@@ -47,3 +47,42 @@ class WahaSession(models.Model):
 
     def __str__(self) -> str:
         return f"WAHA session {self.session} ({self.status})"
+
+
+class WahaEvent(models.Model):
+    """A raw WAHA webhook body, stored in its tenant's schema before WAHA hears 200 (the public route named
+    the tenant, and the number's own key verified the signature), then processed by a job; the sweeper
+    takes what Redis or the workers left pending. Kept in the tenant's schema rather than beside the
+    Cloud API's public WebhookEvent: the tenant is known before the body is read, so the customers'
+    messages never leave the tenant's schema (export, deletion and schema-based sharding include them)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored"  # nothing to do (a group, status@broadcast, an unknown event)
+        FAILED = "failed", "Failed"
+
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    webhook_id = models.CharField(max_length=64)
+    # WAHA's X-Webhook-Request-Id and the envelope's event name, for inspection.
+    request_id = models.CharField(max_length=100, blank=True)
+    event = models.CharField(max_length=40, blank=True)
+    body = models.BinaryField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    # A deferred event (its message is not stored yet: an ack or an echo that overtook it) waits until then.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "WAHA webhook event"
+        ordering = ["-received_at"]
+        indexes = [
+            models.Index(
+                fields=["received_at"], name="waha_event_pending_idx", condition=models.Q(status="pending")
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"WAHA event {self.pk} {self.event} ({self.status})"

@@ -17,6 +17,7 @@ from django_tenants.utils import get_public_schema_name, schema_context
 
 from conversations.models import Channel, Message
 from core.redis_client import redis_client
+from tenants.db import connection
 from tenants.jobs import TENANT_OPTION
 from tenants.models import WebhookEvent
 from tenants.selectors import active_tenant_schemas, tenant_schemas
@@ -218,10 +219,95 @@ def send_bulk_message(message_id: int) -> None:
         enqueue_delivery(message_id=job.message_id, bulk=True, delay=job.delay or None)
 
 
+# One bulk job per number, not per message: it sends batch after batch for this long, then enqueues
+# itself again while the number has queued bulk messages (delivery.deliver_bulk_number).
+BULK_NUMBER_SECONDS = 5.0
+# A number's job queued and not started yet (lane "now"), or waiting for a retry or pair delay ("later"):
+# a message queued meanwhile adds no job. The flag expires in case its job is lost (the sweeper and the
+# broker's redelivery cover that too).
+NUMBER_FLAG_MS = 10_000
+# Set while a number's job runs (longer than a job's BULK_NUMBER_SECONDS and its last batch; it expires if
+# the worker dies).
+RUNNING_FLAG_MS = 20_000
+
+
+def _number_flag(lane: str, schema: str, channel_id: int) -> str:
+    return f"wacrm:wa:bulk:{lane}:{schema}:{channel_id}"
+
+
+@dramatiq.actor(queue_name="bulk", max_retries=3, time_limit=60_000, priority=BULK_PRIORITY)
+def send_bulk_number(channel_id: int, lane: str = "") -> None:
+    """The number's queued bulk messages, in batches (delivery.deliver_bulk_number)."""
+    schema = connection.schema_name
+    running = _number_flag("running", schema, channel_id)
+    try:
+        if lane:  # before looking for messages: one queued after this gets a job of its own
+            redis_client().delete(_number_flag(lane, schema, channel_id))
+        # One job per number at a time: a campaign's dispatcher hands over every chunk, and a second job
+        # would only hold another thread to pace the same number.
+        alone = bool(redis_client().set(running, 1, nx=True, px=RUNNING_FLAG_MS))
+    except redis.RedisError as exc:
+        log.warning("bulk_flag_failed", error=repr(exc))
+        alone = True
+    if not alone:
+        return  # the running job looks for queued messages again after it clears its flag
+    try:
+        run = delivery.deliver_bulk_number(
+            channel_id=channel_id, gate=_bulk_batches, busy_delay=BULK_BUSY_DELAY, seconds=BULK_NUMBER_SECONDS
+        )
+    finally:
+        try:
+            redis_client().delete(running)
+        except redis.RedisError as exc:
+            log.warning("bulk_flag_failed", error=repr(exc))
+    again = run.again
+    if again is None:
+        # Messages queued while this job ran whose own job found it running: seen now that it is not.
+        again = delivery.next_bulk_run(channel_id=channel_id)
+        if again is None:
+            return
+    if lane == "later" and not run.claimed and not run.busy and again > 0:
+        return  # a delayed job that ran before anything was due (only tests run them early): no loop
+    enqueue_bulk_number(channel_id=channel_id, delay=again, schema=schema)
+
+
+def enqueue_bulk_number(*, channel_id: int, delay: float = 0.0, schema: str | None = None) -> bool:
+    """The number's bulk job, unless one is queued already that will see what is queued now."""
+    schema = schema or connection.schema_name
+    lane = "later" if delay > 0 else "now"
+    key, expires = _number_flag(lane, schema, channel_id), NUMBER_FLAG_MS + int(delay * 1000)
+    try:
+        client = redis_client()
+        if lane == "now":
+            fresh = bool(client.set(key, 1, nx=True, px=expires))
+        else:
+            # One waiting job per number, unless this one must run sooner (its due time is the value).
+            due = time.time() + delay
+            current = client.get(key)
+            fresh = current is None or float(current) > due + 0.01
+            if fresh:
+                client.set(key, f"{due:.3f}", px=expires)
+    except redis.RedisError as exc:
+        log.warning("bulk_flag_failed", error=repr(exc))
+        fresh = True
+    if not fresh:
+        return True
+    return _safe_send(send_bulk_number, channel_id, lane, delay=delay or None, schema=schema)
+
+
 def enqueue_delivery(
     *, message_id: int, bulk: bool = False, delay: float | None = None, schema: str | None = None
 ) -> bool:
-    return _safe_send(send_bulk_message if bulk else send_message, message_id, delay=delay, schema=schema)
+    """The message's send: its own job for a reply; its number's bulk job for a bulk message."""
+    if not bulk:
+        return _safe_send(send_message, message_id, delay=delay, schema=schema)
+    with schema_context(schema or connection.schema_name):
+        channel_id = (
+            Message.objects.filter(pk=message_id).values_list("conversation__channel_id", flat=True).first()
+        )
+    if channel_id is None:
+        return _safe_send(send_bulk_message, message_id, delay=delay, schema=schema)
+    return enqueue_bulk_number(channel_id=channel_id, delay=delay or 0.0, schema=schema)
 
 
 @dramatiq.actor(queue_name="outbound", max_retries=5, min_backoff=1000)
@@ -242,8 +328,12 @@ def requeue_stuck_sends() -> None:
     now = timezone.now()
     for schema in active_tenant_schemas():
         with schema_context(schema):
+            # This app's numbers only: another provider's channel app requeues its own (waha.delivery).
             stuck = Message.objects.filter(
-                direction=Message.Direction.OUTBOUND, status=Message.Status.QUEUED, wamid__isnull=True
+                direction=Message.Direction.OUTBOUND,
+                status=Message.Status.QUEUED,
+                wamid__isnull=True,
+                conversation__channel__provider=Channel.Provider.CLOUD_API,
             ).filter(
                 Q(send_started_at__lte=now - delivery.CLAIM_TIMEOUT)
                 | Q(send_started_at__isnull=True, next_attempt_at__lte=now - dt.timedelta(seconds=30))
@@ -253,8 +343,16 @@ def requeue_stuck_sends() -> None:
                     created_at__lte=now - dt.timedelta(seconds=60),
                 )
             )
-            for message_id, bulk in stuck.values_list("pk", "bulk")[:1000]:
-                _safe_send(send_bulk_message if bulk else send_message, message_id, schema=schema)
+            numbers: set[int] = set()
+            for message_id, bulk, started, channel_id in stuck.values_list(
+                "pk", "bulk", "send_started_at", "conversation__channel_id"
+            )[:1000]:
+                if bulk and started is None and channel_id is not None:
+                    numbers.add(channel_id)  # one job of its number takes them all
+                else:
+                    _safe_send(send_bulk_message if bulk else send_message, message_id, schema=schema)
+            for channel_id in sorted(numbers):
+                _safe_send(send_bulk_number, channel_id, schema=schema)
 
 
 # -- templates -----------------------------------------------------------------------------------------

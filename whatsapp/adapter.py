@@ -26,6 +26,7 @@ class CloudApiAdapter:
             channels.REACTIONS,
             channels.READ_RECEIPTS,
             channels.TYPING,
+            channels.SERVICE_WINDOW,
         }
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -12,6 +13,7 @@ from rest_framework.response import Response
 
 from conversations.models import Channel
 from core.api_schema import ErrorResponseSerializer
+from core.errors import ServiceError
 from crm.permissions import RolePermission
 from whatsapp.models import MessageTemplate
 from whatsapp.services import templates as template_services
@@ -144,6 +146,22 @@ class TemplateDetailView(generics.RetrieveDestroyAPIView):
         template_services.delete_template(template=instance)
 
 
+class ChannelConnectSerializer(serializers.Serializer):
+    provider = serializers.CharField()
+    server_url = serializers.CharField(required=False, allow_blank=True)
+    api_key = serializers.CharField(required=False, allow_blank=True)
+    session = serializers.CharField()
+    name = serializers.CharField(required=False, allow_blank=True)
+
+
+class ChannelConnectedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    provider = serializers.CharField()
+    status = serializers.CharField()
+    webhook_url = serializers.CharField()
+    webhook_key = serializers.CharField(help_text="Shown once: it is stored encrypted and never shown again")
+
+
 class ChannelSerializer(serializers.ModelSerializer):
     class Meta:
         model = Channel
@@ -159,13 +177,55 @@ class ChannelSerializer(serializers.ModelSerializer):
         ]
 
 
-class ChannelListView(generics.ListAPIView):
-    """The workspace's WhatsApp numbers with their ids (a campaign's `channel`)."""
+# How POST /api/v1/whatsapp/channels/ connects a number of another provider: a channel app above this one
+# registers `fn(request=, data=) -> dict` (the 201 body; ServiceError on refusal) in its AppConfig.ready(),
+# so whatsapp never imports it (waha registers "waha").
+ChannelConnector = Callable[..., dict[str, Any]]
+_connectors: dict[str, ChannelConnector] = {}
+
+
+def register_connector(provider: str, connector: ChannelConnector) -> None:
+    _connectors[provider] = connector
+
+
+class ChannelListView(generics.ListCreateAPIView):
+    """The workspace's WhatsApp numbers with their ids and providers (a campaign's `channel`). POST
+    connects one (owners and admins) through a provider that offers it: `{"provider": "waha",
+    "server_url", "api_key", "session", "name"?}` → 201 with its webhook URL and key (shown once)."""
 
     serializer_class = ChannelSerializer
     permission_classes = [RolePermission]
-    required_roles = {"read": "agent"}
+    required_roles = {"read": "agent", "write": "admin"}
     ordering = ["id"]
 
     def get_queryset(self) -> QuerySet[Channel]:
         return Channel.objects.order_by("id")
+
+    @extend_schema(
+        request=ChannelConnectSerializer,
+        responses={
+            201: ChannelConnectedSerializer,
+            400: OpenApiResponse(
+                ErrorResponseSerializer,
+                description="`unknown_provider`, `invalid_server_url`, `missing_server_url`, "
+                "`missing_api_key`, `invalid_api_key`, `invalid_session_name`",
+            ),
+            409: OpenApiResponse(ErrorResponseSerializer, description="`session_taken`"),
+            422: OpenApiResponse(ErrorResponseSerializer, description="`waha_auth_failed`"),
+            502: OpenApiResponse(
+                ErrorResponseSerializer, description="`waha_unreachable`, `waha_refused`: nothing was stored"
+            ),
+        },
+    )
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = request.data if isinstance(request.data, dict) else {}
+        provider = data.get("provider")
+        connector = _connectors.get(provider) if isinstance(provider, str) else None
+        if connector is None:
+            raise ServiceError(
+                "unknown_provider",
+                f"Numbers of these providers are connected here: {', '.join(sorted(_connectors)) or 'none'} "
+                "(Cloud API numbers: Settings → WhatsApp numbers).",
+                field="provider",
+            )
+        return Response(connector(request=request, data=data), status=status.HTTP_201_CREATED)

@@ -34,6 +34,7 @@ from django.utils.http import urlsafe_base64_encode
 from django_tenants.utils import schema_context
 
 from conftest import host_of, login, make_agent
+from waha.testing import make_waha_number
 from whatsapp.testing import (  # noqa: F401  (a real number and conversation of A, on the Graph sandbox)
     _empty_broker,
     _fresh_redis_state,
@@ -107,6 +108,7 @@ PARAMS: list[tuple[str, dict[str, str]]] = [
     (r"^inbox/media/", {"pk": "media"}),
     (r"^reports/costs/c/", {"pk": "conversation"}),
     (r"^settings/whatsapp/<int:pk>/", {"pk": "channel", "action": "=refresh"}),
+    (r"^settings/whatsapp/waha/", {"pk": "waha_channel", "action": "=stop"}),
     (r"^settings/whatsapp/templates/", {"pk": "template"}),
     (r"^settings/inbox/rules/", {"pk": "rule"}),
     (r"^settings/routing/agents/", {"pk": "agent"}),
@@ -128,6 +130,8 @@ PARAMS: list[tuple[str, dict[str, str]]] = [
     (r"^campaigns/", {"pk": "campaign", "action": "=pause"}),
     (r"^settings/integrations/", {"pk": "webhook", "delivery_id": "webhook_delivery", "action": "=disable"}),
     (r"^notifications/", {"pk": "notification"}),
+    # A WAHA number's webhook: its HMAC key, not the host or a session, guards it (waha/tests/test_webhook.py)
+    (r"^webhooks/waha/", {"webhook_id": "=unknown-webhook-id"}),
     (r"^(password-reset|invitations)/", {"uidb64": "uidb64", "token": "token"}),
     (r"^welcome/", {"token": "token"}),
     (r"^signup/verify/", {"token": "token"}),
@@ -296,6 +300,7 @@ def alpha(tenant_a: Any, owner_a: Any, conversation_a: Any) -> dict[str, Any]:  
             url="https://hooks.example.com/", description=f"{MARK} webhook", events=["contact.created"]
         )
         ids["webhook"] = webhook.pk
+        ids["waha_channel"] = make_waha_number(tenant_a, session=f"{MARK.lower()}").channel.pk
         ids["notification"] = Notification.objects.create(
             user=owner_a, kind="mention", title=f"{MARK} notice"
         ).pk

@@ -65,6 +65,7 @@ def test_the_layers_run_from_config_down_to_core():
         "config",
         "onboarding",
         "campaigns | integrations",
+        "waha",  # the WhatsApp-Web channel reuses the Cloud API channel's delivery, limiter and media checks
         "whatsapp | knowledge",
         "conversations",
         "crm",

@@ -144,13 +144,18 @@ def _message(conversation: Conversation, past: PastMessage, origin: str) -> Mess
     )
 
 
-def store_echoes(*, channel: Any, echoes: list[tuple[str, PastMessage]]) -> list[Message]:
+def store_echoes(
+    *, channel: Any, echoes: list[tuple[str, PastMessage]], contacts: dict[str, Contact] | None = None
+) -> list[Message]:
     """Messages the business sent from the WhatsApp Business app, as (customer wa_id, message): stored as
     outbound and sent, in the customer's latest conversation on the number (a new one, with the bot off,
-    if there is none), each once (by wamid); the inbox hears of them as of any new message."""
+    if there is none), each once (by wamid); the inbox hears of them as of any new message. `contacts`:
+    the customers' contacts by the echoes' keys, already locked by the caller (a channel whose customers
+    are not all known by a number, e.g. WAHA's @lid chats), instead of finding them by wa_id."""
     if not echoes:
         return []
-    contacts = contacts_for([wa_id for wa_id, _ in echoes], lock=True)
+    if contacts is None:
+        contacts = contacts_for([wa_id for wa_id, _ in echoes], lock=True)
     known = _known_wamids([past.wamid for _, past in echoes])
     new: list[tuple[Contact, PastMessage]] = []
     for wa_id, past in echoes:

@@ -59,22 +59,18 @@ TYPING_INTERVAL_SECONDS = 20
 def indicate_typing(*, conversation: Conversation, by: Any = None) -> bool:
     """A person (`by`, a user) or the bot (`by=None`) is composing a reply: the customer sees "typing…"
     (Meta sends it only with a read of a message of theirs: their latest). Only for a message inside the
-    24-hour window, to which a reply can go; at most once per TYPING_INTERVAL_SECONDS per conversation
-    (Meta shows it for 25 s or until the reply). True when one was queued. The bot's typing leaves the
-    agents' unread count alone: no person has read the conversation."""
+    24-hour window, to which a reply can go (any message on a number whose provider has no window); at
+    most once per TYPING_INTERVAL_SECONDS per conversation (Meta shows it for 25 s or until the reply).
+    True when one was queued. The bot's typing leaves the agents' unread count alone: no person has read
+    the conversation."""
     if conversation.channel_id is None:
         return False
-    latest = (
-        Message.objects.filter(
-            conversation=conversation,
-            direction=Message.Direction.INBOUND,
-            wamid__isnull=False,
-            timestamp__gte=timezone.now() - rules.CUSTOMER_SERVICE_WINDOW,
-        )
-        .order_by("-timestamp", "-id")
-        .values_list("pk", flat=True)
-        .first()
+    received = Message.objects.filter(
+        conversation=conversation, direction=Message.Direction.INBOUND, wamid__isnull=False
     )
+    if channels.supports(conversation.channel, channels.SERVICE_WINDOW):
+        received = received.filter(timestamp__gte=timezone.now() - rules.CUSTOMER_SERVICE_WINDOW)
+    latest = received.order_by("-timestamp", "-id").values_list("pk", flat=True).first()
     if latest is None:
         return False
     if not cache.add(f"wa:typing:{conversation.pk}", 1, timeout=TYPING_INTERVAL_SECONDS):

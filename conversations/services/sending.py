@@ -29,6 +29,9 @@ def check_channel(conversation: Conversation) -> Any:
 
 
 def check_window(conversation: Conversation) -> None:
+    """Free-form messages within the 24-hour window, where the number's provider has one."""
+    if not channels.supports(conversation.channel, channels.SERVICE_WINDOW):
+        return
     if not rules.is_window_open(conversation.contact.last_inbound_at):
         raise MessageRejected(
             "outside_window",

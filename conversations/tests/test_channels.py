@@ -72,9 +72,10 @@ def test_a_number_is_looked_up_by_its_provider() -> None:
     assert adapter.provider == "cloud_api"
     assert isinstance(adapter, channels.ChannelAdapter)
     assert channels.supports(Channel(provider="cloud_api"), channels.TEMPLATES)
-    assert not channels.supports(Channel(provider="waha"), channels.TEMPLATES)  # not installed (yet)
+    assert not channels.supports(Channel(provider="waha"), channels.TEMPLATES)  # WAHA has none
+    assert not channels.supports(Channel(provider="pigeon"), channels.TEMPLATES)  # not installed
     with pytest.raises(channels.UnknownProvider):
-        channels.adapter_for(Channel(provider="waha"))
+        channels.adapter_for(Channel(provider="pigeon"))
 
 
 def test_registering_refuses_unknown_capabilities_and_a_second_adapter() -> None:

@@ -193,7 +193,11 @@ def identity_for_sending(*, contact: Contact, scope: str) -> tuple[str, str]:
     BSUID (valid across an enterprise's portfolios), then the latest one. ("", "") when there is none."""
     if contact.wa_id or contact.phone:
         return "to", contact.wa_id or contact.phone.lstrip("+")
-    identities = list(ContactIdentity.objects.filter(contact=contact).order_by("-updated_at", "-id"))
+    identities = list(
+        ContactIdentity.objects.filter(
+            contact=contact, kind__in=[ContactIdentity.Kind.BSUID, ContactIdentity.Kind.PARENT_BSUID]
+        ).order_by("-updated_at", "-id")
+    )
 
     def rank(identity: ContactIdentity) -> int:
         if identity.kind == ContactIdentity.Kind.BSUID and scope and identity.scope == scope:

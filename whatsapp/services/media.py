@@ -62,7 +62,7 @@ def kind_for_mime(mime_type: str) -> str:
     return "document"
 
 
-def _storage_path(kind: str, mime_type: str, filename: str = "") -> str:
+def storage_path(kind: str, mime_type: str, filename: str = "") -> str:
     ext = mimetypes.guess_extension(mime_type.split(";")[0].strip()) or (
         "." + filename.rsplit(".", 1)[-1] if "." in filename else ""
     )
@@ -88,7 +88,7 @@ def download_media(*, media_file_id: int) -> str:
     MediaFile.objects.filter(pk=media.pk).update(attempts=media.attempts + 1)
     if not is_graph_id(media.media_id):
         # The id comes from a webhook body: a URL or path there must never become a request with the token.
-        _media_failed(
+        media_failed(
             media,
             "The message's media id is not a WhatsApp media id; nothing was downloaded.",
         )
@@ -107,20 +107,26 @@ def download_media(*, media_file_id: int) -> str:
                 retry_class=RetryClass.RETRY,
             )
     except MediaRejected as rejected:
-        _media_failed(media, rejected.message)
+        media_failed(media, rejected.message)
         metrics.MEDIA_DOWNLOADS.labels(result="rejected").inc()
         return "rejected"
     except GraphError as error:
         if error.retry_class == RetryClass.RETRY and media.attempts + 1 < MAX_MEDIA_ATTEMPTS:
             metrics.MEDIA_DOWNLOADS.labels(result="retry").inc()
             raise
-        _media_failed(media, f"{error.code or ''} {error.title}".strip())
+        media_failed(media, f"{error.code or ''} {error.title}".strip())
         metrics.MEDIA_DOWNLOADS.labels(result="failed").inc()
         return "failed"
-    path = default_storage.save(_storage_path(media.kind, mime, media.filename), ContentFile(content))
+    save_downloaded(media, content=content, mime_type=mime)
+    return "ready"
+
+
+def save_downloaded(media: MediaFile, *, content: bytes, mime_type: str) -> None:
+    """A checked inbound file into the tenant's storage, the row ready (every provider's download job)."""
+    path = default_storage.save(storage_path(media.kind, mime_type, media.filename), ContentFile(content))
     MediaFile.objects.filter(pk=media.pk).update(
         file=path,
-        mime_type=mime,
+        mime_type=mime_type,
         size=len(content),
         sha256=hashlib.sha256(content).hexdigest(),
         status=MediaFile.Status.READY,
@@ -129,10 +135,9 @@ def download_media(*, media_file_id: int) -> str:
     metrics.MEDIA_DOWNLOADS.labels(result="ok").inc()
     if media.message is not None:
         events.message_updated(media.message)
-    return "ready"
 
 
-def _media_failed(media: MediaFile, reason: str) -> None:
+def media_failed(media: MediaFile, reason: str) -> None:
     MediaFile.objects.filter(pk=media.pk).update(status=MediaFile.Status.FAILED, error=reason[:300])
     if media.message is not None:
         events.message_updated(media.message)
@@ -176,7 +181,7 @@ def upload_media(
         )
     except GraphError as error:
         raise MediaRejected("upload_failed", f"WhatsApp refused the upload: {error.title}") from error
-    path = default_storage.save(_storage_path(kind, mime_type, filename), ContentFile(content))
+    path = default_storage.save(storage_path(kind, mime_type, filename), ContentFile(content))
     return MediaFile.objects.create(
         channel=channel,
         direction=MediaFile.Direction.OUTBOUND,
