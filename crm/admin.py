@@ -191,6 +191,18 @@ class AttributeDefinitionAdmin(admin.ModelAdmin):
     search_fields = ["label", "key"]
     prepopulated_fields = {"key": ["label"]}
 
+    # Audited like the settings page and the API (the admin form has checked the fields).
+    def save_model(self, request: HttpRequest, obj: AttributeDefinition, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        services.record_attribute_saved(definition=obj, created=not change)
+
+    def delete_model(self, request: HttpRequest, obj: AttributeDefinition) -> None:
+        services.delete_attribute_definition(definition=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AttributeDefinition]) -> None:
+        for definition in queryset:
+            services.delete_attribute_definition(definition=definition)
+
 
 class ContactAdminForm(forms.ModelForm):
     class Meta:
@@ -287,6 +299,14 @@ class ContactAdmin(admin.ModelAdmin):
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Contact], search_term: str) -> Any:
         return selectors.search_contacts(queryset, search_term), False
+
+    # Deleting from the admin goes through the service, which audits it like the pages and the API.
+    def delete_model(self, request: HttpRequest, obj: Contact) -> None:
+        services.delete_contact(contact=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
+        for contact in queryset:
+            services.delete_contact(contact=contact)
 
     @admin.display(description="Tags")
     def tag_names(self, obj: Contact) -> str:

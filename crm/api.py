@@ -193,6 +193,9 @@ class AttributeDefinitionViewSet(CrmViewSet):
         }
         serializer.instance = services.save_attribute_definition(definition=d, **data)
 
+    def perform_destroy(self, instance: AttributeDefinition) -> None:
+        services.delete_attribute_definition(definition=instance)
+
 
 class NoteViewSet(CrmViewSet):
     serializer_class = serializers.NoteSerializer

@@ -31,7 +31,12 @@ from crm.services.api_keys import (
     rotate_api_key,
     touch_api_key,
 )
-from crm.services.attributes import clean_attributes, save_attribute_definition
+from crm.services.attributes import (
+    clean_attributes,
+    delete_attribute_definition,
+    record_attribute_saved,
+    save_attribute_definition,
+)
 from crm.services.contacts import (
     CONTACT_FIELDS,
     TAG_NAME_MAX,
@@ -103,6 +108,7 @@ __all__ = [
     "create_pipeline",
     "create_task",
     "default_pipeline",
+    "delete_attribute_definition",
     "delete_contact",
     "delete_pipeline",
     "hash_api_key",
@@ -110,6 +116,7 @@ __all__ = [
     "invite_agent",
     "merge_contacts",
     "move_deal",
+    "record_attribute_saved",
     "remove_contact_tag",
     "rename_pipeline",
     "resend_invitation",

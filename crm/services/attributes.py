@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.db import transaction
+
+from core import audit
 from core.errors import ServiceError
 from crm.models import AttributeDefinition
 from crm.services.common import excluding
@@ -14,6 +17,7 @@ from crm.services.common import excluding
 User = Any  # the tenant's auth user (django.contrib.auth.User)
 
 
+@transaction.atomic
 def save_attribute_definition(
     *,
     definition: AttributeDefinition | None = None,
@@ -40,12 +44,34 @@ def save_attribute_definition(
             field="key",
             status=409,
         )
+    created = definition is None or definition.pk is None
     definition = definition or AttributeDefinition()
     definition.key, definition.label, definition.type = key, label.strip() or key, type
     definition.choices = choices if type == AttributeDefinition.Type.CHOICE else []
     definition.required, definition.position = required, position
     definition.save()
+    record_attribute_saved(definition=definition, created=created)
     return definition
+
+
+def record_attribute_saved(*, definition: AttributeDefinition, created: bool) -> None:
+    audit.record(
+        "attribute.created" if created else "attribute.changed",
+        target=("attribute", definition.pk, definition.label),
+        details={"attribute": definition.key, "type": definition.type, "required": definition.required},
+    )
+
+
+@transaction.atomic
+def delete_attribute_definition(*, definition: AttributeDefinition) -> None:
+    """The definition goes; contacts keep the values stored under its key (they show again if an
+    attribute with the same key is defined later)."""
+    audit.record(
+        "attribute.deleted",
+        target=("attribute", definition.pk, definition.label),
+        details={"attribute": definition.key},
+    )
+    definition.delete()
 
 
 _TRUE = {"true", "yes", "1", "y", "on"}

@@ -202,6 +202,51 @@ def test_a_personal_key_is_recorded_as_its_user_and_the_key(tenant_a, owner_a):
     )
 
 
+def test_deleting_contacts_in_the_admin_is_recorded_per_contact(tenant_a, owner_a, owner_client):
+    from crm import services
+
+    with schema_context("alpha"):
+        one = services.create_contact(phone="+14155550184", name="One")
+        two = services.create_contact(phone="+14155550185", name="Two")
+    response = owner_client.post(f"/admin/crm/contact/{one.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    response = owner_client.post(
+        "/admin/crm/contact/", {"action": "delete_selected", "_selected_action": [two.pk], "post": "yes"}
+    )
+    assert response.status_code == 302
+    events = _events("alpha", "contact.deleted")
+    assert sorted(e.target_id for e in events) == sorted([str(one.pk), str(two.pk)])
+    assert {(e.actor_label, e.ip) for e in events} == {("owner@alpha.test", IP)}
+
+
+def test_attribute_definitions_added_changed_and_deleted_are_recorded(tenant_a, owner_client):
+    key = issue_key(tenant_a, role="admin")
+    client = api_client(tenant_a, key, REMOTE_ADDR=IP)
+    created = client.post("/api/v1/attribute-definitions/", {"key": "tier", "label": "Tier", "type": "text"})
+    assert created.status_code == 201, created.content
+    pk = created.json()["id"]
+    assert (
+        client.patch(
+            f"/api/v1/attribute-definitions/{pk}/",
+            {"label": "Customer tier"},
+            content_type="application/json",
+        ).status_code
+        == 200
+    )
+    assert client.delete(f"/api/v1/attribute-definitions/{pk}/").status_code == 204
+    created_event = _one("alpha", "attribute.created")
+    assert created_event.details == {"attribute": "tier", "type": "text", "required": False}
+    assert _one("alpha", "attribute.changed").target_label == "Customer tier"
+    assert _one("alpha", "attribute.deleted").details == {"attribute": "tier"}
+    # The admin's add form is audited too.
+    response = owner_client.post(
+        "/admin/crm/attributedefinition/add/",
+        {"label": "Region", "key": "region", "type": "text", "choices": "[]", "position": 0},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert len(_events("alpha", "attribute.created")) == 2
+
+
 def test_a_contact_export_is_recorded(tenant_a, owner_client):
     assert owner_client.get("/contacts/export.csv").status_code == 200
     assert _one("alpha", "export.created").details == {"kind": "contacts"}
