@@ -43,7 +43,7 @@ from tenants.selectors import active_tenant_schemas
 from waha.adapter import PROVIDER, session_for, session_problem
 from waha.client import WahaClient, WahaError, client_for
 from waha.models import WahaSession
-from whatsapp import limiter, metrics
+from whatsapp import metrics
 from whatsapp.client import RetryClass
 from whatsapp.delivery import (
     CLAIM_TIMEOUT,
@@ -51,7 +51,9 @@ from whatsapp.delivery import (
     Outcome,
     backoff_delay,
     fail_message,
+    load_due_message,
     record_message_sent,
+    take_send_slot,
 )
 from whatsapp.services.media import (
     MAX_MEDIA_ATTEMPTS,
@@ -152,21 +154,11 @@ def send_through(client: WahaClient, session: str, chat_id: str, message: Messag
 
 
 def deliver_message(*, message_id: int) -> Outcome:
-    message = (
-        Message.objects.select_related("conversation__channel", "conversation__contact", "reply_to")
-        .filter(pk=message_id, direction=Message.Direction.OUTBOUND)
-        .first()
-    )
-    if message is None or message.wamid or message.status != Message.Status.QUEUED:
-        return Outcome("skip")
-    now = timezone.now()
-    if message.next_attempt_at and message.next_attempt_at > now + dt.timedelta(seconds=1):
-        return Outcome("skip")  # a duplicate job; the scheduled one (or the requeue sweeper) sends it
+    message = load_due_message(message_id=message_id)
+    if isinstance(message, Outcome):
+        return message
     channel = message.conversation.channel
-    if channel is None or not channel.is_active:
-        reason = channel.unavailable_reason if channel else "The conversation has no WhatsApp number."
-        fail_message(message_id=message.pk, code=None, title=reason[:300])
-        return Outcome("failed")
+    assert channel is not None
     if channel.provider != PROVIDER:
         log.warning("not_a_waha_message", message=message_id, provider=channel.provider)
         return Outcome("skip")
@@ -183,18 +175,11 @@ def deliver_message(*, message_id: int) -> Outcome:
         fail_message(message_id=message.pk, code=None, title="The contact has no WhatsApp number to send to.")
         return Outcome("failed")
 
-    slot = limiter.acquire(
-        schema=connection.schema_name,
-        phone_number_id=channel.phone_number_id,
-        cap=channel.send_rate_cap,
-        bulk=message.bulk,
+    waiting = take_send_slot(
+        phone_number_id=channel.phone_number_id, cap=channel.send_rate_cap, bulk=message.bulk
     )
-    if not slot.reserved:
-        metrics.SEND_RETRIES.labels(reason="limiter").inc()
-        return Outcome("wait", delay=max(slot.wait, 0.005))
-    if slot.wait > 0:
-        time.sleep(slot.wait)
-    metrics.LIMITER_WAIT_SECONDS.observe(slot.wait)
+    if waiting is not None:
+        return waiting
 
     if not claim(message_id=message.pk):
         return Outcome("skip")

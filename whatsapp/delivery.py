@@ -215,7 +215,11 @@ def _is_marketing(message: Message, categories: dict[int, str]) -> bool:
     )
 
 
-def deliver_message(*, message_id: int) -> Outcome:
+def load_due_message(*, message_id: int) -> Message | Outcome:
+    """The queued outbound message `message_id` (with its conversation, number, contact and reply), due
+    now; or the outcome when there is nothing to send: already sent or not queued, a duplicate job of
+    one scheduled later, or a number that cannot send (the message failed visibly). Every channel's
+    send job starts here."""
     message = (
         Message.objects.select_related("conversation__channel", "conversation__contact", "reply_to")
         .filter(pk=message_id, direction=Message.Direction.OUTBOUND)
@@ -231,6 +235,28 @@ def deliver_message(*, message_id: int) -> Outcome:
         reason = channel.unavailable_reason if channel else "The conversation has no WhatsApp number."
         fail_message(message_id=message.pk, code=None, title=reason[:300])
         return Outcome("failed")
+    return message
+
+
+def take_send_slot(*, phone_number_id: str, cap: int, bulk: bool) -> Outcome | None:
+    """Wait for this number's next send slot (the per-number cap, replies before bulk); None once it is
+    ours, or the outcome "wait" when the limiter refused (the job comes back after the delay)."""
+    slot = limiter.acquire(schema=connection.schema_name, phone_number_id=phone_number_id, cap=cap, bulk=bulk)
+    if not slot.reserved:
+        metrics.SEND_RETRIES.labels(reason="limiter").inc()
+        return Outcome("wait", delay=max(slot.wait, 0.005))
+    if slot.wait > 0:
+        time.sleep(slot.wait)
+    metrics.LIMITER_WAIT_SECONDS.observe(slot.wait)
+    return None
+
+
+def deliver_message(*, message_id: int) -> Outcome:
+    message = load_due_message(message_id=message_id)
+    if isinstance(message, Outcome):
+        return message
+    channel = message.conversation.channel
+    assert channel is not None
 
     categories = _template_categories([message])
     marketing = _is_marketing(message, categories)
@@ -238,15 +264,9 @@ def deliver_message(*, message_id: int) -> Outcome:
         fail_message(message_id=message.pk, code=131049, title=MARKETING_LIMIT_TITLE)
         return Outcome("failed")
     cap, onboarded = number_settings(channel)  # 20/s for a coexistence number, whatever its level
-    slot = limiter.acquire(
-        schema=connection.schema_name, phone_number_id=channel.phone_number_id, cap=cap, bulk=message.bulk
-    )
-    if not slot.reserved:
-        metrics.SEND_RETRIES.labels(reason="limiter").inc()
-        return Outcome("wait", delay=max(slot.wait, 0.005))
-    if slot.wait > 0:
-        time.sleep(slot.wait)
-    metrics.LIMITER_WAIT_SECONDS.observe(slot.wait)
+    waiting = take_send_slot(phone_number_id=channel.phone_number_id, cap=cap, bulk=message.bulk)
+    if waiting is not None:
+        return waiting
 
     if not _claim(message_id=message.pk):
         return Outcome("skip")
