@@ -81,12 +81,14 @@ class Unsendable(Exception):
 
 def chat_id_for(contact: Contact) -> str:
     """WAHA's chat id of a contact: `<digits>@c.us` from the number, else a kept `@lid` identity
-    (a WhatsApp user known only by a linked-device id). "" when the contact has neither."""
+    (a WhatsApp user known only by a linked-device id) or `@g.us` one (a group chat, received on a number
+    with groups on: a reply goes to the group). "" when the contact has none of them."""
     number = "".join(ch for ch in (contact.wa_id or contact.phone or "") if ch.isdigit())
     if number:
         return f"{number}@c.us"
     lid = (
-        ContactIdentity.objects.filter(contact=contact, value__endswith="@lid")
+        ContactIdentity.objects.filter(contact=contact)
+        .filter(Q(value__endswith="@lid") | Q(value__endswith="@g.us"))
         .order_by("-updated_at", "-id")
         .values_list("value", flat=True)
         .first()

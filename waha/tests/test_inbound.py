@@ -10,6 +10,7 @@ from conftest import login
 from conversations.models import Conversation, InboxEvent, MediaFile, Message
 from crm.models import Contact, ContactIdentity
 from waha import webhook
+from waha.delivery import chat_id_for
 from waha.models import WahaEvent, WahaSession
 from waha.testing import make_waha_number, post_signed_waha
 from whatsapp.testing import queued_jobs, run_jobs
@@ -263,6 +264,8 @@ def test_group_chats_are_ignored_unless_enabled(public_client, tenant_a, number)
         message = Message.objects.get()
         assert message.conversation.contact.name.startswith("WhatsApp group")
         assert message.preview.startswith("Greta: ")
+        # A reply from the inbox goes to the group.
+        assert chat_id_for(message.conversation.contact) == group
 
 
 def test_status_broadcasts_are_ignored(public_client, tenant_a, number):
