@@ -1,4 +1,6 @@
-"""The owners' data export: contacts, conversations and messages, each as CSV and as JSON, in one zip.
+"""The owners' data export: contacts, conversations, messages and CSAT answers, each as CSV and as JSON,
+in one zip, plus the datasets other apps register (`register_dataset`: the AI agent's knowledge sources
+and FAQs, campaigns and their recipients, webhook endpoints without their secrets).
 
 Streamed, not built in the background: the zip is written as the rows are read (server-side cursors,
 ZIP64 entries of unknown size with data descriptors), so memory stays flat however big the tenant is,
@@ -25,9 +27,10 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.postgres.aggregates import ArrayAgg
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django_tenants.utils import schema_context
 
+from conversations.models import CsatResponse
 from conversations.selectors import Viewer, visible_conversations, visible_messages
 from core import csvsafe
 from crm.models import Contact
@@ -111,6 +114,16 @@ def _messages(viewer: Viewer) -> Iterable[Mapping[str, Any]]:
     )
 
 
+def model_dataset(name: str, queryset: Callable[[], QuerySet[Any]], fields: tuple[str, ...]) -> Dataset:
+    """A dataset of `fields` (ORM lookups; the column is the lookup with "__" as "_") of `queryset()`'s
+    rows in id order: how an app adds its own tables to the export."""
+
+    def rows(viewer: Viewer) -> Iterable[Mapping[str, Any]]:
+        return queryset().order_by("id").values(*fields).iterator(chunk_size=ITERATOR_CHUNK)
+
+    return Dataset(name, tuple(field.replace("__", "_") for field in fields), rows)
+
+
 DATASETS = (
     Dataset(
         "contacts",
@@ -136,7 +149,30 @@ DATASETS = (
         ),
         _messages,
     ),
+    model_dataset(
+        "csat_responses",
+        CsatResponse.objects.all,
+        (
+            "id", "conversation_id", "agent__email", "team__name", "score", "comment", "created_at",
+            "answered_at",
+        ),
+    ),
 )  # fmt: skip
+
+
+_registered: dict[str, Dataset] = {}
+
+
+def register_dataset(dataset: Dataset) -> None:
+    """Add an app's dataset to the export (from its AppConfig.ready(); conversations imports no app above
+    it). A name is registered once: the same name again replaces it."""
+    if dataset.name in {d.name for d in DATASETS}:
+        raise ValueError(f"The dataset '{dataset.name}' is one of the export's own.")
+    _registered[dataset.name] = dataset
+
+
+def datasets() -> tuple[Dataset, ...]:
+    return DATASETS + tuple(_registered[name] for name in sorted(_registered))
 
 
 def _plain(value: Any) -> Any:
@@ -188,7 +224,7 @@ def export_chunks(*, viewer: Viewer, schema: str) -> Iterator[bytes]:
     """The zip, piece by piece, read in the tenant's schema."""
     sink = _Sink()
     with schema_context(schema), zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for dataset in DATASETS:
+        for dataset in datasets():
             with archive.open(f"{dataset.name}.csv", "w", force_zip64=True) as raw:
                 text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
                 writer = csvsafe.writer(text)

@@ -10,3 +10,6 @@ class IntegrationsConfig(AppConfig):
         from integrations import services
 
         outgoing_events.register(services.enqueue_events)
+        from integrations import exports
+
+        exports.register()

@@ -15,3 +15,6 @@ class KnowledgeConfig(AppConfig):
         from knowledge.agent import register_agent
 
         register_agent()
+        from knowledge import exports
+
+        exports.register()

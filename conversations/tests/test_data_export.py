@@ -18,7 +18,19 @@ from core.models import AuditEvent
 from crm.models import Contact
 
 URL = "/settings/data-export/"
-FILES = {f"{name}.{ext}" for name in ("contacts", "conversations", "messages") for ext in ("csv", "json")}
+DATASETS = (
+    "contacts",
+    "conversations",
+    "messages",
+    "csat_responses",
+    # Registered by the apps above conversations (their AppConfig.ready()).
+    "campaign_recipients",
+    "campaigns",
+    "knowledge_faqs",
+    "knowledge_sources",
+    "webhook_endpoints",
+)
+FILES = {f"{name}.{ext}" for name in DATASETS for ext in ("csv", "json")}
 
 
 def _download(client: Any) -> zipfile.ZipFile:
@@ -109,3 +121,30 @@ def test_the_settings_page_links_the_export_for_owners_only(
     assert URL in login(client_a, tenant_a, owner_a).get("/settings/").content.decode()
     admin = make_agent(tenant_a, email="admin2@alpha.test", role="admin").user
     assert URL not in login(client_a, tenant_a, admin).get("/settings/").content.decode()
+
+
+def test_the_other_apps_data_is_in_the_export_and_never_a_secret(
+    client_a: Any, owner_a: Any, tenant_a: Any, tenant_b: Any
+) -> None:
+    from integrations.models import WebhookEndpoint
+    from knowledge.models import Faq, Source
+
+    with schema_context(tenant_a.schema_name):
+        Source.objects.create(kind="text", title="Prices <b>2026</b>", text="Delivery costs 4 EUR.")
+        Faq.objects.create(question="Do you ship?", answer='=HYPERLINK("http://evil","x")')
+        WebhookEndpoint.objects.create(
+            url="https://hooks.example.com/alpha",
+            events=["contact.created"],
+            secret_encrypted="SECRET-CIPHER",
+        )
+    with schema_context(tenant_b.schema_name):
+        Faq.objects.create(question="Beta question?", answer="Beta answer")
+    archive = _download(login(client_a, tenant_a, owner_a))
+    assert [r["title"] for r in _csv(archive, "knowledge_sources.csv")] == ["Prices <b>2026</b>"]
+    faqs = _csv(archive, "knowledge_faqs.csv")
+    assert [f["question"] for f in faqs] == ["Do you ship?"]
+    assert faqs[0]["answer"].startswith("'=")  # a formula stays text in a spreadsheet
+    hooks = json.loads(archive.read("webhook_endpoints.json"))
+    assert [h["url"] for h in hooks] == ["https://hooks.example.com/alpha"]
+    assert all("SECRET-CIPHER" not in archive.read(name).decode() for name in archive.namelist())
+    assert all("Beta" not in archive.read(name).decode() for name in archive.namelist())
