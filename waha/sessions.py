@@ -164,8 +164,8 @@ def _waha_error(exc: WahaError) -> WahaSessionError:
         # core.fetch refused the address before sending anything (a private host not operator-listed…).
         return WahaSessionError(
             "invalid_server_url",
-            f"{exc.message}. A WAHA server on a private address or a port other than 80/443 is reached "
-            "only when the platform operator lists its host in OUTBOUND_ALLOWED_HOSTS.",
+            f"{exc.message.rstrip('.')}. A WAHA server on a private address or a port other than 80/443 "
+            "is reached only when the platform operator lists its host in OUTBOUND_ALLOWED_HOSTS.",
             field="server_url",
         )
     if exc.status is None or exc.retryable:
