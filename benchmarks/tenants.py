@@ -5,10 +5,12 @@ up to each count in turn and everything is measured at each. BENCH_KEEP=1 keeps 
 earlier run and goes on from its tenants.)
 
 At each count:
-- creation p50/p95 (`onboard_tenant`: schema clone, domain, owner) of the last BENCH_SAMPLE (100)
-  tenants before the count, made one at a time (at ~N existing tenants); the ones before them are made
-  by BENCH_FILL_PROCESSES (2) processes in parallel, untimed, to reach 1,000 sooner. No password hashing
-  in creation: the owner gets a hash made once beforehand; hashing with the configured hasher is timed
+- creation p50/p95 (`onboard_tenant`: schema, domain, owner) of the last BENCH_SAMPLE (100) tenants
+  before the count, made one at a time (at ~N existing tenants), half from a spare schema (one made
+  untimed just before each, as the background refill does between sign-ups: what a signing-up owner
+  waits for) and half by cloning the template (no spare ready); the ones before them are made by
+  BENCH_FILL_PROCESSES (2) processes in parallel, untimed, to reach 1,000 sooner. No password hashing in
+  creation: the owner gets a hash made once beforehand; hashing with the configured hasher is timed
   apart;
 - the catalog: relations in pg_class, and one tenant's (its schema's by kind, and its TOAST tables and
   their indexes);
@@ -101,33 +103,60 @@ def _make(index: int, password_hash: str) -> float:
     return time.perf_counter() - started
 
 
-_fill: dict[str, str] = {}
+_fill_hash: dict[str, str] = {}
 
 
 def _fill_one(index: int) -> float:
-    return _make(index, _fill["hash"])
+    return _make(index, _fill_hash["hash"])
 
 
-def _create(start: int, stop: int, password_hash: str, *, sample: int, processes: int) -> list[float]:
-    """Tenants start..stop-1: all but the last `sample` made by `processes` in parallel (untimed filler,
-    to reach the count sooner on a shared machine), then the sample one at a time, each timed."""
+def _fill(start: int, stop: int, password_hash: str, *, processes: int) -> None:
+    """Tenants start..stop-1, made by `processes` in parallel, untimed: only to reach the count sooner."""
     from django.db import connections
 
+    began = time.perf_counter()
+    connections.close_all()
+    _fill_hash["hash"] = password_hash
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        for done, _ in enumerate(pool.imap_unordered(_fill_one, range(start, stop), 5), 1):
+            if done % 100 == 0:
+                print(f"  {start + done} tenants made", flush=True)
+    print(f"  filler: {stop - start} tenants by {processes} processes in {time.perf_counter() - began:.0f} s")
+
+
+def _create_both_paths(
+    start: int, stop: int, password_hash: str, *, sample: int, processes: int
+) -> dict[str, Any]:
+    """Tenants start..stop-1: all but the last `sample` made by `_fill`, then the sample one at a time,
+    each timed, alternating between the two paths a creation can take: from a spare schema (one is made
+    untimed just before, as the background refill does between sign-ups) and the clone (spares dropped
+    before it, so none is ready)."""
+    from tenants.cloning import SPARE_PREFIX, refill_spares, spare_schemas
+
+    def drop_spares() -> None:
+        from django.db import connection
+        from psycopg import sql
+
+        with connection.cursor() as cursor:
+            for spare in spare_schemas():
+                assert spare.startswith(SPARE_PREFIX)
+                cursor.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(spare)))
+
     timed_from = max(start, stop - sample)
+    drop_spares()
     if timed_from > start:
-        began = time.perf_counter()
-        connections.close_all()
-        _fill["hash"] = password_hash
-        with multiprocessing.get_context("fork").Pool(processes) as pool:
-            for done, _ in enumerate(pool.imap_unordered(_fill_one, range(start, timed_from), 5), 1):
-                if done % 100 == 0:
-                    print(f"  {start + done} tenants made", flush=True)
-        print(
-            f"  filler: {timed_from - start} tenants by {processes} processes in "
-            f"{time.perf_counter() - began:.0f} s",
-            flush=True,
-        )
-    return [_make(index, password_hash) for index in range(timed_from, stop)]
+        _fill(start, timed_from, password_hash, processes=processes)
+    spare: list[float] = []
+    clone: list[float] = []
+    for index in range(timed_from, stop):
+        if index % 2 == 0:
+            refill_spares(target=1)
+            spare.append(_make(index, password_hash))
+        else:
+            drop_spares()
+            clone.append(_make(index, password_hash))
+    drop_spares()
+    return {"creation_spare": summary_ms(spare), "creation_clone": summary_ms(clone)}
 
 
 def _noop_migrate(count: int) -> dict[str, Any]:
@@ -267,15 +296,20 @@ def main() -> dict[str, Any]:
         if count <= made:
             continue
         print(f"== {count} tenants", flush=True)
-        segment = _create(made, count, password_hash, sample=sample, processes=processes)
-        made = count
-        step: dict[str, Any] = {"creation": summary_ms(segment)}
-        print(
-            f"  creation of the last {len(segment)} tenants up to {count}, one at a time (no hashing): "
-            f"p50 {step['creation']['p50_ms']} ms, p95 {step['creation']['p95_ms']} ms, "
-            f"max {step['creation']['max_ms']} ms",
-            flush=True,
+        step: dict[str, Any] = _create_both_paths(
+            made, count, password_hash, sample=sample, processes=processes
         )
+        made = count
+        for path, label in (
+            ("creation_spare", "from a spare schema"),
+            ("creation_clone", "cloned, no spare"),
+        ):
+            print(
+                f"  creation {label}, {step[path]['n']} of the last {sample} tenants up to {count}, one at a "
+                f"time (no hashing): p50 {step[path]['p50_ms']} ms, p95 {step[path]['p95_ms']} ms, "
+                f"max {step[path]['max_ms']} ms",
+                flush=True,
+            )
         step["catalog"] = _catalog()
         print(
             f"  catalog: {step['catalog']['pg_class']} relations, {step['catalog']['per_tenant']} per tenant "
