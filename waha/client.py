@@ -147,7 +147,8 @@ class WahaClient:
         # A WAHA behind a reverse proxy under a path prefix (https://example.com/waha) keeps the prefix.
         path = httpx.URL(server_url).path.rstrip("/")
         self.base_url = f"{self.origin}{path}"
-        self.headers = {"X-Api-Key": api_key, "Accept": "application/json"}
+        # No key, no header (a server without authentication); never someone else's key (see `gateway`).
+        self.headers = {"Accept": "application/json", **({"X-Api-Key": api_key} if api_key else {})}
         self.timeout = timeout
 
     # -- plumbing ----------------------------------------------------------------------------------------

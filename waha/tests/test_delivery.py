@@ -378,3 +378,32 @@ def test_outbound_files_are_checked_before_they_are_kept(tenant_a, waha_a):
             mime_type="image/png",
         )
     assert caught.value.code == "media_too_large"
+
+
+def test_a_number_on_its_own_server_without_a_key_never_sends_the_platform_key(
+    tenant_a, owner_a, fake_waha, settings
+):
+    """The platform's WAHA_API_KEY goes to the platform's WAHA_URL only: a tenant's number on a server
+    the owner entered, with no key of its own, sends without one (and its server refuses it)."""
+    from conversations.models import Conversation
+    from waha.testing import make_waha_number
+
+    settings.WAHA_URL = "http://waha.platform.invalid:3000"
+    settings.WAHA_API_KEY = "platform-secret-key"
+    number = make_waha_number(tenant_a, server_url=fake_waha.url, api_key="", display_phone="+15550003333")
+    with schema_context(tenant_a.schema_name):
+        contact = Contact.objects.create(
+            name="Kim", phone="+16505550177", wa_id="16505550177", last_inbound_at=timezone.now()
+        )
+        conversation = Conversation.objects.create(contact=contact, channel=number.channel)
+
+    message = reply(tenant_a, conversation, owner_a, kind="text", text="no key here")
+    run_jobs()
+
+    sent = fake_waha.requests("/api/sendText")
+    assert sent, "the send reached the number's own server"
+    assert all(
+        value != settings.WAHA_API_KEY for request in sent for value in request["headers"].values()
+    )
+    assert all("x-api-key" not in {name.lower() for name in request["headers"]} for request in sent)
+    assert fresh(tenant_a, message).status == "failed"  # its server wants a key it was never given
