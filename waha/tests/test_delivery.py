@@ -402,8 +402,6 @@ def test_a_number_on_its_own_server_without_a_key_never_sends_the_platform_key(
 
     sent = fake_waha.requests("/api/sendText")
     assert sent, "the send reached the number's own server"
-    assert all(
-        value != settings.WAHA_API_KEY for request in sent for value in request["headers"].values()
-    )
+    assert all(value != settings.WAHA_API_KEY for request in sent for value in request["headers"].values())
     assert all("x-api-key" not in {name.lower() for name in request["headers"]} for request in sent)
     assert fresh(tenant_a, message).status == "failed"  # its server wants a key it was never given
