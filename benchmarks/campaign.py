@@ -160,7 +160,7 @@ def main() -> dict[str, Any]:
         "LOG_LEVEL": "WARNING",
         "DB_CONN_MAX_AGE": "0",
         "WHATSAPP_BULK_JOBS_PER_PROCESS": bulk_jobs,
-        "WHATSAPP_WEBHOOK_ACK_DEADLINE": os.environ.get("WHATSAPP_WEBHOOK_ACK_DEADLINE", "0.8"),
+        "WHATSAPP_WEBHOOK_ACK_DEADLINE": os.environ.get("WHATSAPP_WEBHOOK_ACK_DEADLINE", "0.5"),
         "WHATSAPP_GRAPH_URL": f"http://127.0.0.1:{sandbox_port}/v21.0",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": str(ROOT),

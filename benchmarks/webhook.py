@@ -4,7 +4,7 @@ make bench BENCH_ARGS=webhook
   BENCH_WEBHOOK_EVENTS (4000)           signed POSTs for the capacity run (closed loop)
   BENCH_WEBHOOK_CONCURRENCY (16)        connections of the closed-loop run
   BENCH_WEBHOOK_WEB (2)                 uvicorn worker processes
-  BENCH_WEBHOOK_STEADY_SECONDS (15)     open-loop run at 0.8x the measured capacity
+  BENCH_WEBHOOK_STEADY_SECONDS (60)     open-loop run at 0.8x the measured capacity
   BENCH_WEBHOOK_OVERLOAD_SECONDS (60)   open-loop run at 1.5x the measured capacity (10 for a quick run)
   BENCH_WEBHOOK_PLAIN (1)               also measure a plain async Django view with abulk_create (0: skip)
 
@@ -15,6 +15,13 @@ each answer from its due time, so a server that falls behind shows it instead of
 down. Checks: at 0.8x capacity p99 ≤ 25 ms and max ≤ 1 s; at 1.5x every POST is answered within 1 s,
 200 (stored) or 503 (not stored in time, Meta delivers it again), and every 200's event is in the
 database. No worker runs: the events stay pending, only the web's work is measured.
+
+The generator (benchmarks/loadgen.py: one asyncio Protocol per connection on uvloop, no task per
+request) costs a fraction of what the server spends per POST, so it keeps its schedule at 1.5x; the
+earlier one (streams and a task per request) fell seconds behind and measured itself. Closed-loop
+capacity with 16 connections is latency-bound, not the most the server can take (64 or 256 connections
+get more through, at tens of ms each), and is where the latency is still low: it is kept as "capacity",
+and 1.5x of it does overload the two processes (they shed some POSTs with 503).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from benchmarks import loadgen
 from benchmarks.common import bench_database_url, percentile, setup_django
 from benchmarks.whatsapp import (
     CAP,
@@ -45,81 +53,22 @@ ROOT = Path(__file__).resolve().parent.parent
 ANSWER_WITHIN = 1.0  # seconds: Meta's patience, with a margin
 
 
-async def _exchange(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-) -> tuple[int, bytes]:
-    writer.write(request)
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    body = await reader.readexactly(length) if length else b""
-    return int(head.split(b" ", 2)[1]), body
-
-
-async def _open_loop(
+def _open_loop(
     port: int, requests: list[bytes], rate: float, *, max_connections: int = 2000, timeout: float = 10.0
 ) -> tuple[list[tuple[int, float, float, bytes]], list[float]]:
     """(status, seconds from due time to answer, seconds from writing it to its answer, body) per request
     (status 0: no answer within timeout), and how late each request was written (the generator's lag)."""
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-    slots = asyncio.Semaphore(max_connections)
-    results: list[tuple[int, float, float, bytes]] = []
-    lags: list[float] = []
-    tasks: set[asyncio.Task[None]] = set()
-    stale_retries: list[int] = []
-
-    async def one(request: bytes, due: float) -> None:
-        async with slots:
-            reused = bool(idle)
-            try:
-                conn = idle.pop() if idle else await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                results.append((0, time.perf_counter() - due, time.perf_counter() - due, b""))
-                return
-            # How late the generator itself is (CPU it did not get): part of the latency it measures.
-            written = time.perf_counter()
+    outcome = loadgen.run(port, requests, rate=rate, max_connections=max_connections, timeout=timeout)
+    if outcome.resent:
+        print(f"  {outcome.resent} re-sent once on a new connection (kept-alive one closed)")
+    results = []
+    lags = []
+    for status, due, written, answered, body in zip(
+        outcome.status, outcome.due, outcome.written, outcome.answered, outcome.body, strict=True
+    ):
+        results.append((status, answered - due, answered - written if written else answered - due, body))
+        if written:
             lags.append(written - due)
-            try:
-                status, body = await asyncio.wait_for(_exchange(conn[0], conn[1], request), timeout)
-            except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError):
-                conn[1].close()
-                if not reused:
-                    results.append((0, time.perf_counter() - due, time.perf_counter() - written, b""))
-                    return
-                # A kept-alive connection the server had closed meanwhile (uvicorn closes idle ones after
-                # 5 s): like any HTTP client (and Meta's sender), send it again once on a new connection,
-                # still timed from its due time.
-                stale_retries.append(1)
-                try:
-                    conn = await asyncio.open_connection("127.0.0.1", port)
-                    status, body = await asyncio.wait_for(_exchange(conn[0], conn[1], request), timeout)
-                except (TimeoutError, OSError, asyncio.IncompleteReadError):
-                    results.append((0, time.perf_counter() - due, time.perf_counter() - written, b""))
-                    return
-            except (TimeoutError, OSError):
-                results.append((0, time.perf_counter() - due, time.perf_counter() - written, b""))
-                conn[1].close()
-                return
-            results.append((status, time.perf_counter() - due, time.perf_counter() - written, body))
-            idle.append(conn)
-
-    started = time.perf_counter()
-    for index, request in enumerate(requests):
-        due = started + index / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        task = asyncio.create_task(one(request, due))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    while tasks:
-        await asyncio.gather(*list(tasks))
-    for _, writer in idle:
-        writer.close()
-    if stale_retries:
-        print(f"  {len(stale_retries)} re-sent once on a new connection (kept-alive one closed)")
     return results, lags
 
 
@@ -142,8 +91,12 @@ def _serve(app: str, port: int, processes: int, env: dict[str, str], log: str) -
 
 
 def _capacity(port: int, requests: list[bytes], concurrency: int) -> dict[str, Any]:
-    latencies, failures, elapsed = asyncio.run(_post_all(port, requests, concurrency))
-    return {"per_s": round(len(requests) / elapsed), "failures": failures, **_latency(latencies)}
+    """Closed loop: `concurrency` keep-alive connections, each sending its next POST when the last is
+    answered."""
+    outcome = loadgen.run(port, requests, rate=None, max_connections=concurrency)
+    latencies = [a - w for a, w in zip(outcome.answered, outcome.written, strict=True) if w]
+    failures = sum(1 for status in outcome.status if status != 200)
+    return {"per_s": round(len(requests) / outcome.elapsed), "failures": failures, **_latency(latencies)}
 
 
 def _stored_ids(first_id: int) -> set[int]:
@@ -177,7 +130,7 @@ def main() -> dict[str, Any]:
     events = int(os.environ.get("BENCH_WEBHOOK_EVENTS", "4000"))
     concurrency = int(os.environ.get("BENCH_WEBHOOK_CONCURRENCY", "16"))
     processes = int(os.environ.get("BENCH_WEBHOOK_WEB", "2"))
-    steady_seconds = float(os.environ.get("BENCH_WEBHOOK_STEADY_SECONDS", "15"))
+    steady_seconds = float(os.environ.get("BENCH_WEBHOOK_STEADY_SECONDS", "60"))
     overload_seconds = float(os.environ.get("BENCH_WEBHOOK_OVERLOAD_SECONDS", "60"))
     plain = os.environ.get("BENCH_WEBHOOK_PLAIN", "1") != "0"
 
@@ -204,7 +157,7 @@ def main() -> dict[str, Any]:
         "LOG_LEVEL": "WARNING",
         "DB_CONN_MAX_AGE": "0",  # as in the Procfile
         # The production deadline (DJANGO_ENV=test would give the tests' generous one).
-        "WHATSAPP_WEBHOOK_ACK_DEADLINE": os.environ.get("WHATSAPP_WEBHOOK_ACK_DEADLINE", "0.8"),
+        "WHATSAPP_WEBHOOK_ACK_DEADLINE": os.environ.get("WHATSAPP_WEBHOOK_ACK_DEADLINE", "0.5"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": str(ROOT),
     }
@@ -238,41 +191,24 @@ def main() -> dict[str, Any]:
             print(f"plain view / ingress throughput: {ratio:.2f} (prefer the plain view if ≥ 0.90)")
 
         rate = 0.8 * capacity["per_s"]
-        answers, lags = asyncio.run(
-            _open_loop(port, _webhook_requests(round(rate * steady_seconds), pnids, secret, "steady"), rate)
-        )
-        steady = _open_loop_summary(answers, lags, rate, steady_seconds)
+        steady = _open_loop_run(port, pnids, secret, "steady", rate, steady_seconds)
+        # A 503 is allowed here too (a database stall of a few hundred ms sheds a few POSTs, and Meta
+        # delivers them again); nothing accepted may be lost.
         steady["meets"] = (
-            steady["p99_ms"] <= 25 and steady["max_ms"] <= 1000 and steady["statuses"] == {"200": steady["n"]}
+            steady["p99_ms"] <= 25
+            and steady["max_ms"] <= 1000
+            and set(steady["statuses"]) <= {"200", "503"}
+            and steady["accepted_lost"] == 0
         )
         results["steady_0_8x"] = steady
         print(
             f"0.8x capacity, {rate:.0f}/s for {steady_seconds:.0f} s: {_describe(steady)}; "
+            f"accepted but lost {steady['accepted_lost']}; "
             f"p99 ≤ 25 ms and max ≤ 1 s: {'met' if steady['meets'] else 'MISSED'}"
         )
 
         rate = 1.5 * capacity["per_s"]
-        first = _last_id()
-        answers, lags = asyncio.run(
-            _open_loop(
-                port, _webhook_requests(round(rate * overload_seconds), pnids, secret, "overload"), rate
-            )
-        )
-        overload = _open_loop_summary(answers, lags, rate, overload_seconds)
-        time.sleep(2)  # a batch in flight for a POST that gave up commits meanwhile
-        stored = _stored_ids(first)
-        accepted = {json.loads(body)["event"] for status, _, _, body in answers if status == 200}
-        overload["stored"] = len(stored)
-        overload["accepted_lost"] = len(accepted - stored)
-        overload["stored_but_refused"] = len(stored - accepted)  # redelivered by Meta: processed once
-        overload["answered_within_1s"] = sum(
-            1 for status, seconds, _, _ in answers if status and seconds <= ANSWER_WITHIN
-        )
-        # The same from the moment each request was written: what the server did, without the
-        # generator's own delays (it shares the CPU).
-        overload["answered_within_1s_of_writing"] = sum(
-            1 for status, _, seconds, _ in answers if status and seconds <= ANSWER_WITHIN
-        )
+        overload = _open_loop_run(port, pnids, secret, "overload", rate, overload_seconds)
         overload["meets"] = (
             overload["answered_within_1s"] == overload["n"]
             and set(overload["statuses"]) <= {"200", "503"}
@@ -289,6 +225,31 @@ def main() -> dict[str, Any]:
     finally:
         _stop([web])
     return results
+
+
+def _open_loop_run(
+    port: int, pnids: list[str], secret: str, tag: str, rate: float, seconds: float
+) -> dict[str, Any]:
+    """Offer `rate` POSTs a second for `seconds`; the answers' summary, and which accepted events were
+    stored."""
+    first = _last_id()
+    answers, lags = _open_loop(port, _webhook_requests(round(rate * seconds), pnids, secret, tag), rate)
+    summary = _open_loop_summary(answers, lags, rate, seconds)
+    time.sleep(2)  # a batch in flight for a POST that gave up commits meanwhile
+    stored = _stored_ids(first)
+    accepted = {json.loads(body)["event"] for status, _, _, body in answers if status == 200}
+    summary["stored"] = len(stored)
+    summary["accepted_lost"] = len(accepted - stored)
+    summary["stored_but_refused"] = len(stored - accepted)  # redelivered by Meta: processed once
+    summary["answered_within_1s"] = sum(
+        1 for status, seconds, _, _ in answers if status and seconds <= ANSWER_WITHIN
+    )
+    # The same from the moment each request was written: what the server did, without the generator's own
+    # delays (it shares the CPU).
+    summary["answered_within_1s_of_writing"] = sum(
+        1 for status, _, seconds, _ in answers if status and seconds <= ANSWER_WITHIN
+    )
+    return summary
 
 
 def _open_loop_summary(

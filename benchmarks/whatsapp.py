@@ -179,7 +179,7 @@ def main() -> dict[str, Any]:
         # As in the Procfile: the web keeps no persistent connections (ASGI threads), workers keep theirs.
         "DB_CONN_MAX_AGE": "0",
         # The production deadline (DJANGO_ENV=test would give the tests' generous one).
-        "WHATSAPP_WEBHOOK_ACK_DEADLINE": os.environ.get("WHATSAPP_WEBHOOK_ACK_DEADLINE", "0.8"),
+        "WHATSAPP_WEBHOOK_ACK_DEADLINE": os.environ.get("WHATSAPP_WEBHOOK_ACK_DEADLINE", "0.5"),
         "WHATSAPP_GRAPH_URL": f"http://127.0.0.1:{sandbox_port}/v21.0",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         # This checkout first, whatever else the environment has installed in editable mode.

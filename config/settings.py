@@ -438,7 +438,7 @@ WHATSAPP_WEBHOOK_MAX_BYTES = env.int("WHATSAPP_WEBHOOK_MAX_BYTES", default=3 * 1
 # A webhook POST not stored within this many seconds of arriving is answered 503 (Meta delivers it again):
 # acknowledgements stay bounded under overload (whatsapp/ingress.py). Tests, which share a busy machine
 # and assert no timings, get a generous one (those of the deadline set their own).
-WHATSAPP_WEBHOOK_ACK_DEADLINE = env.float("WHATSAPP_WEBHOOK_ACK_DEADLINE", default=10.0 if TESTING else 0.8)
+WHATSAPP_WEBHOOK_ACK_DEADLINE = env.float("WHATSAPP_WEBHOOK_ACK_DEADLINE", default=10.0 if TESTING else 0.5)
 # Pending webhook events older than this are picked up by the sweeper (workers or Redis were down).
 WHATSAPP_SWEEP_AFTER_SECONDS = env.int("WHATSAPP_SWEEP_AFTER_SECONDS", default=30)
 # Retryable send errors: exponential backoff with jitter, until the message is this old.

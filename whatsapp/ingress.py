@@ -8,9 +8,10 @@ for the next one, and each batch is one INSERT, one COMMIT and one job (group co
 acknowledged only after its batch has committed, so a 200 always means stored.
 
 Acknowledgements are bounded (issue 14): a POST not stored within WHATSAPP_WEBHOOK_ACK_DEADLINE of
-arriving is answered 503 and Meta delivers it again; while the store is behind by half that, new POSTs
-are refused at once, before their verification, so an overloaded process spends its time on the POSTs it
-can still store in time. Measured in docs/benchmarks.md ("Webhook acknowledgement under load").
+arriving is answered 503 and Meta delivers it again; while the store is behind by an eighth of that (or
+two full batches wait), new POSTs are refused at once, before their verification, so an overloaded
+process spends its time on the POSTs it can still store in time. Measured in docs/benchmarks.md
+("Webhook acknowledgement under load").
 
 Everything else (the GET handshake, other paths) goes to the wrapped application.
 """
@@ -35,6 +36,13 @@ log = structlog.get_logger("whatsapp.webhook")
 
 PATH = "/webhooks/whatsapp/"
 MAX_BATCH = 200
+# Load shedding: a POST is refused at once, unverified, while more than this many POSTs wait for a batch
+# (two full batches)...
+MAX_WAITING = 2 * MAX_BATCH
+# ...or while the batch in flight or the oldest waiting POST is older than this share of the deadline.
+# Measured (docs/benchmarks.md): with half the deadline, an overloaded process took more than it could
+# store and its latency grew past Meta's patience before anything was refused; an eighth keeps it bounded.
+SHED_AFTER_SHARE = 0.125
 # Refused unverified while the store is behind (_GroupCommit.behind): Meta delivers it again later.
 OVERLOADED = webhook.Rejected(503, "overloaded", "Too many events at once; deliver this one again later.")
 
@@ -105,9 +113,12 @@ class _GroupCommit:
         self.flush_started: float | None = None  # loop time the batch in flight was handed to the store
 
     def behind(self, seconds: float) -> bool:
-        """The store is behind: the batch in flight, or the oldest POST waiting, is older than `seconds`.
-        A POST arriving now would most likely miss its deadline after costing a verification; the ingress
-        refuses it at once instead (503), so an overloaded process spends its time on POSTs it can store."""
+        """The store is behind: more than MAX_WAITING POSTs wait, or the batch in flight or the oldest POST
+        waiting is older than `seconds`. A POST arriving now would most likely miss its deadline after
+        costing a verification; the ingress refuses it at once instead (503), so an overloaded process
+        spends its time on POSTs it can store."""
+        if len(self.waiting) > MAX_WAITING:
+            return True
         now = asyncio.get_running_loop().time()
         if self.flush_started is not None and now - self.flush_started > seconds:
             return True
@@ -207,7 +218,7 @@ class WebhookIngress:
             return
         deadline = settings.WHATSAPP_WEBHOOK_ACK_DEADLINE
         batch = self._batch()
-        if batch.behind(deadline / 2):
+        if batch.behind(deadline * SHED_AFTER_SHARE):
             await self._reply(send, OVERLOADED)
             return
         verdict = webhook.check_webhook(

@@ -493,3 +493,26 @@ async def test_while_the_store_is_behind_a_new_post_is_refused_at_once_and_not_s
     assert json.loads(response["body"])["error"]["code"] == "overloaded"
     assert await _stored(body=body) == {}
     assert (await _post(_body(401)))["status"] == 200  # caught up: accepted again
+
+
+async def test_while_two_full_batches_wait_a_new_post_is_refused_at_once_and_not_stored(events):
+    from config.asgi import webhook_ingress
+    from whatsapp import ingress
+
+    group = webhook_ingress._batch()
+    loop = asyncio.get_running_loop()
+    # Fresh POSTs (none is late yet), but more of them than two batches: the store cannot keep up.
+    placeholders = [(None, loop.create_future(), loop.time()) for _ in range(ingress.MAX_WAITING + 1)]
+    group.waiting = placeholders  # type: ignore[assignment]
+    body = _body(402)
+    try:
+        response = await _post(body)
+    finally:
+        group.waiting = []
+        for _, future, _ in placeholders:
+            future.cancel()
+
+    assert response["status"] == 503
+    assert json.loads(response["body"])["error"]["code"] == "overloaded"
+    assert await _stored(body=body) == {}
+    assert (await _post(_body(403)))["status"] == 200
