@@ -8,19 +8,29 @@ that expires within a minute; a local file is streamed by Django, or by nginx (X
 What a customer sends is not trusted: only raster images, audio and video open inline, with the type
 they were stored under; everything else (documents, SVG, HTML, anything unknown) is an attachment, and
 scriptable types are sent as application/octet-stream, so no file can run script on the inbox's origin.
+
+A local file streamed by Django answers a single byte range (a browser seeking in audio or video; Safari
+plays no video without 206 answers); S3 and nginx answer ranges themselves.
 """
 
 from __future__ import annotations
 
 import mimetypes
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import quote
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+)
 from django.utils.cache import patch_cache_control
 from django.utils.http import content_disposition_header
 
@@ -32,6 +42,9 @@ MIME_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-
 # The body of a file never changes under its id; a browser may keep it, a shared cache never.
 PRIVATE_MAX_AGE = 3600
 CHUNK_BYTES = 256 * 1024
+# One range, `bytes=first-last`, `bytes=first-` or `bytes=-suffix` (20 digits hold any file size; longer
+# numbers are ignored rather than parsed).
+RANGE_RE = re.compile(r"bytes=([0-9]{0,20})-([0-9]{0,20})", re.IGNORECASE)
 
 
 def base_mime(mime_type: str) -> str:
@@ -82,10 +95,69 @@ def _headers(media: Any) -> tuple[str, bool, str]:
     return mime, not inline, download_name(media)
 
 
-async def _chunks(handle: Any) -> AsyncIterator[bytes]:
-    read = sync_to_async(handle.read, thread_sensitive=False)
-    while chunk := await read(CHUNK_BYTES):
+def byte_range(request: HttpRequest | None, size: int) -> tuple[int, int] | None:
+    """The byte range a GET asks for, as (first, last) with last clipped to the file; first >= size
+    when it cannot be satisfied (416). None answers the whole file: no Range, a HEAD, any If-Range (we
+    have no validator it could match), several ranges, or a malformed one (RFC 9110 lets a server
+    ignore all of these)."""
+    if request is None or request.method != "GET" or "If-Range" in request.headers:
+        return None
+    match = RANGE_RE.fullmatch(request.headers.get("Range", "").strip())
+    if not match or not any(match.groups()):
+        return None
+    first, last = match.groups()
+    if not first:  # the last `suffix` bytes (`bytes=-0`: none, so unsatisfiable)
+        return max(size - int(last), 0), size - 1
+    if last and int(last) < int(first):
+        return None
+    return int(first), min(int(last), size - 1) if last else size - 1
+
+
+def _part(handle: Any, length: int) -> Iterator[bytes]:
+    while length > 0 and (chunk := handle.read(min(CHUNK_BYTES, length))):
+        length -= len(chunk)
         yield chunk
+
+
+async def _async_part(handle: Any, length: int) -> AsyncIterator[bytes]:
+    read = sync_to_async(handle.read, thread_sensitive=False)
+    while length > 0 and (chunk := await read(min(CHUNK_BYTES, length))):
+        length -= len(chunk)
+        yield chunk
+
+
+def _local_file(
+    media: Any, mime: str, attachment: bool, filename: str, request: HttpRequest | None, asynchronous: bool
+) -> HttpResponseBase:
+    """The whole file (200), the one range asked for (206), or 416 for a range past its end."""
+    storage, name = media.file.storage, media.file.name
+    try:
+        size = storage.size(name)
+    except FileNotFoundError:
+        # Its row says READY but the file is gone (a disk restored without it): as for a missing file.
+        raise Http404("This file is no longer stored") from None
+    part = byte_range(request, size)
+    response: HttpResponseBase
+    if part and part[0] >= size:
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+    else:
+        first, last = part or (0, size - 1)
+        handle = storage.open(name, "rb")
+        response = FileResponse(handle, content_type=mime, as_attachment=attachment, filename=filename)
+        if part:
+            handle.seek(first)
+            response.status_code = 206
+            response["Content-Range"] = f"bytes {first}-{last}/{size}"
+            response["Content-Length"] = str(last - first + 1)
+        if part or asynchronous:
+            # Only the part's bytes, in chunks. Under ASGI Django would read a synchronous iterator whole
+            # into memory first (a 100 MB document per request): chunks are read in a thread instead.
+            # The response closes the file.
+            stream = _async_part if asynchronous else _part
+            response.streaming_content = stream(handle, last - first + 1)
+    response["Accept-Ranges"] = "bytes"
+    return response
 
 
 def _harden(response: HttpResponseBase) -> HttpResponseBase:
@@ -97,9 +169,9 @@ def _harden(response: HttpResponseBase) -> HttpResponseBase:
     return response
 
 
-def serve(media: Any, *, asynchronous: bool = False) -> HttpResponseBase:
+def serve(media: Any, *, asynchronous: bool = False, request: HttpRequest | None = None) -> HttpResponseBase:
     """The response for a ready media file the viewer may see (`asynchronous`: served by the ASGI
-    handler)."""
+    handler; `request`: the one whose Range header a local file answers)."""
     storage = media.file.storage
     mime, attachment, filename = _headers(media)
     disposition = content_disposition_header(attachment, filename) or ""
@@ -126,11 +198,6 @@ def serve(media: Any, *, asynchronous: bool = False) -> HttpResponseBase:
         )
         response["Content-Disposition"] = disposition
     else:
-        handle = storage.open(media.file.name, "rb")
-        response = FileResponse(handle, content_type=mime, as_attachment=attachment, filename=filename)
-        if asynchronous:
-            # Under ASGI Django would read a synchronous iterator whole into memory first (a 100 MB
-            # document per request): hand it chunks read in a thread instead. The response closes the file.
-            response.streaming_content = _chunks(handle)
+        response = _local_file(media, mime, attachment, filename, request, asynchronous)
     patch_cache_control(response, private=True, max_age=PRIVATE_MAX_AGE)
     return _harden(response)

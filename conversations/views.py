@@ -737,7 +737,7 @@ def media_file(request: HttpRequest, pk: int) -> HttpResponseBase:
     media = _media_or_404(selectors.viewer_for(request.user), pk)
     if media.status != MediaFile.Status.READY or not media.file:
         raise Http404("This file has not been downloaded")
-    return media_serving.serve(media, asynchronous=isinstance(request, ASGIRequest))
+    return media_serving.serve(media, asynchronous=isinstance(request, ASGIRequest), request=request)
 
 
 @require_POST
