@@ -17,8 +17,10 @@ message id.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -77,9 +79,11 @@ class SessionInfo:
     status: str  # STARTING, SCAN_QR_CODE, WORKING, FAILED, STOPPED
     me_id: str = ""  # "<digits>@c.us" once linked
     me_name: str = ""
+    # When WAHA answered, by its own clock (the response's Date, to the second); None without a usable one.
+    at: dt.datetime | None = field(default=None, compare=False)
 
     @classmethod
-    def from_json(cls, data: Any) -> SessionInfo:
+    def from_json(cls, data: Any, at: dt.datetime | None = None) -> SessionInfo:
         data = data if isinstance(data, dict) else {}
         me = data.get("me") if isinstance(data.get("me"), dict) else {}
         return cls(
@@ -87,7 +91,20 @@ class SessionInfo:
             status=str(data.get("status") or "").upper()[:20],
             me_id=str(me.get("id") or "")[:100],
             me_name=str(me.get("pushName") or "")[:200],
+            at=at,
         )
+
+
+def http_date(value: str | None) -> dt.datetime | None:
+    """An HTTP Date header as an aware UTC datetime floored to the second, or None when it is missing or
+    not a date."""
+    try:
+        parsed = parsedate_to_datetime(value or "")
+        if parsed.tzinfo is None:  # "-0000": UTC, as every HTTP date is
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return parsed.astimezone(dt.UTC).replace(microsecond=0)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def message_id_of(data: Any) -> str:
@@ -119,6 +136,16 @@ def _error_from_response(response: Fetched) -> WahaError:
         message = str(raw)
     message = " ".join(message.split())[:300] or f"HTTP {response.status_code} from the WAHA server"
     return WahaError(response.status_code, message)
+
+
+def _json(response: Fetched) -> Any:
+    """The answer's JSON; {} when it has no body or is not JSON."""
+    if not response.content:
+        return {}
+    try:
+        return response.json()
+    except ValueError:
+        return {}
 
 
 def _fetch_error(exc: FetchError, *, sent_means_uncertain: bool, what: str) -> WahaError:
@@ -153,9 +180,12 @@ class WahaClient:
 
     # -- plumbing ----------------------------------------------------------------------------------------
 
-    def _request(
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        return _json(self._response(method, path, **kwargs))
+
+    def _response(
         self, method: str, path: str, *, sent_means_uncertain: bool = False, what: str = "", **kwargs: Any
-    ) -> Any:
+    ) -> Fetched:
         what = what or f"WAHA {method} {path.split('?')[0]}"
         try:
             response = fetch(
@@ -174,12 +204,13 @@ class WahaClient:
             raise _error_from_response(response)
         if response.status_code >= 300:
             raise WahaError(response.status_code, f"Unexpected redirect from the WAHA server ({what})")
-        if not response.content:
-            return {}
-        try:
-            return response.json()
-        except ValueError:
-            return {}
+        return response
+
+    def _session_call(self, method: str, path: str, **kwargs: Any) -> SessionInfo:
+        """A session as WAHA answered it, with the answer's time on WAHA's clock (its Date header): WAHA's
+        session.status events carry that clock's timestamps, ours may differ (waha.sessions.record_status)."""
+        response = self._response(method, path, **kwargs)
+        return SessionInfo.from_json(_json(response), at=http_date(response.headers.get("date")))
 
     @staticmethod
     def _name(name: str) -> str:
@@ -223,20 +254,20 @@ class WahaClient:
             "config": self.session_config(webhook_url, webhook_key, events),
         }
         self._name(name)
-        return SessionInfo.from_json(self._request("POST", "/api/sessions", json=body))
+        return self._session_call("POST", "/api/sessions", json=body)
 
     def update_session_config(
         self, name: str, webhook_url: str, webhook_key: str, events: Any = None
     ) -> SessionInfo:
         """PUT /api/sessions/{name}: the webhook (URL, events, HMAC key) of an existing session."""
         body = {"config": self.session_config(webhook_url, webhook_key, events)}
-        return SessionInfo.from_json(self._request("PUT", f"/api/sessions/{self._name(name)}", json=body))
+        return self._session_call("PUT", f"/api/sessions/{self._name(name)}", json=body)
 
     def get_session(self, name: str) -> SessionInfo:
-        return SessionInfo.from_json(self._request("GET", f"/api/sessions/{self._name(name)}"))
+        return self._session_call("GET", f"/api/sessions/{self._name(name)}")
 
     def _session_action(self, name: str, action: str) -> SessionInfo:
-        return SessionInfo.from_json(self._request("POST", f"/api/sessions/{self._name(name)}/{action}"))
+        return self._session_call("POST", f"/api/sessions/{self._name(name)}/{action}")
 
     def start_session(self, name: str) -> SessionInfo:
         return self._session_action(name, "start")

@@ -56,6 +56,7 @@ PHONE_CHAT_RE = re.compile(r"^([0-9]{5,20})@(?:c\.us|s\.whatsapp\.net)$")
 LID_CHAT_RE = re.compile(r"^[0-9]{5,30}@lid$")
 GROUP_CHAT_RE = re.compile(r"^[0-9-]{5,60}@g\.us$")
 MAX_ID = Message._meta.get_field("wamid").max_length or 128
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # WAHA's ack numbers and names → our statuses (PENDING: not sent yet, nothing to record).
 ACK_BY_NUMBER = {-1: "failed", 1: "sent", 2: "delivered", 3: "read", 4: "read"}
 ACK_BY_NAME = {"ERROR": "failed", "SERVER": "sent", "DEVICE": "delivered", "READ": "read", "PLAYED": "read"}
@@ -173,13 +174,18 @@ def _chat(chat_id: str) -> tuple[str, str]:
 
 
 def _event_time(envelope: dict[str, Any]) -> dt.datetime:
+    return _waha_time(envelope) or timezone.now()
+
+
+def _waha_time(envelope: dict[str, Any]) -> dt.datetime | None:
+    """The envelope's `timestamp` (milliseconds, WAHA's clock), or None when missing or not a time."""
     raw = envelope.get("timestamp")
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
+    if isinstance(raw, int | float) and not isinstance(raw, bool) and raw > 0:
         try:
-            return dt.datetime.fromtimestamp(raw / 1000, tz=dt.UTC)
-        except (ValueError, OverflowError, OSError):
+            return EPOCH + dt.timedelta(milliseconds=raw)
+        except (ValueError, OverflowError):
             pass
-    return timezone.now()
+    return None
 
 
 def _push_name(payload: dict[str, Any]) -> str:
@@ -637,9 +643,16 @@ def _on_edited(event: Event) -> Outcome:
 
 
 def _on_session_status(event: Event) -> Outcome:
+    """Recorded unless older than the status already recorded (see record_status); processed either way."""
     status = _text(event.payload.get("status"), 40)
     me = event.envelope.get("me")
-    record_status(waha_session=event.session, status=status, me=me if isinstance(me, dict) else None)
+    record_status(
+        waha_session=event.session,
+        status=status,
+        me=me if isinstance(me, dict) else None,
+        at=_waha_time(event.envelope),
+        event=True,
+    )
     return PROCESSED
 
 

@@ -28,6 +28,9 @@ class WahaSession(models.Model):
     webhook_id = models.CharField(max_length=64, unique=True, editable=False)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.STOPPED)
     status_changed_at = models.DateTimeField(null=True, blank=True)
+    # When WAHA's clock says the recorded status held (a session.status event's timestamp, or the Date of
+    # the answer it came in): an event older than this is not applied (see waha.sessions.record_status).
+    status_at_waha = models.DateTimeField(null=True, blank=True)
     # The linked WhatsApp account (payload "me": "<digits>@c.us" and its display name), once WORKING.
     me_id = models.CharField(max_length=100, blank=True)
     me_name = models.CharField(max_length=200, blank=True)

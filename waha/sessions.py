@@ -45,6 +45,7 @@ from waha import client as waha_client
 from waha.client import (
     DEFAULT_EVENTS,
     SESSION_NAME_RE,
+    SessionInfo,
     WahaClient,
     WahaError,
     gateway,
@@ -287,6 +288,7 @@ def connect(
             waha_session=waha_session,
             status=info.status or Status.STARTING,
             me={"id": info.me_id, "pushName": info.me_name} if info.me_id else None,
+            at=info.at,
         )
         channel.refresh_from_db()
         waha_session.refresh_from_db()
@@ -386,18 +388,46 @@ def _sync_channel(waha_session: WahaSession) -> None:
 
 
 @transaction.atomic
-def record_status(*, waha_session: WahaSession, status: str, me: dict[str, Any] | None = None) -> bool:
+def record_status(
+    *,
+    waha_session: WahaSession,
+    status: str,
+    me: dict[str, Any] | None = None,
+    at: dt.datetime | None = None,
+    event: bool = False,
+) -> bool:
     """A session's status as WAHA reported it (a session.status webhook, the poll, an action's answer).
     WORKING takes the linked account from `me` and ends any reconnection; FAILED schedules the first
-    automatic restart. Returns whether the status changed. Unknown statuses are ignored."""
+    automatic restart. Returns whether the status changed. Unknown statuses are ignored.
+
+    `at` is when the status held by WAHA's clock (an event's timestamp, an answer's Date), None when
+    unknown; never compared with ours. An `event` older than the recorded state's time is not applied
+    (webhooks arrive late: a STARTING sent before the poll saw SCAN_QR_CODE must not step it back). An
+    answer is always applied: polling is how a lost or misordered event is corrected."""
     status = (status or "").strip().upper()
     if status not in Status.values:
         log.warning("waha_unknown_status", session=waha_session.pk, status=status[:40])
         return False
     row = WahaSession.objects.select_for_update().get(pk=waha_session.pk)
+    if event and at is not None and row.status_at_waha is not None and at < row.status_at_waha:
+        log.info(
+            "waha_stale_status_ignored",
+            session=row.pk,
+            status=status,
+            event_at=at.isoformat(),
+            recorded_status=row.status,
+            recorded_at=row.status_at_waha.isoformat(),
+        )
+        _copy(row, waha_session)
+        return False
     now = timezone.now()
     changed = row.status != status
     fields: set[str] = set()
+    # An answer repeating the status keeps a later event's time: an answer's Date is floored to the
+    # second, and an event older than that event is stale whatever the answer said.
+    if at is not None and (changed or row.status_at_waha is None or at > row.status_at_waha):
+        row.status_at_waha = at
+        fields.add("status_at_waha")
     if changed:
         row.status, row.status_changed_at = status, now
         fields |= {"status", "status_changed_at"}
@@ -466,6 +496,7 @@ def live_state(*, waha_session: WahaSession) -> LiveState:
             waha_session=waha_session,
             status=info.status,
             me={"id": info.me_id, "pushName": info.me_name} if info.me_id else None,
+            at=info.at,
         )
         qr = ""
         if waha_session.status == Status.SCAN_QR_CODE:
@@ -491,9 +522,10 @@ def _reset_reconnection(waha_session: WahaSession) -> None:
     )
 
 
-def _after_action(waha_session: WahaSession, status: str, action: str, actor: Any) -> None:
+def _after_action(waha_session: WahaSession, info: SessionInfo, status: str, action: str, actor: Any) -> None:
+    """Record the status an action's answer gave (`status`: the answer's, or what the action implies)."""
     with transaction.atomic():
-        record_status(waha_session=waha_session, status=status or waha_session.status)
+        record_status(waha_session=waha_session, status=status or waha_session.status, at=info.at)
         audit.record(
             action, actor=actor, target=waha_session.channel, details={"session": waha_session.session}
         )
@@ -514,7 +546,7 @@ def reconnect(*, waha_session: WahaSession, actor: Any = None) -> WahaSession:
         raise error from exc
     _reset_reconnection(waha_session)
     waha_session.refresh_from_db()
-    _after_action(waha_session, info.status, "number.reconnected", actor)
+    _after_action(waha_session, info, info.status, "number.reconnected", actor)
     return waha_session
 
 
@@ -526,7 +558,7 @@ def stop(*, waha_session: WahaSession, actor: Any = None) -> WahaSession:
         raise _waha_error(exc) from exc
     _reset_reconnection(waha_session)
     waha_session.refresh_from_db()
-    _after_action(waha_session, info.status or Status.STOPPED, "number.session_stopped", actor)
+    _after_action(waha_session, info, info.status or Status.STOPPED, "number.session_stopped", actor)
     return waha_session
 
 
@@ -541,7 +573,7 @@ def logout(*, waha_session: WahaSession, actor: Any = None) -> WahaSession:
     _reset_reconnection(waha_session)
     waha_session.refresh_from_db()
     status = info.status if info.status and info.status != Status.WORKING else Status.STOPPED
-    _after_action(waha_session, status, "number.logged_out", actor)
+    _after_action(waha_session, info, status, "number.logged_out", actor)
     return waha_session
 
 
@@ -628,6 +660,7 @@ def poll_tenant_sessions(*, now: dt.datetime | None = None) -> int:
             waha_session=waha_session,
             status=info.status,
             me={"id": info.me_id, "pushName": info.me_name} if info.me_id else None,
+            at=info.at,
         )
     reconnect_due(now=now)
     return checked
@@ -661,7 +694,7 @@ def reconnect_due(*, now: dt.datetime | None = None) -> int:
             continue
         log.info("waha_session_restarted", session=waha_session.pk, attempt=attempts + 1)
         if info.status:
-            record_status(waha_session=waha_session, status=info.status)
+            record_status(waha_session=waha_session, status=info.status, at=info.at)
     return restarted
 
 

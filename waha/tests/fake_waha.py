@@ -35,6 +35,7 @@ class State:
     rules: list[Rule] = field(default_factory=list)
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    date: str | None = None  # the Date header answers carry (None: the current time, as http.server sends)
 
 
 class FakeWaha:
@@ -49,6 +50,9 @@ class FakeWaha:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                return fake.state.date if fake.state.date is not None else super().date_time_string(timestamp)
 
             def _handle(self, method: str) -> None:
                 length = int(self.headers.get("content-length") or 0)
@@ -129,6 +133,11 @@ class FakeWaha:
     def script(self, path: str, **options: Any) -> None:
         with self.lock:
             self.state.rules.append(Rule(path=path, **options))
+
+    def serve_date(self, value: str | None) -> None:
+        """Answer with this Date header (WAHA's clock; None: the current time)."""
+        with self.lock:
+            self.state.date = value
 
     def add_file(self, path: str, content: bytes, content_type: str) -> str:
         with self.lock:
