@@ -8,16 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.handlers.asgi import ASGIRequest
 from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.http import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from conversations import channels, rules, selectors, services
+from conversations import media as media_serving
 from conversations.models import Channel, Conversation, MediaFile, Message, visibility_q
 from conversations.selectors import Viewer
 from core.api_schema import ErrorResponseSerializer
@@ -101,18 +107,43 @@ class ConversationSerializer(serializers.ModelSerializer):
 
 
 class MediaSerializer(serializers.ModelSerializer):
-    url = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField(
+        help_text="For browsers: the inbox's media view, which needs a signed-in session (not an API key). "
+        "Null until the file is downloaded and belongs to a message."
+    )
+    content_url = serializers.SerializerMethodField(
+        help_text="For API clients: GET it with the same credentials as this response (API key or "
+        "session) to download the file (`GET /api/v1/media/{id}/content/`). Null when `url` is."
+    )
 
     class Meta:
         model = MediaFile
-        fields = ["id", "kind", "media_id", "mime_type", "size", "filename", "status", "error", "url"]
+        fields = [
+            "id",
+            "kind",
+            "media_id",
+            "mime_type",
+            "size",
+            "filename",
+            "status",
+            "error",
+            "url",
+            "content_url",
+        ]
 
     def get_url(self, obj: MediaFile) -> str | None:
         """The inbox's authenticated media view (signed-in staff who see the conversation), absolute when
         the request is known; None until the file is stored and belongs to a message."""
+        return self._link(obj, "inbox:media")
+
+    def get_content_url(self, obj: MediaFile) -> str | None:
+        """The API's download of the same file (MediaContentView), under the same conditions as `url`."""
+        return self._link(obj, "api-media-content")
+
+    def _link(self, obj: MediaFile, route: str) -> str | None:
         if not obj.file or obj.status != MediaFile.Status.READY or obj.message_id is None:
             return None
-        path = reverse("inbox:media", args=[obj.pk])
+        path = reverse(route, args=[obj.pk])
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request is not None else path
 
@@ -166,7 +197,7 @@ class MessageSerializer(serializers.ModelSerializer):
             media = obj.media  # type: ignore[attr-defined]
         except MediaFile.DoesNotExist:
             return None
-        return MediaSerializer(media).data
+        return MediaSerializer(media, context=self.context).data
 
 
 class SendMessageSerializer(serializers.Serializer):
@@ -426,7 +457,7 @@ class ConversationMessagesView(generics.ListAPIView):
         form.is_valid(raise_exception=True)
         message = send_from_request(conversation=conversation, data=form.validated_data, request=request)
         code = status.HTTP_200_OK if form.validated_data["type"] == "read" else status.HTTP_201_CREATED
-        return Response(MessageSerializer(message).data, status=code)
+        return Response(MessageSerializer(message, context={"request": request}).data, status=code)
 
 
 class StartConversationView(generics.GenericAPIView):
@@ -462,7 +493,9 @@ class StartConversationView(generics.GenericAPIView):
         # The contact's open conversation on this number, or a new one; one that is someone else's
         # answers 404, as for any conversation hidden from the caller.
         _, message = services.start_conversation(contact=contact, channel=channel, draft=draft, by=viewer)
-        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+        return Response(
+            MessageSerializer(message, context={"request": request}).data, status=status.HTTP_201_CREATED
+        )
 
 
 class RetryMessageView(generics.GenericAPIView):
@@ -479,7 +512,9 @@ class RetryMessageView(generics.GenericAPIView):
     def post(self, request: Request, pk: int) -> Response:
         message = self.get_object()
         retried = services.retry_message(message=message, user=_acting_user(request))
-        return Response(MessageSerializer(retried).data, status=status.HTTP_200_OK)
+        return Response(
+            MessageSerializer(retried, context={"request": request}).data, status=status.HTTP_200_OK
+        )
 
 
 class MediaUploadSerializer(serializers.Serializer):
@@ -520,3 +555,64 @@ class MediaUploadView(generics.GenericAPIView):
             kind=data.get("kind", ""),
         )
         return Response(MediaSerializer(media).data, status=status.HTTP_201_CREATED)
+
+
+class AnyAcceptNegotiation(BaseContentNegotiation):
+    """A download answers the file whatever the client's Accept names (the file's type, `*/*`, nothing);
+    an error is still rendered by the API's first renderer, JSON, in the one error shape."""
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request: Request, renderers: Any, format_suffix: Any = None) -> Any:
+        return renderers[0], renderers[0].media_type
+
+
+class MediaContentView(APIView):
+    """GET (and HEAD): the file of a message's media, for API clients (the inbox's `url` needs a browser
+    session). Answered exactly as the inbox answers it (conversations.media.serve): raster images, audio
+    and video with their type, anything else as an attachment, scriptable types as
+    application/octet-stream; with object storage, a 302 to a presigned URL that expires within a minute."""
+
+    content_negotiation_class = AnyAcceptNegotiation
+
+    @extend_schema(
+        summary="Download a message's media file",
+        responses={
+            (200, "*/*"): OpenApiResponse(
+                OpenApiTypes.BINARY,
+                description="The file's bytes, with its Content-Type (application/octet-stream for types "
+                "a browser would run) and Content-Disposition",
+            ),
+            (206, "*/*"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The part a `Range: bytes=...` header asked for"
+            ),
+            302: OpenApiResponse(
+                description="With object storage: Location is a presigned URL of the file, valid for "
+                "about a minute; fetch it without the Authorization header"
+            ),
+            404: OpenApiResponse(
+                ErrorResponseSerializer,
+                description="`not_found`: no such file, it belongs to no message, or its conversation is "
+                "hidden from you",
+            ),
+            409: OpenApiResponse(
+                ErrorResponseSerializer,
+                description="`media_not_ready`: the file is still downloading from WhatsApp or its "
+                "download failed (`details.status`); see the message's `media.status` and `media.error`",
+            ),
+        },
+    )
+    def get(self, request: Request, pk: int) -> HttpResponseBase:
+        media = selectors.get_visible_media(_viewer(request), pk)
+        if media.status != MediaFile.Status.READY or not media.file:
+            raise ServiceError(
+                "media_not_ready",
+                "This file has not been downloaded yet, or its download failed.",
+                status=status.HTTP_409_CONFLICT,
+                details={"status": media.status},
+            )
+        django_request = request._request  # Range and the ASGI handler are read from Django's request
+        return media_serving.serve(
+            media, asynchronous=isinstance(django_request, ASGIRequest), request=django_request
+        )

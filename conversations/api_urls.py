@@ -15,6 +15,7 @@ urlpatterns = [
     path("messages/", api.StartConversationView.as_view(), name="api-messages"),
     path("messages/<int:pk>/retry/", api.RetryMessageView.as_view(), name="api-message-retry"),
     path("whatsapp/media/", api.MediaUploadView.as_view(), name="api-whatsapp-media"),
+    path("media/<int:pk>/content/", api.MediaContentView.as_view(), name="api-media-content"),
     path("settings/csat/", teamops_api.CsatSettingsView.as_view(), name="api-settings-csat"),
     path("settings/routing/", routing_api.RoutingSettingsView.as_view(), name="api-settings-routing"),
     path("settings/sla-policies/", routing_api.SlaPolicyListView.as_view(), name="api-sla-policies"),

@@ -34,6 +34,7 @@ from conversations.models import (
     Conversation,
     ConversationQuerySet,
     InboxEvent,
+    MediaFile,
     Message,
 )
 from crm import selectors as crm_selectors
@@ -193,6 +194,20 @@ def get_visible_message(
     if row is None:
         raise Http404("No such message.")
     return row
+
+
+def get_visible_media(viewer: Viewer, pk: Any) -> MediaFile:
+    """A message's media file, or Http404 unless the viewer sees that message (so its conversation): a
+    hidden file is answered as a missing one. A file that belongs to no message (an upload not sent
+    yet) is nobody's to open this way. Its `message` comes with its conversation."""
+    key = _row_key(pk)
+    media = MediaFile.objects.filter(pk=key, message__isnull=False).first() if key is not None else None
+    if media is None:
+        raise Http404("No such file.")
+    media.message = get_visible_message(
+        viewer, media.message_id, queryset=Message.objects.select_related("conversation")
+    )
+    return media
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -720,21 +720,10 @@ def send_template(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse
 # ---------------------------------------------------------------------------------------------------
 
 
-def _media_or_404(viewer: Viewer, pk: int) -> Any:
-    media = MediaFile.objects.filter(pk=pk, message__isnull=False).first()
-    if media is None:
-        raise Http404("No such file")
-    # Visible exactly when its message (so its conversation) is; 404 otherwise, as for a missing one.
-    media.message = selectors.get_visible_message(
-        viewer, media.message_id, queryset=Message.objects.select_related("conversation")
-    )
-    return media
-
-
 @require_safe
 @login_required
 def media_file(request: HttpRequest, pk: int) -> HttpResponseBase:
-    media = _media_or_404(selectors.viewer_for(request.user), pk)
+    media = selectors.get_visible_media(selectors.viewer_for(request.user), pk)
     if media.status != MediaFile.Status.READY or not media.file:
         raise Http404("This file has not been downloaded")
     return media_serving.serve(media, asynchronous=isinstance(request, ASGIRequest), request=request)
@@ -744,7 +733,7 @@ def media_file(request: HttpRequest, pk: int) -> HttpResponseBase:
 @staff_view
 def media_retry(request: HttpRequest, viewer: Viewer, pk: int) -> HttpResponse:
     """ "Retry download" of an inbound file: answers the message's bubble, now downloading."""
-    media = _media_or_404(viewer, pk)
+    media = selectors.get_visible_media(viewer, pk)
     channels.adapter_for(media.channel).retry_media_download(media=media)
     return _bubble(request, media.message)
 

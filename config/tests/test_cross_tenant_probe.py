@@ -139,6 +139,7 @@ PARAMS: list[tuple[str, dict[str, str]]] = [
     (r"^api/v1/\^?settings/sla-policies/", {"pk": "sla_policy"}),
     (r"^api/v1/\^?macros/", {"pk": "macro"}),
     (r"^api/v1/\^?messages/", {"pk": "message"}),
+    (r"^api/v1/\^?media/", {"pk": "media"}),
     (r"^api/v1/\^?contacts/", {"pk": "contact"}),
     (r"^api/v1/\^?companies/", {"pk": "company"}),
     (r"^api/v1/\^?tags/", {"pk": "tag"}),
