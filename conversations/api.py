@@ -16,7 +16,6 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -26,6 +25,7 @@ from conversations import channels, rules, selectors, services
 from conversations import media as media_serving
 from conversations.models import Channel, Conversation, MediaFile, Message, visibility_q
 from conversations.selectors import Viewer
+from core.api import AnyAcceptNegotiation
 from core.api_schema import ErrorResponseSerializer
 from core.errors import ServiceError
 from core.idempotency import idempotent, scope_of
@@ -555,17 +555,6 @@ class MediaUploadView(generics.GenericAPIView):
             kind=data.get("kind", ""),
         )
         return Response(MediaSerializer(media).data, status=status.HTTP_201_CREATED)
-
-
-class AnyAcceptNegotiation(BaseContentNegotiation):
-    """A download answers the file whatever the client's Accept names (the file's type, `*/*`, nothing);
-    an error is still rendered by the API's first renderer, JSON, in the one error shape."""
-
-    def select_parser(self, request: Request, parsers: Any) -> Any:
-        return parsers[0] if parsers else None
-
-    def select_renderer(self, request: Request, renderers: Any, format_suffix: Any = None) -> Any:
-        return renderers[0], renderers[0].media_type
 
 
 class MediaContentView(APIView):

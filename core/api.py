@@ -20,6 +20,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.rest_framework import FilterSet as RestFilterSet
 from django_ratelimit.core import get_usage
 from rest_framework import exceptions, pagination, parsers, status, throttling
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
 from core.errors import ServiceError, error_body
@@ -255,3 +256,15 @@ class TenantRateThrottle(throttling.BaseThrottle):
 
     def wait(self) -> float | None:
         return self._wait
+
+
+class AnyAcceptNegotiation(BaseContentNegotiation):
+    """For downloads (a media file, a CSV export): the body is answered whatever the client's Accept names
+    (the file's type, `text/csv`, `*/*`, nothing) instead of DRF's 406; an error is still rendered by the
+    API's first renderer, JSON, in the one error shape."""
+
+    def select_parser(self, request: Any, parsers: Any) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request: Any, renderers: Any, format_suffix: Any = None) -> Any:
+        return renderers[0], renderers[0].media_type

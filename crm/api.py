@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core import audit, csvsafe
-from core.api import CursorPagination, FilterBackend
+from core.api import AnyAcceptNegotiation, CursorPagination, FilterBackend
 from core.errors import ServiceError
 from crm import filters, selectors, serializers, services
 from crm.models import AttributeDefinition, Contact, ContactImport, Note, Stage, Tag
@@ -93,7 +93,9 @@ class ContactViewSet(CrmViewSet):
         responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR)},
         filters=True,
     )
-    @action(detail=False, methods=["get"], pagination_class=None)
+    @action(
+        detail=False, methods=["get"], pagination_class=None, content_negotiation_class=AnyAcceptNegotiation
+    )
     def export(self, request: Request) -> StreamingHttpResponse:
         queryset = self.filter_queryset(self.get_queryset())
         return csv_export_response(queryset)
