@@ -23,7 +23,8 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, DateTimeField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import TruncSecond
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignSettings, Recipient
@@ -894,10 +895,12 @@ def refresh_progress(*, campaign: Campaign) -> dict[str, int]:
         error_code=Subquery(failed.values("error_code")[:1]),
         error_title=Subquery(failed.values("error_title")[:1]),
     )
+    # Meta stamps an inbound message to the second, ours to the microsecond: a reply in the same second as
+    # the campaign message counts (compared with its time truncated to the second).
     later_inbound = Message.objects.filter(
         conversation_id=OuterRef("message__conversation_id"),
         direction=Message.Direction.INBOUND,
-        timestamp__gt=OuterRef("message__timestamp"),
+        timestamp__gte=TruncSecond(ExpressionWrapper(OuterRef("message__timestamp"), DateTimeField())),
     )
     mine.filter(status__in=[Recipient.Status.SENT, Recipient.Status.DELIVERED, Recipient.Status.READ]).filter(
         Exists(later_inbound)

@@ -176,6 +176,41 @@ def test_a_campaign_sends_through_the_reply_path_and_follows_statuses_and_replie
         assert campaign.status == "completed"
 
 
+def test_a_reply_in_the_same_second_as_the_campaign_message_counts_as_replied(templates, tenant_a, sandbox):
+    """Meta stamps inbound messages to the second: a STOP or "yes" within the second the campaign message
+    was made is still after it."""
+    with schema_context(tenant_a.schema_name):
+        make_contact("+15550000001", name="Quick", tags=("vip",))
+        campaign = _campaign(templates)
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            services.start_campaign(campaign=campaign)
+        run_jobs()
+        message = Message.objects.get()
+        Message.objects.filter(pk=message.pk).update(
+            timestamp=message.timestamp.replace(microsecond=900_000), status="delivered"
+        )
+        before = message.timestamp.replace(microsecond=0) - dt.timedelta(seconds=1)
+        Message.objects.create(
+            conversation=message.conversation,
+            direction="in",
+            type="text",
+            text="too early",
+            status="received",
+            timestamp=before,
+        )
+        assert services.refresh_progress(campaign=campaign)["replied"] == 0  # a second before: no reply
+
+        Message.objects.create(
+            conversation=message.conversation,
+            direction="in",
+            type="text",
+            text="STOP",
+            status="received",
+            timestamp=message.timestamp.replace(microsecond=0),  # Meta's stamp of the same second
+        )
+        assert services.refresh_progress(campaign=campaign)["replied"] == 1
+
+
 def test_a_schedule_and_the_send_window_are_in_the_workspace_s_time_zone(templates, tenant_a, sandbox):
     with schema_context(tenant_a.schema_name):
         BotSettings.objects.update_or_create(pk=1, defaults={"time_zone": "Asia/Tokyo"})
