@@ -11,8 +11,15 @@ from django_tenants.utils import schema_context
 
 from conftest import login
 from conversations.models import MediaFile
-from conversations.tests.conftest import add_message, make_conversation
-from conversations.tests.test_media_view import PNG, SVG, body_of, stored_media
+from conversations.tests.conftest import make_conversation
+from conversations.tests.test_media_view import (
+    PNG,
+    SVG,
+    body_of,
+    bucket_document,
+    bucket_storages,
+    stored_media,
+)
 from crm.tests.helpers import api_client, assert_error, issue_key
 
 
@@ -179,33 +186,8 @@ def test_html_claiming_to_be_audio_is_an_octet_stream_attachment(tenant_a, chann
 
 
 def test_with_object_storage_the_answer_is_a_presigned_redirect(tenant_a, channel_a, key_a, settings):
-    conversation = make_conversation(tenant_a, channel=channel_a)
-    with schema_context(tenant_a.schema_name):
-        message = add_message(tenant_a, conversation, type="document", text="report.pdf")
-        media = MediaFile.objects.create(
-            channel=channel_a,
-            message=message,
-            direction="in",
-            kind="document",
-            file="whatsapp/alpha/document/2026/01/abc.pdf",
-            filename="report.pdf",
-            mime_type="application/pdf",
-            status="ready",
-        )
-    s3 = {
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": "media-bucket",
-                "access_key": "AKIAEXAMPLE",
-                "secret_key": "example-secret",
-                "endpoint_url": "https://objects.example.test",
-                "region_name": "eu-central-1",
-                "querystring_expire": 60,
-            },
-        },
-        "staticfiles": settings.STORAGES["staticfiles"],
-    }
+    media = bucket_document(tenant_a, channel_a)
+    s3 = bucket_storages(settings)
     with override_settings(STORAGES=s3, MEDIA_STORAGE="s3", MEDIA_URL_EXPIRE_SECONDS=60):
         response = api_client(tenant_a, key_a).get(content_path(media))
     assert response.status_code == 302

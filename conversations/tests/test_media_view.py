@@ -195,14 +195,13 @@ def test_html_claiming_to_be_audio_is_not_served_as_html(client_a, tenant_a, own
     assert response["Content-Disposition"].startswith("attachment;")
 
 
-def test_with_object_storage_the_view_redirects_to_a_short_lived_presigned_url(
-    client_a, tenant_a, owner_a, channel_a, settings
-):
-    conversation = make_conversation(tenant_a, channel=channel_a)
-    with schema_context(tenant_a.schema_name):
-        message = add_message(tenant_a, conversation, type="document", text="report.pdf")
-        media = MediaFile.objects.create(
-            channel=channel_a,
+def bucket_document(tenant: Any, channel: Any) -> MediaFile:
+    """A READY document whose file is in the bucket (object storage), for the presigned-redirect tests."""
+    conversation = make_conversation(tenant, channel=channel)
+    with schema_context(tenant.schema_name):
+        message = add_message(tenant, conversation, type="document", text="report.pdf")
+        return MediaFile.objects.create(
+            channel=channel,
             message=message,
             direction="in",
             kind="document",
@@ -211,7 +210,11 @@ def test_with_object_storage_the_view_redirects_to_a_short_lived_presigned_url(
             mime_type="application/pdf",
             status="ready",
         )
-    s3 = {
+
+
+def bucket_storages(settings: Any) -> dict[str, Any]:
+    """STORAGES with an S3-compatible default; signing needs no network."""
+    return {
         "default": {
             "BACKEND": "storages.backends.s3.S3Storage",
             "OPTIONS": {
@@ -225,6 +228,13 @@ def test_with_object_storage_the_view_redirects_to_a_short_lived_presigned_url(
         },
         "staticfiles": settings.STORAGES["staticfiles"],
     }
+
+
+def test_with_object_storage_the_view_redirects_to_a_short_lived_presigned_url(
+    client_a, tenant_a, owner_a, channel_a, settings
+):
+    media = bucket_document(tenant_a, channel_a)
+    s3 = bucket_storages(settings)
     login(client_a, tenant_a, owner_a)
     # Signing needs no network: the URL is computed here and the browser fetches it.
     with override_settings(STORAGES=s3, MEDIA_STORAGE="s3", MEDIA_URL_EXPIRE_SECONDS=60):
