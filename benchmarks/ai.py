@@ -21,13 +21,11 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from benchmarks.common import bench_database_url, setup_django, summary_ms
+from benchmarks.common import ROOT, process_env, setup_django, summary_ms
 from benchmarks.whatsapp import _free_port, _spawn, _stop, _wait_for, _wait_port
 
-ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT / "knowledge" / "tests" / "fixtures" / "ai_eval"
 TITLES = {
     "prices": "Price list",
@@ -184,18 +182,10 @@ def main() -> dict[str, Any]:
     broker.flush_all()
 
     sandbox_port, llm_port, web_port = _free_port(), _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": bench_database_url(),
-        "DRAMATIQ_BROKER": "redis",
-        "DJANGO_ENV": "test",
-        "LOG_LEVEL": "WARNING",
-        "DB_CONN_MAX_AGE": "0",
-        "WHATSAPP_GRAPH_URL": f"http://127.0.0.1:{sandbox_port}/v21.0",
-        "LLM_SANDBOX_URL": f"http://127.0.0.1:{llm_port}/v1",
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": str(ROOT),
-    }
+    env = process_env(
+        WHATSAPP_GRAPH_URL=f"http://127.0.0.1:{sandbox_port}/v21.0",
+        LLM_SANDBOX_URL=f"http://127.0.0.1:{llm_port}/v1",
+    )
     processes = [
         _spawn(
             [

@@ -36,10 +36,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import bench_database_url, setup_django, summary_ms
+from benchmarks.common import process_env, setup_django, summary_ms
 from benchmarks.whatsapp import _free_port, _spawn, _stop, _wait_for, _wait_port
 
-ROOT = Path(__file__).resolve().parent.parent
 NUMBERS = 13
 CAP = 80
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -152,20 +151,9 @@ def main() -> dict[str, Any]:
             redis_client.delete(key)
 
     sandbox_port, web_port = _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": bench_database_url(),
-        "DRAMATIQ_BROKER": "redis",
-        "DJANGO_ENV": "test",
-        "LOG_LEVEL": "WARNING",
-        "DB_CONN_MAX_AGE": "0",
-        "WHATSAPP_BULK_JOBS_PER_PROCESS": bulk_jobs,
-        "WHATSAPP_WEBHOOK_ACK_DEADLINE": os.environ.get("WHATSAPP_WEBHOOK_ACK_DEADLINE", "0.5"),
-        "WHATSAPP_GRAPH_URL": f"http://127.0.0.1:{sandbox_port}/v21.0",
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": str(ROOT),
-    }
-    (ROOT / ".data").mkdir(exist_ok=True)
+    env = process_env(
+        WHATSAPP_BULK_JOBS_PER_PROCESS=bulk_jobs, WHATSAPP_GRAPH_URL=f"http://127.0.0.1:{sandbox_port}/v21.0"
+    )
     sandbox = _spawn(
         [
             sys.executable,

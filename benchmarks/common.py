@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/wacrm"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def bench_database_url() -> str:
@@ -83,3 +86,24 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
     if length:
         await reader.readexactly(length)
     return head
+
+
+def process_env(**extra: str) -> dict[str, str]:
+    """The environment of the product's processes a benchmark starts (web, worker, sandbox): its database,
+    the Redis broker, production's webhook deadline and connection handling, this checkout first."""
+    (ROOT / ".data").mkdir(exist_ok=True)
+    return {
+        **os.environ,
+        "DATABASE_URL": bench_database_url(),
+        "DRAMATIQ_BROKER": "redis",
+        "DJANGO_ENV": "test",
+        "LOG_LEVEL": "WARNING",
+        # As in the Procfile: the web keeps no persistent connections (ASGI threads), workers keep theirs.
+        "DB_CONN_MAX_AGE": "0",
+        # The production deadline (DJANGO_ENV=test would give the tests' generous one).
+        "WHATSAPP_WEBHOOK_ACK_DEADLINE": os.environ.get("WHATSAPP_WEBHOOK_ACK_DEADLINE", "0.5"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        # This checkout first, whatever else the environment has installed in editable mode.
+        "PYTHONPATH": str(ROOT),
+        **extra,
+    }

@@ -33,11 +33,10 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from benchmarks import loadgen
-from benchmarks.common import bench_database_url, percentile, setup_django
+from benchmarks.common import percentile, process_env, setup_django
 from benchmarks.whatsapp import (
     CAP,
     NUMBERS,
@@ -49,7 +48,6 @@ from benchmarks.whatsapp import (
     _webhook_requests,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 ANSWER_WITHIN = 1.0  # seconds: Meta's patience, with a margin
 
 
@@ -149,19 +147,7 @@ def main() -> dict[str, Any]:
             )
     broker.flush_all()
     secret = settings.WHATSAPP_APP_SECRET or ""
-    env = {
-        **os.environ,
-        "DATABASE_URL": bench_database_url(),
-        "DRAMATIQ_BROKER": "redis",
-        "DJANGO_ENV": "test",
-        "LOG_LEVEL": "WARNING",
-        "DB_CONN_MAX_AGE": "0",  # as in the Procfile
-        # The production deadline (DJANGO_ENV=test would give the tests' generous one).
-        "WHATSAPP_WEBHOOK_ACK_DEADLINE": os.environ.get("WHATSAPP_WEBHOOK_ACK_DEADLINE", "0.5"),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": str(ROOT),
-    }
-    (ROOT / ".data").mkdir(exist_ok=True)
+    env = process_env()
     results: dict[str, Any] = {"web_processes": processes, "concurrency": concurrency}
 
     if plain:

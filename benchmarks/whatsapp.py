@@ -25,12 +25,10 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from benchmarks.common import bench_database_url, exchange, setup_django, summary_ms
+from benchmarks.common import ROOT, exchange, process_env, setup_django, summary_ms
 
-ROOT = Path(__file__).resolve().parent.parent
 NUMBERS = 13
 CAP = 80
 
@@ -170,22 +168,7 @@ def main() -> dict[str, Any]:
         redis_client.delete(key)
 
     sandbox_port, web_port = _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": bench_database_url(),
-        "DRAMATIQ_BROKER": "redis",
-        "DJANGO_ENV": "test",
-        "LOG_LEVEL": "WARNING",
-        # As in the Procfile: the web keeps no persistent connections (ASGI threads), workers keep theirs.
-        "DB_CONN_MAX_AGE": "0",
-        # The production deadline (DJANGO_ENV=test would give the tests' generous one).
-        "WHATSAPP_WEBHOOK_ACK_DEADLINE": os.environ.get("WHATSAPP_WEBHOOK_ACK_DEADLINE", "0.5"),
-        "WHATSAPP_GRAPH_URL": f"http://127.0.0.1:{sandbox_port}/v21.0",
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        # This checkout first, whatever else the environment has installed in editable mode.
-        "PYTHONPATH": str(ROOT),
-    }
-    (ROOT / ".data").mkdir(exist_ok=True)
+    env = process_env(WHATSAPP_GRAPH_URL=f"http://127.0.0.1:{sandbox_port}/v21.0")
     sandbox = _spawn(
         [
             sys.executable,
