@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import time
 
@@ -142,3 +143,57 @@ def test_in_one_round_a_late_delivered_never_takes_a_read_back_and_failed_keeps_
         "Message undeliverable",
     )
     assert failing.error_details == "Unable to deliver the message."
+
+
+def _unrecorded(tenant, count: int, prefix: str) -> list[tuple[Message, str]]:
+    """Outbound messages Meta accepted whose answer is not recorded yet (no wamid, a send in flight),
+    each with the wamid Meta gave it."""
+    messages = _outbound(tenant, count, prefix)
+    with schema_context(tenant.schema_name):
+        Message.objects.filter(pk__in=[m.pk for m in messages]).update(
+            wamid=None, status="queued", send_started_at=timezone.now()
+        )
+    return [(m, payloads.new_wamid()) for m in messages]
+
+
+def test_an_early_status_adopts_only_a_message_of_its_own_number_and_keeps_statuses_seen_before(
+    channel_a, tenant_a
+):
+    from conversations.models import Channel
+
+    (mine, wamid), (other, other_wamid) = _unrecorded(tenant_a, 2, "7")
+    start = int(time.time()) - 60
+    with schema_context(tenant_a.schema_name):
+        elsewhere = Channel.objects.create(
+            phone_number_id="999000111222", waba_id="1", display_phone="+1 555 000 9999"
+        )
+        Conversation.objects.filter(pk=other.conversation_id).update(channel=elsewhere)
+        # A delivered status came in an earlier round without our opaque id: kept pending.
+        PendingStatus.objects.create(
+            wamid=wamid,
+            status="delivered",
+            timestamp=dt.datetime.fromtimestamp(start + 1, tz=dt.UTC),
+            payload={},
+        )
+
+        _round(
+            [
+                payloads.status(
+                    wamid=wamid, status="sent", recipient="", timestamp=start, opaque=f"wacrm:{mine.pk}"
+                ),
+                payloads.status(
+                    wamid=other_wamid,
+                    status="sent",
+                    recipient="",
+                    timestamp=start,
+                    opaque=f"wacrm:{other.pk}",
+                ),
+            ]
+        )
+
+        mine.refresh_from_db()
+        other.refresh_from_db()
+        assert (mine.wamid, mine.status) == (wamid, "delivered")  # the pending delivered applied too
+        assert other.wamid is None  # another number's statuses never adopt it
+        assert not PendingStatus.objects.filter(wamid=wamid).exists()
+        assert PendingStatus.objects.filter(wamid=other_wamid).count() == 1
