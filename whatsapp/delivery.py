@@ -316,13 +316,17 @@ def record_message_sent(*, message_id: int, wamid: str) -> Message:
         message.wamid = wamid
         message.send_started_at = None
         message.next_attempt_at = None
-        message.error_code = None
-        message.error_title = ""
-        message.error_details = ""
-        fields = ["wamid", "send_started_at", "next_attempt_at", "error_code", "error_title", "error_details"]
-        if Message.STATUS_RANK[message.status] < Message.STATUS_RANK["sent"]:
-            message.status = Message.Status.SENT
-            fields.append("status")
+        fields = ["wamid", "send_started_at", "next_attempt_at"]
+        # A failed status that a round applied first (it adopted the wamid) stays, with its error; a
+        # retry's error goes, and so does "interrupted" (the answer came after all).
+        if message.status != Message.Status.FAILED or message.error_title == INTERRUPTED_TITLE:
+            message.error_code = None
+            message.error_title = ""
+            message.error_details = ""
+            fields += ["error_code", "error_title", "error_details"]
+            if message.status in (Message.Status.QUEUED, Message.Status.FAILED):
+                message.status = Message.Status.SENT
+                fields.append("status")
         if message.sent_at is None:
             message.sent_at = timezone.now()
             fields.append("sent_at")
@@ -986,6 +990,7 @@ def _record_messages_sent(*, sent: list[tuple[int, str]]) -> None:
     ids = [pk for pk, _ in in_wamid_order]
     wamids = [wamid for _, wamid in in_wamid_order]
     table = Message._meta.db_table
+    kept = "(m.status = %(failed)s AND m.error_title <> %(interrupted)s)"
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"SELECT m.id FROM {table} m JOIN unnest(%s::bigint[]) WITH ORDINALITY AS v(id, n) "
@@ -993,12 +998,26 @@ def _record_messages_sent(*, sent: list[tuple[int, str]]) -> None:
             [ids],
         )
         cursor.execute(
+            # A retry's error goes, and so does "interrupted" (the answer came after all); a failed
+            # status that a round applied first (it adopted the wamid) stays, with its error.
             f"UPDATE {table} m SET wamid = v.wamid, send_started_at = NULL, next_attempt_at = NULL, "
-            "error_code = NULL, error_title = '', error_details = '', "
-            "status = CASE WHEN m.status = %s THEN %s ELSE m.status END, sent_at = COALESCE(m.sent_at, %s) "
-            "FROM unnest(%s::bigint[], %s::text[]) AS v(id, wamid) WHERE m.id = v.id "
+            f"error_code = CASE WHEN {kept} THEN m.error_code END, "
+            f"error_title = CASE WHEN {kept} THEN m.error_title ELSE '' END, "
+            f"error_details = CASE WHEN {kept} THEN m.error_details ELSE '' END, "
+            f"status = CASE WHEN {kept} THEN m.status WHEN m.status IN (%(queued)s, %(failed)s) "
+            "THEN %(sent)s ELSE m.status END, "
+            "sent_at = COALESCE(m.sent_at, %(now)s) "
+            "FROM unnest(%(ids)s::bigint[], %(wamids)s::text[]) AS v(id, wamid) WHERE m.id = v.id "
             "RETURNING m.id, m.conversation_id, m.status, m.type",
-            [Message.Status.QUEUED, Message.Status.SENT, timezone.now(), ids, wamids],
+            {
+                "failed": Message.Status.FAILED,
+                "interrupted": INTERRUPTED_TITLE,
+                "queued": Message.Status.QUEUED,
+                "sent": Message.Status.SENT,
+                "now": timezone.now(),
+                "ids": ids,
+                "wamids": wamids,
+            },
         )
         updated = cursor.fetchall()
         for message_type in {row[3] for row in updated}:

@@ -25,7 +25,6 @@ from whatsapp.services.media import (
     retry_media_download,
     upload_media,
 )
-from whatsapp.services.statuses import ingest_status
 from whatsapp.services.templates import apply_template_update, sync_templates
 from whatsapp.services.webhooks import (
     MAX_EVENT_ATTEMPTS,
@@ -61,7 +60,6 @@ __all__ = [
     "connect_channel",
     "download_media",
     "ingest_messages",
-    "ingest_status",
     "kind_for_mime",
     "lock_senders",
     "number_is_verified",

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from conversations import events
 from conversations.models import Channel, Message
-from conversations.services import apply_message_status, merge_message_status
+from conversations.services import merge_message_status
 from conversations.services.pricing import merge_message_pricing
 from crm.models import Contact, ContactIdentity
 from crm.services.identities import WhatsAppUser, record_identities
-from tenants.db import update_rows
+from tenants.db import connection, update_rows
 from whatsapp import metrics, parsing
 from whatsapp.models import PendingStatus
-from whatsapp.pricing import apply_pricing, pricing_of, recipient_of
+from whatsapp.pricing import pricing_of, recipient_of
 
 # Every field a status (or its pricing) may change: a round writes them all for its changed messages.
 STATUS_FIELDS = [
@@ -34,53 +36,65 @@ def ingest_statuses(statuses: list[tuple[Channel, parsing.StatusUpdate]]) -> Non
     """A webhook round's statuses, applied together: campaign traffic brings three per message (sent,
     delivered, read), and one locked read and one UPDATE per status was most of its cost.
 
-    The round's messages are read and locked in one query (in wamid order, as the bulk sender's result
-    write locks them, so the two wait for each other instead of deadlocking); each message's statuses
-    of the round merge in timestamp order by the same monotonic rule as one status (read never goes
-    back to delivered; failed carries its code and title); the changed messages are written with one
-    UPDATE and get one realtime event each (their final state, not one per status); statuses of
-    wamids we do not know yet are kept as PendingStatus with one INSERT. The number of statements does
-    not grow with the round, except for the rare cases handled one status at a time as before: a
-    status naming a message whose wamid we never stored (adopted by its biz_opaque_callback_data), a
-    recipient's business-scoped user id the contact does not have yet, and a market to find from the
-    contact's phone."""
-    from whatsapp.delivery import OPAQUE_PREFIX
-
+    The round's messages are locked in one statement, in wamid order: the order of the bulk sender's
+    result write (delivery.record_messages_sent), so the two wait for each other instead of
+    deadlocking. That includes a message Meta accepted whose wamid we have not stored yet (the send's
+    answer is still being written, or the worker died after the request went out): its status names it
+    by biz_opaque_callback_data, and it is locked by id in the place of the wamid it is about to get.
+    Locking it waits for a result write in progress, so a status is never kept pending for a wamid that
+    was stored meanwhile. Such a message adopts the wamid, with the statuses kept pending for it before.
+    Each message's statuses merge in timestamp order by the same monotonic rule as one status (read never
+    goes back to delivered; failed carries its code and title); the changed messages are written with one
+    UPDATE and get one realtime event each (their final state, not one per status); statuses of wamids
+    we do not know are kept as PendingStatus with one INSERT. The number of statements does not grow
+    with the round, except for rare cases handled one at a time: a recipient's business-scoped user id
+    the contact does not have yet, and a market to find from the contact's phone."""
     valid = [(channel, update) for channel, update in statuses if update.wamid and update.status]
     if not valid:
         return
     by_wamid: dict[str, list[tuple[Channel, parsing.StatusUpdate]]] = {}
+    claimed_by: dict[str, tuple[int, int]] = {}  # wamid -> (message id named by our opaque, its number)
     for channel, update in valid:
         by_wamid.setdefault(update.wamid, []).append((channel, update))
-    messages = {
-        message.wamid: message
-        for message in Message.objects.select_for_update(of=("self",))
-        .select_related("conversation")
-        .filter(wamid__in=list(by_wamid))
-        .order_by("wamid")
-    }
+        message_id = _opaque_message_id(update.opaque)
+        if message_id is not None:
+            claimed_by.setdefault(update.wamid, (message_id, channel.pk))
+    locked = _lock_messages(list(by_wamid), {wamid: pk for wamid, (pk, _) in claimed_by.items()})
+    messages = {message.wamid: message for message in locked.values() if message.wamid}
+    adopted: list[Message] = []
+    for wamid, (message_id, channel_id) in claimed_by.items():
+        message = locked.get(message_id)
+        if wamid in messages or message is None or message.wamid:
+            continue
+        if message.direction == Message.Direction.OUTBOUND and message.conversation.channel_id == channel_id:
+            _adopt(message, wamid)
+            messages[wamid] = message
+            adopted.append(message)
+    adopted_ids = {message.pk for message in adopted}
+    earlier = _pending_for(adopted)
     pending: list[PendingStatus] = []
-    one_by_one: list[tuple[Channel, parsing.StatusUpdate]] = []
     changed: list[Message] = []
     for wamid, items in by_wamid.items():
         message = messages.get(wamid)
         if message is None:
-            if any(update.opaque.startswith(OPAQUE_PREFIX) for _, update in items):
-                one_by_one += items  # adopts the message (or keeps the statuses pending), in order
-            else:
-                pending += [
-                    PendingStatus(
-                        wamid=wamid, status=update.status, timestamp=update.timestamp, payload=update.raw
-                    )
-                    for _, update in items
-                ]
+            pending += [
+                PendingStatus(
+                    wamid=wamid, status=update.status, timestamp=update.timestamp, payload=update.raw
+                )
+                for _, update in items
+            ]
             continue
-        if _merge(message, [update for _, update in items]):
+        if _merge(message, earlier.get(wamid, []) + [u for _, u in items]) or message.pk in adopted_ids:
             changed.append(message)
     if pending:
         PendingStatus.objects.bulk_create(pending)
+    if earlier:
+        PendingStatus.objects.filter(wamid__in=list(earlier)).delete()
+    if adopted:
+        update_rows(Message, adopted, [*STATUS_FIELDS, *ADOPTED_FIELDS])
+    if rest := [message for message in changed if message.pk not in adopted_ids]:
+        update_rows(Message, rest, STATUS_FIELDS)
     if changed:
-        update_rows(Message, changed, STATUS_FIELDS)
         events.publish_events([_updated_event(message) for message in changed])
     _record_recipients(
         [
@@ -89,8 +103,65 @@ def ingest_statuses(statuses: list[tuple[Channel, parsing.StatusUpdate]]) -> Non
             if (wamid := update.wamid) in messages
         ]
     )
-    for channel, update in one_by_one:
-        ingest_status(channel=channel, update=update)
+
+
+# What adopting a wamid writes besides the statuses.
+ADOPTED_FIELDS = ["wamid", "send_started_at"]
+
+
+def _opaque_message_id(opaque: str) -> int | None:
+    from whatsapp.delivery import OPAQUE_PREFIX  # delivery imports the services package
+
+    value = opaque.removeprefix(OPAQUE_PREFIX)
+    if value == opaque or not value.isdigit() or len(value) > 18:
+        return None
+    return int(value)
+
+
+def _lock_messages(wamids: list[str], claimed: dict[str, int]) -> dict[int, Message]:
+    """The messages with these wamids and those named by id (for a wamid not stored yet), locked in one
+    statement in wamid order, a message named by id taking the place of the wamid it is about to get; by
+    id. A message whose result write was in progress is read as that write left it."""
+    table = Message._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT m.id FROM {table} m LEFT JOIN unnest(%s::bigint[], %s::text[]) AS c(id, wamid) "
+            "ON c.id = m.id WHERE m.wamid = ANY(%s::text[]) OR c.id IS NOT NULL "
+            "ORDER BY COALESCE(m.wamid, c.wamid), m.id FOR UPDATE OF m",
+            [list(claimed.values()), list(claimed), wamids],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    if not ids:
+        return {}
+    return Message.objects.select_related("conversation").in_bulk(ids)
+
+
+def _adopt(message: Message, wamid: str) -> None:
+    """Meta accepted the message as `wamid` before we stored its answer (not saved). One failed as
+    interrupted (a worker died mid-send) was sent after all: its statuses take it on from queued."""
+    from whatsapp.delivery import INTERRUPTED_TITLE
+
+    message.wamid = wamid
+    message.send_started_at = None
+    if message.status == Message.Status.FAILED and message.error_title == INTERRUPTED_TITLE:
+        message.status = Message.Status.QUEUED
+        message.error_title = ""
+
+
+def _pending_for(messages: list[Message]) -> dict[str, list[parsing.StatusUpdate]]:
+    """The statuses kept pending for these messages' wamids (they came before anything named the
+    message), as status updates."""
+    if not messages:
+        return {}
+    found: dict[str, list[parsing.StatusUpdate]] = {}
+    for kept in PendingStatus.objects.filter(wamid__in=[m.wamid for m in messages]).order_by(
+        "timestamp", "id"
+    ):
+        update = replace(
+            parsing.parse_status(kept.payload), wamid=kept.wamid, status=kept.status, timestamp=kept.timestamp
+        )
+        found.setdefault(kept.wamid, []).append(update)
+    return found
 
 
 def _merge(message: Message, updates: list[parsing.StatusUpdate]) -> bool:
@@ -150,59 +221,6 @@ def _record_recipients(items: list[tuple[Channel, Message, parsing.StatusUpdate]
         if all((contact_id, v) in known for v in (user_id, parent_id) if v):
             continue
         _record_recipient_ids(channel=channel, message=message, update=update)
-
-
-def ingest_status(*, channel: Channel, update: parsing.StatusUpdate) -> Message | None:
-    from whatsapp.delivery import (
-        INTERRUPTED_TITLE,
-        OPAQUE_PREFIX,
-        apply_pending_statuses,
-    )
-
-    if not update.wamid or not update.status:
-        return None
-    message = Message.objects.select_for_update().filter(wamid=update.wamid).first()
-    if message is None and update.opaque.startswith(OPAQUE_PREFIX):
-        # Meta accepted a send whose wamid we never stored (worker killed mid-send): adopt it now.
-        pk = update.opaque.removeprefix(OPAQUE_PREFIX)
-        message = (
-            Message.objects.select_for_update()
-            .filter(
-                pk=int(pk) if pk.isdigit() else 0,
-                direction=Message.Direction.OUTBOUND,
-                wamid__isnull=True,
-                conversation__channel=channel,
-            )
-            .first()
-        )
-        if message is not None:
-            message.wamid = update.wamid
-            message.send_started_at = None
-            if message.status == Message.Status.FAILED and message.error_title == INTERRUPTED_TITLE:
-                message.status = Message.Status.QUEUED
-                message.error_title = ""
-            message.save(update_fields=["wamid", "send_started_at", "status", "error_title"])
-            apply_pending_statuses(message=message)
-    if message is None:
-        PendingStatus.objects.create(
-            wamid=update.wamid,
-            status=update.status,
-            timestamp=update.timestamp,
-            payload=update.raw,
-        )
-        return None
-    if apply_message_status(
-        message=message,
-        status=update.status,
-        timestamp=update.timestamp,
-        error_code=update.error_code,
-        error_title=update.error_title,
-        error_details=update.error_details,
-    ):
-        metrics.MESSAGES.labels(direction="out", type=message.type, status=update.status).inc()
-    apply_pricing(message=message, raw=update.raw)
-    _record_recipient_ids(channel=channel, message=message, update=update)
-    return message
 
 
 def _record_recipient_ids(*, channel: Channel, message: Message, update: parsing.StatusUpdate) -> None:

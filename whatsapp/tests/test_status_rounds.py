@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import threading
 import time
 
-from django.db import connection
+import pytest
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -197,3 +199,155 @@ def test_an_early_status_adopts_only_a_message_of_its_own_number_and_keeps_statu
         assert other.wamid is None  # another number's statuses never adopt it
         assert not PendingStatus.objects.filter(wamid=wamid).exists()
         assert PendingStatus.objects.filter(wamid=other_wamid).count() == 1
+
+
+@pytest.mark.parametrize("record", ["batch", "one"])
+def test_a_failed_status_that_adopted_the_message_keeps_its_error_when_the_send_result_is_written(
+    channel_a, tenant_a, record
+):
+    from whatsapp.delivery import record_message_sent, record_messages_sent
+
+    [(message, wamid)] = _unrecorded(tenant_a, 1, "8" if record == "batch" else "9")
+    error = {"code": 131026, "title": "Message undeliverable", "error_data": {"details": "Not on WhatsApp."}}
+    with schema_context(tenant_a.schema_name):
+        _round(
+            [
+                payloads.status(
+                    wamid=wamid, status="failed", recipient="", opaque=f"wacrm:{message.pk}", errors=[error]
+                )
+            ]
+        )
+        if record == "batch":
+            record_messages_sent(sent=[(message.pk, wamid)])
+        else:
+            record_message_sent(message_id=message.pk, wamid=wamid)
+        message.refresh_from_db()
+    assert (message.wamid, message.status, message.error_code) == (wamid, "failed", 131026)
+    assert (message.error_title, message.error_details) == ("Message undeliverable", "Not on WhatsApp.")
+    assert message.send_started_at is None
+
+
+@pytest.mark.parametrize("record", ["batch", "one"])
+def test_a_send_failed_as_interrupted_whose_answer_comes_after_all_is_sent(channel_a, tenant_a, record):
+    from whatsapp.delivery import INTERRUPTED_TITLE, record_message_sent, record_messages_sent
+
+    [(message, wamid)] = _unrecorded(tenant_a, 1, "5" if record == "batch" else "6")
+    with schema_context(tenant_a.schema_name):
+        Message.objects.filter(pk=message.pk).update(status="failed", error_title=INTERRUPTED_TITLE)
+        if record == "batch":
+            record_messages_sent(sent=[(message.pk, wamid)])
+        else:
+            record_message_sent(message_id=message.pk, wamid=wamid)
+        message.refresh_from_db()
+    assert (message.wamid, message.status, message.error_title, message.error_code) == (
+        wamid,
+        "sent",
+        "",
+        None,
+    )
+
+
+def test_a_status_that_comes_while_its_send_result_is_being_written_is_applied_not_kept_pending(
+    committed_db, sandbox
+):
+    """The worker has stored the wamid but not committed when the status round starts: the round's
+    snapshot does not know the wamid, so it names the message by its biz_opaque_callback_data and waits
+    for the worker's lock. It must then apply the status to the message, not keep it pending for a
+    wamid nobody will look up again."""
+    from tenants.models import NumberRoute, Tenant
+    from whatsapp.testing import WABA_A, connect_number
+
+    tenant = Tenant.objects.get(slug="alpha")
+    channel = connect_number(sandbox, tenant, PNID_A, WABA_A, "token-alpha")
+    wamid = payloads.new_wamid()
+    with schema_context(tenant.schema_name):
+        contact = Contact.objects.create(name="racer", phone="+447955500001", wa_id="447955500001")
+        conversation = Conversation.objects.create(contact=contact, channel=channel)
+        message = Message.objects.create(
+            conversation=conversation,
+            direction="out",
+            type="template",
+            status="queued",
+            bulk=True,
+            timestamp=timezone.now(),
+            send_started_at=timezone.now(),
+        )
+    ids = record_webhook_events(
+        accepted=[
+            Accepted(
+                body=payloads.encode(
+                    payloads.event(
+                        phone_number_id=PNID_A,
+                        statuses=[
+                            payloads.status(
+                                wamid=wamid, status="delivered", recipient="", opaque=f"wacrm:{message.pk}"
+                            )
+                        ],
+                    )
+                ),
+                phone_number_ids=[PNID_A],
+            )
+        ]
+    )
+    written, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def result_write() -> None:  # as delivery.record_messages_sent: lock, store the wamid, commit later
+        from django.db import connection as thread_connection
+
+        try:
+            with schema_context(tenant.schema_name), transaction.atomic():
+                Message.objects.select_for_update().get(pk=message.pk)
+                Message.objects.filter(pk=message.pk).update(wamid=wamid, status="sent", send_started_at=None)
+                written.set()
+                assert release.wait(30)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            thread_connection.close()
+
+    def status_round() -> None:
+        from django.db import connection as thread_connection
+
+        try:
+            assert process_webhook_events(event_ids=ids).failed == []
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            thread_connection.close()
+
+    writer, round_ = threading.Thread(target=result_write), threading.Thread(target=status_round)
+    try:
+        writer.start()
+        assert written.wait(30)
+        round_.start()
+        with connection.cursor() as cursor:  # the round waits for the worker's row lock
+            for _ in range(600):
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                )
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the status round never waited for the result write")
+        release.set()
+        writer.join(30)
+        round_.join(30)
+        assert errors == []
+        with schema_context(tenant.schema_name):
+            message.refresh_from_db()
+            assert (message.wamid, message.status) == (wamid, "delivered")
+            assert not PendingStatus.objects.filter(wamid=wamid).exists()
+    finally:
+        release.set()
+        with schema_context(tenant.schema_name):
+            PendingStatus.objects.filter(wamid=wamid).delete()
+            Message.objects.filter(conversation__contact=contact).delete()
+            Conversation.objects.filter(contact=contact).delete()
+            contact.delete()
+            channel.delete()
+        WebhookEvent.objects.filter(pk__in=ids).delete()
+        NumberRoute.objects.filter(phone_number_id=PNID_A).delete()
+        connection.set_schema_to_public()
