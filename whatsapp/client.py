@@ -1,6 +1,6 @@
 """All Graph API HTTP. Every failure is a GraphError carrying Meta's code, title and a retry class.
 
-Every request goes through core.fetch (one pooled, SSRF-guarded client per process): Graph API calls only
+Every request goes through core.fetch (a pooled, SSRF-guarded client per thread): Graph API calls only
 to the WHATSAPP_GRAPH_URL origin, media downloads only from Meta's media hosts (WHATSAPP_MEDIA_HOSTS) or
 that origin, so the access token never reaches any other host.
 """
@@ -18,7 +18,6 @@ import httpx
 from django.conf import settings
 
 from core.fetch import Fetched, FetchError, FetchRefused, fetch
-from core.fetch import client as guarded_client
 from whatsapp import crypto
 
 
@@ -102,12 +101,6 @@ MEDIA_MAX_REDIRECTS = 3
 
 def is_graph_id(value: object) -> bool:
     return isinstance(value, str) and GRAPH_ID_RE.fullmatch(value) is not None
-
-
-def http() -> httpx.Client:
-    """The process's pooled, SSRF-guarded client (core.fetch). Send through GraphClient._request, which
-    also checks the URL and bounds the response."""
-    return guarded_client()
 
 
 def _error_from_response(response: httpx.Response | Fetched) -> GraphError:
