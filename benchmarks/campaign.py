@@ -3,8 +3,9 @@
 make bench BENCH_ARGS=campaign
   BENCH_CAMPAIGN_RECIPIENTS (800)  recipients per number (13 numbers, 80 msg/s each)
   BENCH_CAMPAIGN_WEB (2)           uvicorn worker processes (the production layout: docker-compose.yml)
-  BENCH_CAMPAIGN_WORKERS (2)       Dramatiq processes
-  BENCH_CAMPAIGN_THREADS (8)       threads per Dramatiq process
+  BENCH_CAMPAIGN_WORKERS (2)       processes of the `worker` service (docker-compose.yml: every queue but
+                                   `outbound`; its `replies` service, 1 process, sends the agent replies)
+  BENCH_CAMPAIGN_THREADS (8)       threads per `worker` process
   BENCH_CAMPAIGN_REPLIES (40)      agent replies sent while the campaign runs, one every 250 ms
   BENCH_CAMPAIGN_STATUSES (1)      0: no status webhooks (to tell the send path's cost from theirs)
   BENCH_CAMPAIGN_STATUS_BATCH (50) statuses due together in one webhook body, at most (1: one each)
@@ -36,7 +37,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import process_env, setup_django, summary_ms
+import yaml
+
+from benchmarks.common import ROOT, process_env, setup_django, summary_ms
 from benchmarks.whatsapp import _free_port, _spawn, _stop, _wait_for, _wait_port
 
 NUMBERS = 13
@@ -64,6 +67,17 @@ def _tree_cpu(root_pid: int) -> float:
         total += stats.get(pid, 0.0)
         todo += children.get(pid, [])
     return total
+
+
+def _compose_command(service: str, processes: int, threads: int) -> list[str]:
+    """docker-compose.yml's command of a worker service (the production layout: its queues), with
+    `processes` and `threads` in place of its own when given."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    command = list(services[service]["command"])
+    for option, value in (("--processes", processes), ("--threads", threads)):
+        if value:
+            command[command.index(option) + 1] = str(value)
+    return command
 
 
 def _profile(directory: str, pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
@@ -260,20 +274,16 @@ def main() -> dict[str, Any]:
         httpx.post(f"http://127.0.0.1:{sandbox_port}/_sandbox/reset")
 
         cpu_before = {"web": _tree_cpu(web.pid), "sandbox": _tree_cpu(sandbox.pid)}
+        worker_env = {key: value for key, value in env.items() if key != "DB_CONN_MAX_AGE"}
         workers = [
             _spawn(
-                [
-                    sys.executable,
-                    "-m",
-                    "dramatiq",
-                    "config.worker",
-                    "--processes",
-                    str(worker_processes),
-                    "--threads",
-                    str(worker_threads),
-                ],
-                {key: value for key, value in env.items() if key != "DB_CONN_MAX_AGE"},
-                "bench-campaign-worker.log",
+                [sys.executable, "-m", *_compose_command(service, processes, threads)],
+                worker_env,
+                f"bench-campaign-{service}.log",
+            )
+            for service, processes, threads in (
+                ("worker", worker_processes, worker_threads),
+                ("replies", 0, 0),
             )
         ]
         profilers = _profile(profile_dir, {"worker": workers[0].pid, "web": web.pid, "sandbox": sandbox.pid})
@@ -295,7 +305,7 @@ def main() -> dict[str, Any]:
                 timeout=120,
                 poll=0.05,
             )
-            cpu_before["worker"] = _tree_cpu(workers[0].pid)  # after the processes booted
+            cpu_before["worker"] = sum(_tree_cpu(w.pid) for w in workers)  # after the processes booted
             replier = threading.Thread(target=agent)
             replier.start()
             _wait_for(
@@ -330,7 +340,7 @@ def main() -> dict[str, Any]:
         cpu_after = {
             "web": _tree_cpu(web.pid),
             "sandbox": _tree_cpu(sandbox.pid),
-            "worker": _tree_cpu(workers[0].pid),
+            "worker": sum(_tree_cpu(w.pid) for w in workers),
         }
         state = httpx.get(f"http://127.0.0.1:{sandbox_port}/_sandbox/state", timeout=60).json()
         campaign = [s for s in state["sent"] if s["body"].get("type") == "template"]

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-PROCESSES = ("web", "worker", "scheduler")
+PROCESSES = ("web", "worker", "replies", "scheduler")
 
 
 def compose_command() -> list[str]:
@@ -45,7 +45,7 @@ def test_the_compose_file_validates():
 def test_the_compose_file_runs_every_process_with_healthchecks_and_volumes():
     spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = spec["services"]
-    assert {"postgres", "redis", "web", "worker", "scheduler"} <= set(services)
+    assert {"postgres", "redis", *PROCESSES} <= set(services)
     assert services["postgres"]["image"] == "postgres:16"
     assert services["redis"]["image"] == "redis:7"
     for name in ("postgres", "redis", *PROCESSES):
@@ -53,19 +53,20 @@ def test_the_compose_file_runs_every_process_with_healthchecks_and_volumes():
         assert not check.get("disable"), name
         assert check["test"][0] in ("CMD", "CMD-SHELL") and len(check["test"]) > 1, name
     for name in PROCESSES:
-        assert services[name]["healthcheck"]["test"][-3:] == ["healthcheck", "--process", name], name
+        kind = "worker" if name == "replies" else name  # a worker process, with its own host's heartbeat
+        assert services[name]["healthcheck"]["test"][-3:] == ["healthcheck", "--process", kind], name
     assert {"pgdata", "redisdata"} <= set(spec["volumes"])
 
 
-def test_the_procfile_runs_web_worker_and_scheduler():
+def test_the_procfile_runs_web_workers_and_scheduler():
     names = {line.split(":", 1)[0] for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()}
-    assert {"web", "worker", "scheduler"} <= names
+    assert set(PROCESSES) <= names
 
 
 def test_web_worker_and_scheduler_share_one_metrics_directory_that_starts_empty():
     spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = spec["services"]
-    for name in ("web", "worker", "scheduler"):
+    for name in PROCESSES:
         service = services[name]
         assert service["environment"]["PROMETHEUS_MULTIPROC_DIR"] == "/data/metrics", name
         assert "metrics:/data/metrics" in service["volumes"], name
@@ -109,3 +110,44 @@ def test_the_image_runs_as_a_user_and_checks_its_health():
 def test_the_image_never_receives_a_local_env_file():
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".env" in ignored
+
+
+def _dramatiq_queues(command: list[str]) -> set[str] | None:
+    """The queues a `dramatiq config.worker` command consumes (None: all of them)."""
+    if "--queues" not in command:
+        return None
+    rest = command[command.index("--queues") + 1 :]
+    return set(next((rest[:i] for i, word in enumerate(rest) if word.startswith("-")), rest))
+
+
+def _worker_commands() -> dict[str, dict[str, list[str]]]:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    procfile = dict(
+        line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()
+    )
+    return {
+        "docker-compose.yml": {
+            name: service["command"]
+            for name, service in services.items()
+            if "dramatiq" in (service.get("command") or [])
+        },
+        "Procfile": {name: command.split() for name, command in procfile.items() if "dramatiq" in command},
+    }
+
+
+def test_every_queue_is_consumed_and_replies_have_a_process_of_their_own():
+    """A queue nobody consumes would hold its jobs for ever: each declared queue is in exactly one worker
+    command, and `outbound` (agents' and the AI's replies) is alone in its own (campaign traffic keeping
+    the other workers busy never makes a reply wait)."""
+    import tenants.jobs
+    from config.worker import import_actors
+
+    import_actors()
+    declared = {queue for queue in tenants.jobs.broker.get_declared_queues() if not queue.endswith(".DQ")}
+    assert {"outbound", "bulk", "inbound", "default"} <= declared
+    for source, commands in _worker_commands().items():
+        consumed = {name: _dramatiq_queues(command) for name, command in commands.items()}
+        assert consumed["replies"] == {"outbound"}, source
+        assert None not in consumed.values(), f"{source}: a worker without --queues takes replies too"
+        everything = [queue for queues in consumed.values() for queue in queues or ()]
+        assert sorted(everything) == sorted(declared), source
