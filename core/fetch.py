@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpcore
@@ -264,7 +265,7 @@ class _GuardedBackend(httpcore.SyncBackend):
 
 class _GuardedTransport(httpx.HTTPTransport):
     def __init__(self, *, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits, trust_env=False)
+        super().__init__(limits=limits, trust_env=False, verify=_ssl_context())
         # httpx has no public option for the network backend: its pool is replaced by one with the same
         # options and ours (HTTPTransport keeps the pool in `_pool`; httpx is pinned below 1.0).
         self._pool = httpcore.ConnectionPool(
@@ -300,7 +301,8 @@ def client() -> httpx.Client:
     one per process: a shared pool serialises every request of every thread on its lock and scans all of
     its connections under it, which was a quarter of a bulk send's HTTP cost with 64 sending threads. It
     ignores proxy and .netrc variables (a proxy would do the connecting, unchecked; .netrc would add
-    credentials) and follows no redirect itself: `fetch` checks each hop."""
+    credentials), keeps no cookie (one tenant's endpoint must not set what another's request carries)
+    and follows no redirect itself: `fetch` checks each hop."""
     existing: httpx.Client | None = getattr(_local, "client", None)
     if existing is None:
         existing = _local.client = httpx.Client(
@@ -311,6 +313,7 @@ def client() -> httpx.Client:
             ),
             trust_env=False,
             follow_redirects=False,
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),  # keeps none
         )
     return existing
 

@@ -293,3 +293,14 @@ def test_a_url_can_be_checked_with_its_addresses_before_it_is_stored(network: Ne
     assert refused.value.code == "host_not_found"
     assert check_url("https://www.example.com/doc", resolve_host=True).host == "www.example.com"
     assert network.connects == []
+
+
+def test_no_cookie_a_server_sets_is_ever_sent_back(server: RecordingServer, settings: Any) -> None:
+    """The client is shared by every request of a thread, whatever tenant it serves: a cookie one tenant's
+    endpoint sets must not ride along on another tenant's request to the same host."""
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
+    server.routes["/login"] = Reply(200, b"in", headers={"Set-Cookie": "session=tenant-a; Path=/"})
+    fetch("GET", server.url("/login"))
+    fetch("GET", server.url("/"))
+    assert [request.headers.get("cookie") for request in server.requests] == [None, None]
+    assert not fetching.client().cookies
