@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import json
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -304,3 +307,162 @@ def test_no_cookie_a_server_sets_is_ever_sent_back(server: RecordingServer, sett
     fetch("GET", server.url("/"))
     assert [request.headers.get("cookie") for request in server.requests] == [None, None]
     assert not fetching.client().cookies
+
+
+# -- JSON POSTs to operator-configured hosts: the thread's kept-alive connection ----------------------------
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 answering each request by `answer(request bytes) -> bytes | None` (None:
+    close without answering); after each answer it closes the connection when `close_after`."""
+
+    def __init__(self, answer: Any, close_after: bool = False) -> None:
+        self.answer = answer
+        self.close_after = close_after
+        self.accepted = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._connection, args=(sock,), daemon=True).start()
+
+    def _connection(self, sock: socket.socket) -> None:
+        with sock:
+            buffer = b""
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                buffer += data
+                head, separator, rest = buffer.partition(b"\r\n\r\n")
+                if not separator:
+                    continue
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
+                if len(rest) < length:
+                    continue
+                buffer = rest[length:]
+                reply = self.answer(head + b"\r\n\r\n" + rest[:length])
+                if reply is None:
+                    return
+                sock.sendall(reply)
+                if self.close_after:
+                    return
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _json_reply(body: bytes = b'{"messages":[{"id":"wamid.1"}]}') -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
+
+
+@pytest.fixture
+def raw(settings: Any) -> Iterator[list[RawServer]]:
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
+    fetching.close_all()
+    servers: list[RawServer] = []
+    yield servers
+    for running in servers:
+        running.close()
+    fetching.close_all()
+
+
+def test_json_posts_to_an_operator_host_share_one_kept_alive_connection(raw: list[RawServer]) -> None:
+    requests: list[bytes] = []
+    server = RawServer(lambda request: requests.append(request) or _json_reply())
+    raw.append(server)
+    for n in range(3):
+        response = fetch(
+            "POST",
+            f"http://127.0.0.1:{server.port}/v1/123/messages?x=1",
+            json={"n": n, "text": "héllo"},
+            headers={"Authorization": "Bearer t"},
+        )
+        assert (response.status_code, response.json()) == (200, {"messages": [{"id": "wamid.1"}]})
+        assert response.headers["content-type"] == "application/json"
+    assert server.accepted == 1
+    head, _, body = requests[2].partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /v1/123/messages?x=1 HTTP/1.1\r\n")
+    assert b"\r\nAuthorization: Bearer t" in head and b"\r\nContent-Type: application/json" in head
+    assert json.loads(body) == {"n": 2, "text": "héllo"}
+
+
+def test_a_kept_alive_connection_the_server_closed_is_replaced_before_a_request_is_written(
+    raw: list[RawServer],
+) -> None:
+    server = RawServer(lambda request: _json_reply(), close_after=True)  # closes after every answer
+    raw.append(server)
+    for _ in range(3):
+        time.sleep(0.05)  # the server's close has arrived
+        assert fetch("POST", f"http://127.0.0.1:{server.port}/", json={}).status_code == 200
+    assert server.accepted == 3
+
+
+def test_a_post_that_cannot_connect_was_not_sent_and_one_cut_off_after_writing_may_have_been(
+    raw: list[RawServer],
+) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    closed_port = listener.getsockname()[1]
+    listener.close()
+    with pytest.raises(FetchError) as refused:
+        fetch("POST", f"http://127.0.0.1:{closed_port}/", json={})
+    assert (refused.value.code, refused.value.sent) == ("connect_failed", False)
+
+    server = RawServer(lambda request: None)  # reads the request, closes without an answer
+    raw.append(server)
+    with pytest.raises(FetchError) as cut:
+        fetch("POST", f"http://127.0.0.1:{server.port}/", json={})
+    assert (cut.value.code, cut.value.sent) == ("network", True)
+
+
+def test_a_post_s_answer_is_bounded_and_the_connection_is_not_reused_after(raw: list[RawServer]) -> None:
+    server = RawServer(lambda request: _json_reply(b'{"big":"' + b"x" * 5000 + b'"}'))
+    raw.append(server)
+    with pytest.raises(FetchError) as error:
+        fetch("POST", f"http://127.0.0.1:{server.port}/", json={}, max_bytes=1000)
+    assert (error.value.code, error.value.sent) == ("too_large", True)
+    assert fetch("POST", f"http://127.0.0.1:{server.port}/", json={}).status_code == 200
+    assert server.accepted == 2
+
+
+def test_a_json_post_to_any_other_host_keeps_the_address_checks(network: Network) -> None:
+    network.names["hooks.example.com"] = ["10.0.0.9"]
+    with pytest.raises(FetchRefused) as refused:
+        fetch("POST", "http://hooks.example.com/", json={"a": 1})
+    assert refused.value.code == "address_not_allowed"
+    assert network.connects == []
+
+
+def test_a_header_that_would_split_the_request_is_refused_before_anything_is_written(
+    raw: list[RawServer],
+) -> None:
+    requests: list[bytes] = []
+    server = RawServer(lambda request: requests.append(request) or _json_reply())
+    raw.append(server)
+    with pytest.raises(FetchError) as refused:
+        fetch(
+            "POST",
+            f"http://127.0.0.1:{server.port}/",
+            json={},
+            headers={"Authorization": "Bearer t\r\nX-Injected: 1"},
+        )
+    assert (refused.value.code, refused.value.sent) == ("invalid_request", False)
+    assert fetch("POST", f"http://127.0.0.1:{server.port}/", json={}).status_code == 200
+    assert len(requests) == 1 and b"X-Injected" not in requests[0]

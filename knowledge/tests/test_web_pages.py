@@ -53,9 +53,7 @@ def web(monkeypatch: pytest.MonkeyPatch, settings: Any):
 
 def _fresh_pool() -> None:
     """Pooled keep-alive connections must not carry a request to another test's server."""
-    if fetching._client is not None:
-        fetching._client.close()
-        fetching._client = None
+    fetching.close_all()
 
 
 def test_a_page_is_fetched_chunked_and_titled(in_a, web):
