@@ -46,6 +46,9 @@ def main(argv: list[str]) -> int:
             raise
         print(f"== {name}")
         result = module.main()
+        # The machine's speed drifts (1.7x within minutes in the ninth session): taken again after each.
+        result["machine_ms_after"] = machine_ms()
+        print(f"machine after {name}: {result['machine_ms_after']} ms")
         with out.open("a") as handle:
             handle.write(
                 json.dumps({"benchmark": name, "at": time.time(), "machine_ms": speed, **result}) + "\n"
