@@ -178,6 +178,10 @@ def test_the_pages_create_a_campaign_show_its_progress_and_export_it_safely(
     with schema_context(tenant_a.schema_name):
         run_jobs()
         assert Message.objects.count() == 2
+        sent = Message.objects.select_related("conversation").first()
+    # In the conversation a campaign's message says it came from a campaign, not from the bot.
+    conversation = owner_client.get(f"/inbox/c/{sent.conversation_id}/")
+    assert b'<span class="by">Campaign</span>' in conversation.content
     listing = owner_client.get("/campaigns/")
     assert b"&lt;b&gt;Spring&lt;/b&gt;" in listing.content
     export = owner_client.get(f"/campaigns/{campaign.pk}/export.csv")
