@@ -546,16 +546,27 @@ def _post_json(
     )
 
 
+# A connection idle longer than this is closed rather than reused (httpx's default keep-alive expiry):
+# a server that drops idle connections after a few seconds could otherwise close one as a request goes.
+KEEPALIVE_SECONDS = 5.0
+
+
 def _kept_alive(url: httpx.URL) -> http.client.HTTPConnection:
-    """The thread's connection to the URL's origin: the open one unless the server closed it meanwhile,
-    else a new one (not connected yet)."""
+    """The thread's connection to the URL's origin: the open one unless it idled past KEEPALIVE_SECONDS
+    or the server closed it meanwhile, else a new one (not connected yet)."""
     connections: dict[tuple[str, str, int | None], http.client.HTTPConnection] = _local.__dict__.setdefault(
         "kept_alive", {}
     )
+    used: dict[tuple[str, str, int | None], float] = _local.__dict__.setdefault("used", {})
     origin = _origin(url)
     connection = connections.get(origin)
-    if connection is not None and connection.sock is not None and _closed_by_peer(connection.sock):
-        connection.close()
+    now = time.monotonic()
+    idle = now - used.get(origin, now)
+    if connection is not None and connection.sock is not None:
+        expired = idle > KEEPALIVE_SECONDS or _closed_by_peer(connection.sock)
+        if expired:
+            connection.close()
+    used[origin] = now
     if connection is None:
         port = url.port or DEFAULT_PORTS[url.scheme]
         if url.scheme == "https":

@@ -466,3 +466,17 @@ def test_a_header_that_would_split_the_request_is_refused_before_anything_is_wri
     assert (refused.value.code, refused.value.sent) == ("invalid_request", False)
     assert fetch("POST", f"http://127.0.0.1:{server.port}/", json={}).status_code == 200
     assert len(requests) == 1 and b"X-Injected" not in requests[0]
+
+
+def test_a_connection_idle_past_the_keep_alive_expiry_is_replaced(
+    raw: list[RawServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = RawServer(lambda request: _json_reply())
+    raw.append(server)
+    assert fetch("POST", f"http://127.0.0.1:{server.port}/", json={}).status_code == 200
+    assert fetch("POST", f"http://127.0.0.1:{server.port}/", json={}).status_code == 200
+    assert server.accepted == 1
+    monkeypatch.setattr(fetching, "KEEPALIVE_SECONDS", 0.0)
+    time.sleep(0.01)
+    assert fetch("POST", f"http://127.0.0.1:{server.port}/", json={}).status_code == 200
+    assert server.accepted == 2
