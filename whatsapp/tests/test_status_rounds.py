@@ -351,3 +351,18 @@ def test_a_status_that_comes_while_its_send_result_is_being_written_is_applied_n
         WebhookEvent.objects.filter(pk__in=ids).delete()
         NumberRoute.objects.filter(phone_number_id=PNID_A).delete()
         connection.set_schema_to_public()
+
+
+def test_the_round_s_lock_statement_reads_by_index_not_the_whole_table(channel_a, tenant_a):
+    """With sequential scans priced out, the plan must still find an index path: a condition the
+    indexes cannot serve would read every message of the tenant in every round."""
+    from whatsapp.services.statuses import lock_sql
+
+    with schema_context(tenant_a.schema_name), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + lock_sql(), [[1, 2], ["wamid.a", "wamid.b"], ["wamid.c"], [1, 2]])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    conditions = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert any("wamid" in line for line in conditions), plan  # found by the wamid index
+    assert any("(id = ANY" in line for line in conditions), plan  # and by the primary key
+    assert "Seq Scan" not in plan, plan
