@@ -202,12 +202,20 @@
     if (event.direction === "in") notify(event);
     refreshCounts();
   }
+  // Statuses come in quick succession (sent, delivered, read): their fetches overlap. Only the newest
+  // fetch of a message draws it, into the bubble on the page when it answers (an older answer arriving
+  // last would show a status the message has left, and a bubble taken before the wait may be gone).
+  const messageFetches = new Map();
   async function onMessageUpdated(event) {
     refreshRow(event.conversation);
-    const bubble = document.getElementById(`msg-${event.message}`);
-    if (!bubble) return;
+    if (!document.getElementById(`msg-${event.message}`)) return;
+    const ticket = (messageFetches.get(event.message) || 0) + 1;
+    messageFetches.set(event.message, ticket);
     const html = await fetchHtml(`/inbox/m/${event.message}/`);
-    if (html) { const node = fragment(html).firstElementChild; bubble.replaceWith(node); activate(node); }
+    if (messageFetches.get(event.message) !== ticket) return;
+    messageFetches.delete(event.message);
+    const bubble = document.getElementById(`msg-${event.message}`);
+    if (html && bubble) { const node = fragment(html).firstElementChild; bubble.replaceWith(node); activate(node); }
   }
   function onConversation(event) {
     refreshRow(event.conversation);
