@@ -366,3 +366,15 @@ def test_the_round_s_lock_statement_reads_by_index_not_the_whole_table(channel_a
     assert any("wamid" in line for line in conditions), plan  # found by the wamid index
     assert any("(id = ANY" in line for line in conditions), plan  # and by the primary key
     assert "Seq Scan" not in plan, plan
+
+
+def test_a_status_naming_a_received_message_by_its_opaque_id_never_adopts_it(channel_a, tenant_a):
+    """A forged or stray biz_opaque_callback_data that names a customer's message (inbound, no wamid of
+    ours) must not give it a wamid or a status: it is kept pending like any unknown wamid."""
+    [(message, wamid)] = _unrecorded(tenant_a, 1, "4")
+    with schema_context(tenant_a.schema_name):
+        Message.objects.filter(pk=message.pk).update(direction="in", status="received", send_started_at=None)
+        _round([payloads.status(wamid=wamid, status="read", recipient="", opaque=f"wacrm:{message.pk}")])
+        message.refresh_from_db()
+        assert (message.wamid, message.status) == (None, "received")
+        assert PendingStatus.objects.filter(wamid=wamid).count() == 1
