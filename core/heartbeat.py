@@ -1,9 +1,11 @@
-"""Liveness of the processes that serve no HTTP (worker, scheduler): each writes a Redis key with a TTL, and
-`manage.py healthcheck --process worker|scheduler` (docker-compose.yml's healthchecks) checks it.
+"""Liveness of the processes that serve no HTTP (worker, replies, scheduler): each writes a Redis key with a
+TTL, and `manage.py healthcheck --process worker|replies|scheduler` (docker-compose.yml's healthchecks)
+checks it.
 
 The key is per process kind and host (a container's host name is its id), so each replica reports only
-its own. A process that hangs or cannot reach Redis stops refreshing it; the key expires after TTL
-seconds and the healthcheck fails.
+its own, and a `replies` worker beside a `worker` on one host (the Procfile) cannot stand in for it. A
+process that hangs or cannot reach Redis stops refreshing it; the key expires after TTL seconds and the
+healthcheck fails.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from django.conf import settings
 
 log = structlog.get_logger("heartbeat")
 
-PROCESSES = ("worker", "scheduler")
+PROCESSES = ("worker", "replies", "scheduler")
+# The queues of the `replies` service (Procfile, docker-compose.yml): a Dramatiq worker consuming exactly
+# these beats as `replies`, any other as `worker`.
+REPLIES_QUEUES = frozenset({"outbound"})
 INTERVAL_SECONDS = 10.0
 TTL_SECONDS = 45
 
@@ -71,14 +76,16 @@ def is_alive(process: str, host: str | None = None) -> bool:
 
 
 class WorkerHeartbeat(dramatiq.Middleware):
-    """Added by config/worker.py: each Dramatiq worker process beats once its worker has booted."""
+    """Added by config/worker.py: each Dramatiq worker process beats once its worker has booted, as
+    `replies` when it consumes the replies' queues alone, else as `worker`."""
 
     def __init__(self) -> None:
         self.stopping = threading.Event()
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.stopping.clear()
-        start("worker", self.stopping)
+        queues = worker.consumer_whitelist or set()
+        start("replies" if queues == REPLIES_QUEUES else "worker", self.stopping)
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.stopping.set()

@@ -53,8 +53,7 @@ def test_the_compose_file_runs_every_process_with_healthchecks_and_volumes():
         assert not check.get("disable"), name
         assert check["test"][0] in ("CMD", "CMD-SHELL") and len(check["test"]) > 1, name
     for name in PROCESSES:
-        kind = "worker" if name == "replies" else name  # a worker process, with its own host's heartbeat
-        assert services[name]["healthcheck"]["test"][-3:] == ["healthcheck", "--process", kind], name
+        assert services[name]["healthcheck"]["test"][-3:] == ["healthcheck", "--process", name], name
     assert {"pgdata", "redisdata"} <= set(spec["volumes"])
 
 

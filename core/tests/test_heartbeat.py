@@ -85,6 +85,20 @@ def test_a_dramatiq_worker_beats_from_boot_until_shutdown():
     assert middleware.stopping.is_set()
 
 
+def test_a_dramatiq_worker_of_the_replies_queues_alone_beats_as_replies_not_as_worker():
+    # The Procfile runs both on one host: one beating for the other would hide the other's death.
+    broker = StubBroker()
+    broker.declare_queue("outbound")
+    broker.add_middleware(heartbeat.WorkerHeartbeat())
+    worker = dramatiq.Worker(broker, queues=set(heartbeat.REPLIES_QUEUES), worker_threads=1)
+    worker.start()
+    try:
+        wait_until(lambda: heartbeat.is_alive("replies"), what="the replies worker's heartbeat")
+        assert not heartbeat.is_alive("worker")
+    finally:
+        worker.stop()
+
+
 def test_the_running_scheduler_keeps_its_heartbeat_fresh():
     # The real command in its own process, as the container runs it (stub broker: nothing is enqueued
     # anywhere that matters).
