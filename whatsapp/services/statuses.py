@@ -139,7 +139,25 @@ def _lock_messages(wamids: list[str], claimed: dict[str, int]) -> dict[int, Mess
         ids = [row[0] for row in cursor.fetchall()]
     if not ids:
         return {}
-    return Message.objects.select_related("conversation").in_bulk(ids)
+    return Message.objects.select_related("conversation").only(*ROUND_FIELDS).in_bulk(ids)
+
+
+# What a round reads of its messages: what it merges and writes, and what the realtime events and the
+# recipients' ids need. Not the rest (a message's payload is most of a row and of its decoding).
+ROUND_FIELDS = [
+    "id",
+    "wamid",
+    "direction",
+    "type",
+    *STATUS_FIELDS,
+    *ADOPTED_FIELDS,
+    "conversation__id",
+    "conversation__channel_id",
+    "conversation__contact_id",
+    "conversation__assignee_id",
+    "conversation__team_id",
+    "conversation__status",
+]
 
 
 def _adopt(message: Message, wamid: str) -> None:
