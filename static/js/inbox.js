@@ -26,6 +26,20 @@
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     return response.text();
   }
+  // Overlapping fetches of one thing (a row, a pane, a bubble) come from events in quick succession: only
+  // the newest one's answer is drawn (an older answer arriving last would show a state already left).
+  // `undefined` for an answer a newer fetch of the same key overtook.
+  const newestFetches = new Map();
+  async function fetchNewest(key, url) {
+    const ticket = (newestFetches.get(key) || 0) + 1;
+    newestFetches.set(key, ticket);
+    try {
+      const html = await fetchHtml(url);
+      return newestFetches.get(key) === ticket ? html : undefined;
+    } finally {
+      if (newestFetches.get(key) === ticket) newestFetches.delete(key);
+    }
+  }
   function fragment(html) {
     const t = document.createElement("template");
     t.innerHTML = html.trim();
@@ -105,11 +119,11 @@
     if (batch.length > ROW_BURST) { refreshList(); return; }
     const query = listQuery();
     const answers = await Promise.all(
-      batch.map(([id]) => fetchHtml(`/inbox/c/${id}/row/?${query}`).catch(() => null)));
+      batch.map(([id]) => fetchNewest(`row-${id}`, `/inbox/c/${id}/row/?${query}`).catch(() => undefined)));
     // The list was redrawn for another tab or filter meanwhile, and is current: these answers were for
     // the old one (an empty one would have removed a row the new list rightly shows).
     if (listQuery() !== query) return;
-    batch.forEach(([id, moveToTop], i) => { if (answers[i] !== null) placeRow(id, answers[i], moveToTop); });
+    batch.forEach(([id, moveToTop], i) => { if (answers[i] !== undefined) placeRow(id, answers[i], moveToTop); });
   }
   function placeRow(id, html, moveToTop) {
     const existing = document.getElementById(`conv-${id}`);
@@ -128,7 +142,7 @@
     activate(node);
   }
   async function refreshList() {
-    const html = await fetchHtml(`/inbox/list/?${listQuery()}`);
+    const html = await fetchNewest("list", `/inbox/list/?${listQuery()}`);
     const pane = $("#list-pane");
     if (html && pane) { pane.innerHTML = html; activate(pane); markCurrent(); }
     refreshCounts();
@@ -181,14 +195,15 @@
   async function refreshThread() {
     const id = openId();
     if (!id) return;
-    const html = await fetchHtml(`/inbox/c/${id}/`);
+    const html = await fetchNewest("thread", `/inbox/c/${id}/`);
     const pane = $("#thread-pane");
-    if (html && pane) { pane.innerHTML = html; activate(pane); setupThread(); }
+    if (html && pane && id === openId()) { pane.innerHTML = html; activate(pane); setupThread(); }
   }
   async function refreshHead(id) {
-    const html = await fetchHtml(`/inbox/c/${id}/head/`);
+    const html = await fetchNewest("head", `/inbox/c/${id}/head/`);
     const head = $("#thread-head");
-    if (html && head) { head.innerHTML = html; activate(head); }
+    // Another conversation opened meanwhile: this head is not its.
+    if (html && head && id === openId()) { head.innerHTML = html; activate(head); }
   }
 
   function onMessageCreated(event) {
@@ -202,18 +217,12 @@
     if (event.direction === "in") notify(event);
     refreshCounts();
   }
-  // Statuses come in quick succession (sent, delivered, read): their fetches overlap. Only the newest
-  // fetch of a message draws it, into the bubble on the page when it answers (an older answer arriving
-  // last would show a status the message has left, and a bubble taken before the wait may be gone).
-  const messageFetches = new Map();
+  // Statuses come in quick succession (sent, delivered, read): the newest fetch of a message draws it,
+  // into the bubble on the page when it answers (one taken before the wait may have been replaced).
   async function onMessageUpdated(event) {
     refreshRow(event.conversation);
     if (!document.getElementById(`msg-${event.message}`)) return;
-    const ticket = (messageFetches.get(event.message) || 0) + 1;
-    messageFetches.set(event.message, ticket);
-    const html = await fetchHtml(`/inbox/m/${event.message}/`);
-    if (messageFetches.get(event.message) !== ticket) return;
-    messageFetches.delete(event.message);
+    const html = await fetchNewest(`msg-${event.message}`, `/inbox/m/${event.message}/`);
     const bubble = document.getElementById(`msg-${event.message}`);
     if (html && bubble) { const node = fragment(html).firstElementChild; bubble.replaceWith(node); activate(node); }
   }
@@ -234,7 +243,7 @@
     const pane = $("#contact-pane");
     const busy = () => !pane || $(".cf-form", pane) || pane.contains(document.activeElement);
     if (busy()) return;
-    const html = await fetchHtml(`/inbox/c/${id}/contact/`);
+    const html = await fetchNewest("contact", `/inbox/c/${id}/contact/`);
     // Asked again: the agent may have started editing while the panel was being fetched.
     if (html && id === openId() && !busy()) { pane.innerHTML = html; activate(pane); }
   }

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from conftest import wait_until
 from conversations.models import AutoReplyRule, Conversation, Message
-from conversations.tests.browser.conftest import PNID, WABA, Live, screenshot, sign_in
+from conversations.tests.browser.conftest import OWNER, PNID, WABA, Live, screenshot, sign_in
 from crm.models import Contact
 from tenants.db import connection
 from whatsapp import payloads
@@ -187,6 +187,46 @@ def test_a_row_fetched_for_the_previous_tab_does_not_remove_it_from_the_new_one(
     wait_for_page(page, lambda: len(finished) >= count, "the held row fetches to finish")
     page.wait_for_timeout(300)  # let the page handle the last answer
     expect(row).to_have_count(1)
+
+
+def test_a_head_fetched_for_a_conversation_is_not_drawn_once_another_is_open(page, live):
+    from django.contrib.auth import get_user_model
+
+    from conversations.services.workflow import set_conversation_status
+
+    first = make_conversation(live, name="Head Alpha")
+    second = make_conversation(live, name="Head Beta")
+    sign_in(page, next_url="/inbox/?tab=all")
+    open_conversation(page, first)
+    held: list[Any] = []
+    finished: list[Any] = []
+    page.route(f"**/c/{first.pk}/head/**", lambda route: held.append(route))
+    page.on("requestfinished", lambda request: finished.append(request) if "/head/" in request.url else None)
+
+    # A change to the open conversation: the page asks for its head again (held)...
+    with live.orm():
+        owner = get_user_model().objects.get(email=OWNER)
+        set_conversation_status(
+            conversation=Conversation.objects.get(pk=first.pk), status="pending", by=owner
+        )
+    wait_for_page(page, lambda: held, "the head fetch of the first conversation")
+    # ...and the agent opens another one (unread: opening it marks it read, and its own head is fetched
+    # again) before the answer comes.
+    open_conversation(page, second)
+    wait_for_page(
+        page, lambda: any(f"/c/{second.pk}/head/" in r.url for r in finished), "the second one's head fetch"
+    )
+    expect(page.locator("#thread-head")).to_contain_text("Head Beta")
+    for route in held:
+        route.continue_()
+    wait_for_page(
+        page,
+        lambda: sum(f"/c/{first.pk}/head/" in r.url for r in finished) >= len(held),
+        "the held head fetches to finish",
+    )
+    page.wait_for_timeout(300)  # let the page handle the answers
+    expect(page.locator("#thread-head")).to_contain_text("Head Beta")
+    expect(page.locator("#thread-head")).not_to_contain_text("Head Alpha")
 
 
 def test_a_burst_of_new_conversations_redraws_the_list_once_instead_of_a_fetch_per_event(page, live):
