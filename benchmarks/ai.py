@@ -23,8 +23,17 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.common import ROOT, process_env, setup_django, summary_ms
-from benchmarks.whatsapp import _free_port, _spawn, _stop, _wait_for, _wait_port
+from benchmarks.common import (
+    ROOT,
+    free_port,
+    process_env,
+    setup_django,
+    spawn,
+    stop,
+    summary_ms,
+    wait_for,
+    wait_port,
+)
 
 EVAL = ROOT / "knowledge" / "tests" / "fixtures" / "ai_eval"
 TITLES = {
@@ -82,7 +91,7 @@ def _ask(port: int, schema: str, requests: list[tuple[str, bytes]], concurrency:
                     body += sock.recv(65536)
                 if not head.startswith(b"HTTP/1.1 200"):
                     raise RuntimeError(head.decode(errors="replace"))
-                _wait_for(lambda w=wamid: w in _outcomes(schema, [w]), timeout=120, poll=0.02)
+                wait_for(lambda w=wamid: w in _outcomes(schema, [w]), timeout=120, poll=0.02)
         connection.close()
 
     threads = [threading.Thread(target=customer) for _ in range(concurrency)]
@@ -141,7 +150,7 @@ def _round(
     requests = _requests(questions, count, tag, secret)
     wamids = [wamid for wamid, _ in requests]
     posted = _ask(port, schema, requests, concurrency)
-    _wait_for(lambda: len(_outcomes(schema, wamids)) >= count, timeout=300, poll=0.2)
+    wait_for(lambda: len(_outcomes(schema, wamids)) >= count, timeout=300, poll=0.2)
     outcomes = _outcomes(schema, wamids)
     latencies = [outcomes[w][0] - posted[w] for w in wamids]
     replies = sum(1 for w in wamids if outcomes[w][1] == "reply")
@@ -181,13 +190,13 @@ def main() -> dict[str, Any]:
         update_agent_settings(changes={"enabled": True, "max_replies": 50})
     broker.flush_all()
 
-    sandbox_port, llm_port, web_port = _free_port(), _free_port(), _free_port()
+    sandbox_port, llm_port, web_port = free_port(), free_port(), free_port()
     env = process_env(
         WHATSAPP_GRAPH_URL=f"http://127.0.0.1:{sandbox_port}/v21.0",
         LLM_SANDBOX_URL=f"http://127.0.0.1:{llm_port}/v1",
     )
     processes = [
-        _spawn(
+        spawn(
             [
                 sys.executable,
                 "-m",
@@ -201,7 +210,7 @@ def main() -> dict[str, Any]:
             env,
             "bench-sandbox.log",
         ),
-        _spawn(
+        spawn(
             [
                 sys.executable,
                 "-m",
@@ -214,7 +223,7 @@ def main() -> dict[str, Any]:
             env,
             "bench-llm.log",
         ),
-        _spawn(
+        spawn(
             [
                 sys.executable,
                 "-m",
@@ -229,7 +238,7 @@ def main() -> dict[str, Any]:
             env,
             "bench-web.log",
         ),
-        _spawn(
+        spawn(
             [sys.executable, "-m", "dramatiq", "config.worker", "--processes", "1", "--threads", threads],
             {k: v for k, v in env.items() if k != "DB_CONN_MAX_AGE"},
             "bench-worker.log",
@@ -240,7 +249,7 @@ def main() -> dict[str, Any]:
     secret = settings.WHATSAPP_APP_SECRET or ""
     try:
         for port in (sandbox_port, llm_port, web_port):
-            _wait_port(port)
+            wait_port(port)
         # Warm-up: imports, the embedder's model, connections.
         _round(web_port, tenant.schema_name, questions, 4, 2, "90", secret)
 
@@ -272,5 +281,5 @@ def main() -> dict[str, Any]:
             f"({r['answered']} answered, {r['handed_over']} handed over)"
         )
     finally:
-        _stop(processes)
+        stop(processes)
     return results

@@ -36,17 +36,8 @@ from collections import Counter
 from typing import Any
 
 from benchmarks import loadgen
-from benchmarks.common import percentile, process_env, setup_django
-from benchmarks.whatsapp import (
-    CAP,
-    NUMBERS,
-    _free_port,
-    _post_all,
-    _spawn,
-    _stop,
-    _wait_port,
-    _webhook_requests,
-)
+from benchmarks.common import free_port, percentile, process_env, setup_django, spawn, stop, wait_port
+from benchmarks.whatsapp import CAP, NUMBERS, post_all, webhook_requests
 
 ANSWER_WITHIN = 1.0  # seconds: Meta's patience, with a margin
 
@@ -85,7 +76,7 @@ def _latency(values: list[float]) -> dict[str, float]:
 
 def _serve(app: str, port: int, processes: int, env: dict[str, str], log: str) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--workers", str(processes)]
-    return _spawn([*args, "--no-access-log", "--log-level", "warning", "--backlog", "4096"], env, log)
+    return spawn([*args, "--no-access-log", "--log-level", "warning", "--backlog", "4096"], env, log)
 
 
 def _capacity(port: int, requests: list[bytes], concurrency: int) -> dict[str, Any]:
@@ -151,24 +142,24 @@ def main() -> dict[str, Any]:
     results: dict[str, Any] = {"web_processes": processes, "concurrency": concurrency}
 
     if plain:
-        port = _free_port()
+        port = free_port()
         web = _serve("benchmarks.plain_webhook:application", port, processes, env, "bench-webhook-plain.log")
         try:
-            _wait_port(port)
-            asyncio.run(_post_all(port, _webhook_requests(200, pnids, secret, "warm"), concurrency))
+            wait_port(port)
+            asyncio.run(post_all(port, webhook_requests(200, pnids, secret, "warm"), concurrency))
             results["plain_view"] = _capacity(
-                port, _webhook_requests(events, pnids, secret, "plain"), concurrency
+                port, webhook_requests(events, pnids, secret, "plain"), concurrency
             )
         finally:
-            _stop([web])
+            stop([web])
         print(f"plain async Django view, abulk_create: {_describe(results['plain_view'])}")
 
-    port = _free_port()
+    port = free_port()
     web = _serve("config.asgi:application", port, processes, env, "bench-webhook.log")
     try:
-        _wait_port(port)
-        asyncio.run(_post_all(port, _webhook_requests(200, pnids, secret, "warm"), concurrency))
-        capacity = _capacity(port, _webhook_requests(events, pnids, secret, "ingest"), concurrency)
+        wait_port(port)
+        asyncio.run(post_all(port, webhook_requests(200, pnids, secret, "warm"), concurrency))
+        capacity = _capacity(port, webhook_requests(events, pnids, secret, "ingest"), concurrency)
         results["ingress"] = capacity
         print(f"ingress (bypass): {_describe(capacity)}")
         if plain:
@@ -209,7 +200,7 @@ def main() -> dict[str, Any]:
             f"stored after a 503 {overload['stored_but_refused']}: {'met' if overload['meets'] else 'MISSED'}"
         )
     finally:
-        _stop([web])
+        stop([web])
     return results
 
 
@@ -219,7 +210,7 @@ def _open_loop_run(
     """Offer `rate` POSTs a second for `seconds`; the answers' summary, and which accepted events were
     stored."""
     first = _last_id()
-    answers, lags = _open_loop(port, _webhook_requests(round(rate * seconds), pnids, secret, tag), rate)
+    answers, lags = _open_loop(port, webhook_requests(round(rate * seconds), pnids, secret, tag), rate)
     summary = _open_loop_summary(answers, lags, rate, seconds)
     time.sleep(2)  # a batch in flight for a POST that gave up commits meanwhile
     stored = _stored_ids(first)

@@ -21,35 +21,28 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
 from typing import Any
 
-from benchmarks.common import ROOT, exchange, process_env, setup_django, summary_ms
+from benchmarks.common import (
+    exchange,
+    free_port,
+    process_env,
+    setup_django,
+    spawn,
+    stop,
+    summary_ms,
+    wait_for,
+    wait_port,
+)
 
 NUMBERS = 13
 CAP = 80
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-async def _post_all(port: int, requests: list[bytes], concurrency: int) -> tuple[list[float], int, float]:
+async def post_all(port: int, requests: list[bytes], concurrency: int) -> tuple[list[float], int, float]:
     """Send pre-built HTTP requests over `concurrency` keep-alive connections; latency per request."""
     latencies: list[float] = []
     failures = 0
@@ -77,7 +70,7 @@ async def _post_all(port: int, requests: list[bytes], concurrency: int) -> tuple
     return latencies, failures, time.perf_counter() - started
 
 
-def _webhook_requests(count: int, phone_number_ids: list[str], secret: str, tag: str) -> list[bytes]:
+def webhook_requests(count: int, phone_number_ids: list[str], secret: str, tag: str) -> list[bytes]:
     from whatsapp import payloads
 
     requests = []
@@ -96,30 +89,6 @@ def _webhook_requests(count: int, phone_number_ids: list[str], secret: str, tag:
         )
         requests.append(head.encode() + body)
     return requests
-
-
-def _spawn(args: list[str], env: dict[str, str], log: str) -> subprocess.Popen[bytes]:
-    handle = open(ROOT / ".data" / log, "wb")  # noqa: SIM115 - lives as long as the process
-    return subprocess.Popen(args, env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
-
-
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def _wait_for(predicate: Any, timeout: float, poll: float = 0.05) -> float:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return time.perf_counter()
-        time.sleep(poll)
-    raise RuntimeError("timed out")
 
 
 def main() -> dict[str, Any]:
@@ -167,9 +136,9 @@ def main() -> dict[str, Any]:
     for key in redis_client.scan_iter("wacrm:wa:rate:*"):
         redis_client.delete(key)
 
-    sandbox_port, web_port = _free_port(), _free_port()
+    sandbox_port, web_port = free_port(), free_port()
     env = process_env(WHATSAPP_GRAPH_URL=f"http://127.0.0.1:{sandbox_port}/v21.0")
-    sandbox = _spawn(
+    sandbox = spawn(
         [
             sys.executable,
             "-m",
@@ -183,7 +152,7 @@ def main() -> dict[str, Any]:
         env,
         "bench-sandbox.log",
     )
-    web = _spawn(
+    web = spawn(
         [
             sys.executable,
             "-m",
@@ -203,15 +172,15 @@ def main() -> dict[str, Any]:
     workers: list[subprocess.Popen[bytes]] = []
     results: dict[str, Any] = {}
     try:
-        _wait_port(sandbox_port)
-        _wait_port(web_port)
+        wait_port(sandbox_port)
+        wait_port(web_port)
         secret = settings.WHATSAPP_APP_SECRET or ""
         # Warm up every web process (imports, connections) before measuring.
-        asyncio.run(_post_all(web_port, _webhook_requests(200, pnids, secret, "warm"), concurrency))
+        asyncio.run(post_all(web_port, webhook_requests(200, pnids, secret, "warm"), concurrency))
 
         # (a) ingestion only
         latencies, failures, elapsed = asyncio.run(
-            _post_all(web_port, _webhook_requests(events, pnids, secret, "ingest"), concurrency)
+            post_all(web_port, webhook_requests(events, pnids, secret, "ingest"), concurrency)
         )
         ack = summary_ms(latencies)
         results["ingestion"] = {"accepted_per_s": round(events / elapsed), "failures": failures, **ack}
@@ -224,7 +193,7 @@ def main() -> dict[str, Any]:
 
         # Drain the backlog of (a) before (b) so (b) measures only its own messages.
         workers = [
-            _spawn(
+            spawn(
                 [
                     sys.executable,
                     "-m",
@@ -242,18 +211,18 @@ def main() -> dict[str, Any]:
         expected = events + 200
         with schema_context(tenant.schema_name):
             drain_started = time.perf_counter()
-            done = _wait_for(lambda: Message.objects.count() >= expected, timeout=600, poll=0.2)
+            done = wait_for(lambda: Message.objects.count() >= expected, timeout=600, poll=0.2)
         results["backlog_drain_per_s"] = round(expected / (done - drain_started))
         print(f"    backlog of {expected} events processed at {results['backlog_drain_per_s']}/s")
 
         # (b) end to end while the workers run
         with schema_context(tenant.schema_name):
             before = Message.objects.count()
-        requests = _webhook_requests(events, pnids, secret, "e2e")
+        requests = webhook_requests(events, pnids, secret, "e2e")
         started = time.perf_counter()
-        latencies, failures, _ = asyncio.run(_post_all(web_port, requests, concurrency))
+        latencies, failures, _ = asyncio.run(post_all(web_port, requests, concurrency))
         with schema_context(tenant.schema_name):
-            done = _wait_for(lambda: Message.objects.count() >= before + events, timeout=600, poll=0.05)
+            done = wait_for(lambda: Message.objects.count() >= before + events, timeout=600, poll=0.05)
         e2e = round(events / (done - started))
         results["end_to_end"] = {"per_s": e2e, "ack": summary_ms(latencies), "failures": failures}
         print(f"(b) end to end (accepted → stored and pushed): {events} messages at {e2e}/s")
@@ -286,7 +255,7 @@ def main() -> dict[str, Any]:
             for message in queued:
                 send_message.send_with_options(args=(message.pk,), tenant_schema=tenant.schema_name)
             ids = [m.pk for m in queued]
-            done = _wait_for(
+            done = wait_for(
                 lambda: Message.objects.filter(pk__in=ids, wamid__isnull=False).count() >= sends,
                 timeout=600,
                 poll=0.2,
@@ -308,7 +277,7 @@ def main() -> dict[str, Any]:
             f"{len(state['sent'])} received by the sandbox"
         )
     finally:
-        _stop([*workers, web, sandbox])
+        stop([*workers, web, sandbox])
     return results
 
 
