@@ -15,6 +15,9 @@ Two checks, so that neither a crafted URL nor DNS can make the server reach what
 Hosts in OUTBOUND_ALLOWED_HOSTS are configured by the operator (the sandboxes, the Graph API URL's host,
 a platform-wide gateway): they may be on private addresses and use any port. OUTBOUND_ALLOW_PRIVATE_NETWORKS
 lifts the address refusal for every other host (local development only).
+
+Over https the pooled client offers h2 and http/1.1 by ALPN and speaks HTTP/2 when the server picks it;
+plain http is HTTP/1.1 (no h2c). A JSON POST to a plain-http operator host skips httpx (_post_json).
 """
 
 from __future__ import annotations
@@ -272,16 +275,48 @@ class _GuardedBackend(httpcore.SyncBackend):
         raise error
 
 
+class _Connection(httpcore.HTTPConnection):
+    """httpcore's connection, but an idle HTTP/2 one is checked before reuse as httpcore checks only an
+    HTTP/1.1 one: if its socket reads as ready, the server has closed it (a GOAWAY, the end) or sent frames
+    no request asked for, and it is expired (closed and replaced) rather than have a request written into
+    it and fail as possibly sent."""
+
+    def has_expired(self) -> bool:
+        inner: Any = self._connection  # httpcore's private parts: it is pinned below 2.0
+        if (
+            isinstance(inner, httpcore.HTTP2Connection)
+            and inner.is_idle()
+            and inner._network_stream.get_extra_info("is_readable")
+        ):
+            return True
+        return super().has_expired()
+
+
+class _GuardedPool(httpcore.ConnectionPool):
+    def create_connection(self, origin: httpcore.Origin) -> httpcore.ConnectionInterface:
+        return _Connection(
+            origin=origin,
+            ssl_context=self._ssl_context,
+            keepalive_expiry=self._keepalive_expiry,
+            http1=self._http1,
+            http2=self._http2,
+            network_backend=self._network_backend,
+        )
+
+
 class _GuardedTransport(httpx.HTTPTransport):
     def __init__(self, *, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits, trust_env=False, verify=_ssl_context())
+        super().__init__(limits=limits, trust_env=False, verify=_ssl_context(), http2=True)
         # httpx has no public option for the network backend: its pool is replaced by one with the same
-        # options and ours (HTTPTransport keeps the pool in `_pool`; httpx is pinned below 1.0).
-        self._pool = httpcore.ConnectionPool(
+        # options, ours and _Connection's check (HTTPTransport keeps the pool in `_pool`; httpx is pinned
+        # below 1.0). HTTP/2 only where TLS negotiates it by ALPN: with http1 also on, plain http stays 1.1.
+        self._pool = _GuardedPool(
             ssl_context=_ssl_context(),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
+            http1=True,
+            http2=True,
             network_backend=_GuardedBackend(),
         )
 
@@ -292,7 +327,8 @@ _ssl_lock = threading.Lock()
 
 def _ssl_context() -> Any:
     """One TLS context (the CA bundle loaded once) for every thread's client: wrapping sockets with it is
-    thread-safe."""
+    thread-safe. httpcore sets its ALPN protocols (h2, http/1.1) at every connect, so nothing that cannot
+    speak HTTP/2 may use it."""
     global _ssl
     with _ssl_lock:
         if _ssl is None:
@@ -365,9 +401,10 @@ def fetch(
     to another origin is refused unless `cross_origin_redirects`, and then `headers` (credentials) are not
     sent there. A redirect not followed is returned as the response.
 
-    A JSON POST to an operator-configured host (the Graph API's sends, the sandboxes) goes out on a
-    kept-alive connection of the thread's own (_post_json), not through httpx: same checks and limits, a
-    quarter of the CPU, which is most of a campaign send's cost.
+    A JSON POST to a plain-http operator-configured host (the sandboxes, an in-cluster gateway) goes out
+    on a kept-alive connection of the thread's own (_post_json), not through httpx: same checks and limits,
+    a quarter of the CPU, which is most of a campaign send's cost. Over https (the real Graph API) it goes
+    through the pooled client, which negotiates HTTP/2.
     """
     patterns = list(allowed_hosts) if allowed_hosts is not None else None
     target = check_url(url, allowed_hosts=patterns, https_only=https_only)
@@ -380,6 +417,7 @@ def fetch(
         and data is None
         and files is None
         and content is None
+        and target.scheme == "http"
         and is_operator_host(target.host)
     ):
         return _post_json(target, headers, json, max_bytes, timeout, deadline)
@@ -474,8 +512,9 @@ def _post_json(
     deadline: float,
 ) -> Fetched:
     """One JSON POST on the calling thread's kept-alive connection to the URL's origin (http.client from
-    the standard library: httpx's layers cost four times the CPU for the same request). Only for hosts in
-    OUTBOUND_ALLOWED_HOSTS, whose addresses are not checked (see the module docstring); the URL was.
+    the standard library: httpx's layers cost four times the CPU for the same request). Only for plain-http
+    URLs of hosts in OUTBOUND_ALLOWED_HOSTS, whose addresses are not checked (see the module docstring); the
+    URL was. Never https: httpcore sets ALPN h2 on the shared TLS context, which http.client cannot speak.
 
     What the caller must know is whether the request may have reached the server: a connection that
     cannot be opened is `connect_failed` with sent=False; anything after the first byte went out is
@@ -552,8 +591,8 @@ KEEPALIVE_SECONDS = 5.0
 
 
 def _kept_alive(url: httpx.URL) -> http.client.HTTPConnection:
-    """The thread's connection to the URL's origin: the open one unless it idled past KEEPALIVE_SECONDS
-    or the server closed it meanwhile, else a new one (not connected yet)."""
+    """The thread's plain-http connection to the URL's origin: the open one unless it idled past
+    KEEPALIVE_SECONDS or the server closed it meanwhile, else a new one (not connected yet)."""
     connections: dict[tuple[str, str, int | None], http.client.HTTPConnection] = _local.__dict__.setdefault(
         "kept_alive", {}
     )
@@ -568,11 +607,7 @@ def _kept_alive(url: httpx.URL) -> http.client.HTTPConnection:
             connection.close()
     used[origin] = now
     if connection is None:
-        port = url.port or DEFAULT_PORTS[url.scheme]
-        if url.scheme == "https":
-            connection = http.client.HTTPSConnection(url.host, port, context=_ssl_context())
-        else:
-            connection = http.client.HTTPConnection(url.host, port)
+        connection = http.client.HTTPConnection(url.host, url.port or DEFAULT_PORTS[url.scheme])
         connections[origin] = connection
         _opened.add(connection)
     return connection

@@ -3,16 +3,30 @@ connections to "public" addresses are recorded and carried to a local server ins
 
 from __future__ import annotations
 
+import datetime
+import http.server
 import ipaddress
 import itertools
 import json
+import queue
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from core import fetch as fetching
 from core.fetch import FetchError, FetchRefused, check_url, fetch, host_matches
@@ -480,3 +494,306 @@ def test_a_connection_idle_past_the_keep_alive_expiry_is_replaced(
     time.sleep(0.01)
     assert fetch("POST", f"http://127.0.0.1:{server.port}/", json={}).status_code == 200
     assert server.accepted == 2
+
+
+# -- HTTPS: HTTP/2 where the server offers it by ALPN, HTTP/1.1 where it does not ---------------------------
+
+
+def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost signed by its own key (and the key), as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_file, key_file = directory / "certificate.pem", directory / "key.pem"
+    certificate_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return certificate_file, key_file
+
+
+def _server_tls(certificate: tuple[Path, Path], alpn: list[str]) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    context.set_alpn_protocols(alpn)  # in the server's order of preference
+    return context
+
+
+@dataclass(frozen=True)
+class H2Request:
+    connection: int  # the server's count of TLS connections, from 0
+    stream_id: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class H2Server:
+    """An HTTPS server on 127.0.0.1 offering h2 and http/1.1 by ALPN that speaks HTTP/2 (the h2 library)
+    and answers every request with `answer` as JSON. `protocols` is what each TLS connection negotiated;
+    `requests` what came on them. With `hang_up`, a connection that has answered a request waits for the
+    event `hang_up_now`, says GOAWAY (if `goaway`) and closes; `closed` gets each closed connection's
+    number."""
+
+    def __init__(
+        self, certificate: tuple[Path, Path], answer: Any, *, hang_up: bool = False, goaway: bool = True
+    ) -> None:
+        self.answer = json.dumps(answer).encode()
+        self.hang_up = hang_up
+        self.goaway = goaway
+        self.hang_up_now = threading.Event()
+        self.closed: queue.Queue[int] = queue.Queue()
+        self.tls = _server_tls(certificate, ["h2", "http/1.1"])
+        self.protocols: list[str | None] = []
+        self.requests: list[H2Request] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.threads = [threading.Thread(target=self._serve, daemon=True)]
+        self.threads[0].start()
+
+    def url(self, path: str) -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            thread = threading.Thread(target=self._connection, args=(sock,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def _connection(self, plain: socket.socket) -> None:
+        number = -1
+        try:
+            with self.tls.wrap_socket(plain, server_side=True) as sock:
+                number = len(self.protocols)
+                self.protocols.append(sock.selected_alpn_protocol())
+                if sock.selected_alpn_protocol() == "h2":
+                    self._speak_h2(sock, number)
+        except (OSError, h2.exceptions.ProtocolError):
+            return
+        finally:
+            plain.close()
+            self.closed.put(number)
+
+    def _speak_h2(self, sock: ssl.SSLSocket, number: int) -> None:
+        connection = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+        )
+        connection.initiate_connection()
+        sock.sendall(connection.data_to_send())
+        heads: dict[int, dict[str, str]] = {}
+        bodies: dict[int, bytes] = {}
+        while data := sock.recv(65536):
+            for event in connection.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived) and event.stream_id and event.headers:
+                    heads[event.stream_id] = {str(name): str(value) for name, value in event.headers}
+                elif isinstance(event, h2.events.DataReceived) and event.stream_id and event.data:
+                    bodies[event.stream_id] = bodies.get(event.stream_id, b"") + event.data
+                    connection.acknowledge_received_data(event.flow_controlled_length or 0, event.stream_id)
+                elif isinstance(event, h2.events.StreamEnded) and event.stream_id:
+                    stream = event.stream_id
+                    self.requests.append(
+                        H2Request(number, stream, heads.pop(stream), bodies.pop(stream, b""))
+                    )
+                    connection.send_headers(
+                        stream,
+                        [
+                            (":status", "200"),
+                            ("content-type", "application/json"),
+                            ("content-length", str(len(self.answer))),
+                        ],
+                    )
+                    connection.send_data(stream, self.answer, end_stream=True)
+                    if self.hang_up:
+                        sock.sendall(connection.data_to_send())
+                        self.hang_up_now.wait(timeout=5)
+                        if self.goaway:
+                            connection.close_connection(last_stream_id=stream)
+                            sock.sendall(connection.data_to_send())
+                        return
+                elif isinstance(event, h2.events.ConnectionTerminated):
+                    return
+            sock.sendall(connection.data_to_send())
+
+    def close(self) -> None:
+        """After the client's connections are closed: each connection's thread then sees the end."""
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept()
+        self.listener.close()
+        for thread in self.threads:
+            thread.join(timeout=5)
+
+
+@pytest.fixture
+def certificate(
+    settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Path, Path]]:
+    """A certificate for 127.0.0.1 that the fetcher trusts (instead of the CA bundle), 127.0.0.1 an operator
+    host (its private address allowed)."""
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
+    made = _self_signed_certificate(tmp_path)
+    monkeypatch.setattr(fetching, "_ssl", ssl.create_default_context(cafile=str(made[0])))
+    fetching.close_all()  # no client made with the real context is reused
+    yield made
+    fetching.close_all()  # nor one made with this one, after
+
+
+@pytest.fixture
+def h2_server(certificate: tuple[Path, Path]) -> Iterator[H2Server]:
+    running = H2Server(certificate, {"messages": [{"id": "wamid.2"}]})
+    yield running
+    fetching.close_all()
+    running.close()
+
+
+def test_https_speaks_http2_where_the_server_offers_it_on_one_connection(h2_server: H2Server) -> None:
+    url = h2_server.url("/v1/123/messages")
+    posted = fetch("POST", url, json={"text": "héllo"}, headers={"Authorization": "Bearer t"})
+    got = fetch("GET", url + "?fields=id")
+    for response in (posted, got):
+        assert (response.status_code, response.json()) == (200, {"messages": [{"id": "wamid.2"}]})
+        assert response.headers["content-type"] == "application/json"
+    # h2 by ALPN, and both requests as streams of that one TLS connection.
+    assert h2_server.protocols == ["h2"]
+    assert [(request.connection, request.stream_id) for request in h2_server.requests] == [(0, 1), (0, 3)]
+    post, get = h2_server.requests
+    assert (post.headers[":method"], post.headers[":path"], post.headers[":scheme"]) == (
+        "POST",
+        "/v1/123/messages",
+        "https",
+    )
+    assert post.headers["authorization"] == "Bearer t"
+    assert json.loads(post.body) == {"text": "héllo"}
+    assert (get.headers[":method"], get.headers[":path"], get.body) == (
+        "GET",
+        "/v1/123/messages?fields=id",
+        b"",
+    )
+
+
+def test_https_falls_back_to_http1_where_the_server_offers_only_that(
+    certificate: tuple[Path, Path],
+) -> None:
+    seen: list[tuple[str | None, str, str, bytes]] = []
+    client_ports: list[int] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keeps the connection alive
+
+        def do_GET(self) -> None:
+            self.do_POST()
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            assert isinstance(self.connection, ssl.SSLSocket)
+            seen.append((self.connection.selected_alpn_protocol(), self.request_version, self.command, body))
+            client_ports.append(self.client_address[1])
+            answer = b'{"ok":true}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = _server_tls(certificate, ["http/1.1"]).wrap_socket(server.socket, server_side=True)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}/"
+        assert fetch("POST", url, json={"a": 1}).json() == {"ok": True}
+        assert fetch("GET", url).json() == {"ok": True}
+    finally:
+        fetching.close_all()
+        server.shutdown()
+        server.server_close()
+        serving.join(timeout=5)
+    assert seen == [("http/1.1", "HTTP/1.1", "POST", b'{"a":1}'), ("http/1.1", "HTTP/1.1", "GET", b"")]
+    assert len(set(client_ports)) == 1  # one kept-alive TLS connection
+
+
+def test_a_json_post_takes_the_kept_alive_connection_only_to_a_plain_http_operator_host(
+    h2_server: H2Server, raw: list[RawServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """http.client cannot speak HTTP/2, and httpcore offers h2 on the shared TLS context: https goes
+    through httpx."""
+    taken: list[str] = []
+    post_json = fetching._post_json
+
+    def recording(url: Any, *args: Any) -> fetching.Fetched:
+        taken.append(str(url))
+        return post_json(url, *args)
+
+    monkeypatch.setattr(fetching, "_post_json", recording)
+    assert fetch("POST", h2_server.url("/send"), json={"n": 1}).status_code == 200
+    assert taken == [] and h2_server.protocols == ["h2"] and len(h2_server.requests) == 1
+
+    server = RawServer(lambda request: _json_reply())
+    raw.append(server)
+    plain = f"http://127.0.0.1:{server.port}/send"
+    assert fetch("POST", plain, json={"n": 2}).json() == {"messages": [{"id": "wamid.1"}]}
+    assert taken == [plain]
+
+
+@pytest.mark.parametrize("goaway", [True, False], ids=["goaway", "without-goaway"])
+def test_an_idle_http2_connection_the_server_closed_is_replaced_before_a_request_is_written(
+    certificate: tuple[Path, Path], goaway: bool
+) -> None:
+    """httpcore checks an idle HTTP/1.1 connection for the server's close before reusing it, not an HTTP/2
+    one: without core.fetch's check the request would be written into it and fail as possibly sent."""
+    server = H2Server(certificate, {"ok": True}, hang_up=True, goaway=goaway)
+    try:
+        for n in range(3):
+            assert fetch("POST", server.url("/send"), json={"n": n}).json() == {"ok": True}
+            server.hang_up_now.set()  # the answer has been read: now the server closes the connection
+            assert server.closed.get(timeout=5) == n
+            server.hang_up_now.clear()
+    finally:
+        fetching.close_all()
+        server.close()
+    assert server.protocols == ["h2", "h2", "h2"]
+    assert [(request.connection, request.stream_id) for request in server.requests] == [
+        (0, 1),
+        (1, 1),
+        (2, 1),
+    ]
