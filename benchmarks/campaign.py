@@ -3,9 +3,9 @@
 make bench BENCH_ARGS=campaign
   BENCH_CAMPAIGN_RECIPIENTS (800)  recipients per number (13 numbers, 80 msg/s each)
   BENCH_CAMPAIGN_WEB (2)           uvicorn worker processes (the production layout: docker-compose.yml)
-  BENCH_CAMPAIGN_WORKERS (2)       processes of the `worker` service (docker-compose.yml: every queue but
-                                   `outbound`; its `replies` service, 1 process, sends the agent replies)
-  BENCH_CAMPAIGN_THREADS (8)       threads per `worker` process
+  BENCH_CAMPAIGN_WORKERS ("")      processes of the `worker` service (docker-compose.yml's own unless given:
+                                   every queue but `outbound`; its `replies` service sends the agent replies)
+  BENCH_CAMPAIGN_THREADS ("")      threads per `worker` process (docker-compose.yml's own unless given)
   BENCH_CAMPAIGN_REPLIES (40)      agent replies sent while the campaign runs, one every 250 ms
   BENCH_CAMPAIGN_STATUSES (1)      0: no status webhooks (to tell the send path's cost from theirs)
   BENCH_CAMPAIGN_STATUS_BATCH (50) statuses due together in one webhook body, at most (1: one each)
@@ -167,8 +167,8 @@ def main() -> dict[str, Any]:
 
     recipients = int(os.environ.get("BENCH_CAMPAIGN_RECIPIENTS", "800"))
     web_processes = int(os.environ.get("BENCH_CAMPAIGN_WEB", "2"))
-    worker_processes = int(os.environ.get("BENCH_CAMPAIGN_WORKERS", "2"))
-    worker_threads = int(os.environ.get("BENCH_CAMPAIGN_THREADS", "8"))
+    worker_processes = int(os.environ.get("BENCH_CAMPAIGN_WORKERS") or 0)  # 0: docker-compose.yml's
+    worker_threads = int(os.environ.get("BENCH_CAMPAIGN_THREADS") or 0)
     reply_count = int(os.environ.get("BENCH_CAMPAIGN_REPLIES", "40"))
     statuses = os.environ.get("BENCH_CAMPAIGN_STATUSES", "1") != "0"
     status_batch = int(os.environ.get("BENCH_CAMPAIGN_STATUS_BATCH", "50"))
