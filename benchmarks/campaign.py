@@ -57,24 +57,32 @@ CAP = 80
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _tree_cpu(root_pid: int) -> float:
-    """CPU seconds (user + system) of a process and all its descendants, alive now."""
-    children: dict[int, list[int]] = {}
-    stats: dict[int, float] = {}
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """Every process alive now: pid -> (parent pid, name, CPU seconds of user + system time)."""
+    found: dict[int, tuple[int, str, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            head, _, tail = (entry / "stat").read_text().rpartition(")")
         except OSError:
             continue
-        pid, ppid = int(entry.name), int(fields[1])
+        fields = tail.split()
+        name = head.partition("(")[2]
+        found[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / TICKS)
+    return found
+
+
+def _tree_cpu(root_pid: int) -> float:
+    """CPU seconds (user + system) of a process and all its descendants, alive now."""
+    processes = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in processes.items():
         children.setdefault(ppid, []).append(pid)
-        stats[pid] = (int(fields[11]) + int(fields[12])) / TICKS
     total, todo = 0.0, [root_pid]
     while todo:
         pid = todo.pop()
-        total += stats.get(pid, 0.0)
+        total += processes[pid][2] if pid in processes else 0.0
         todo += children.get(pid, [])
     return total
 
@@ -82,18 +90,7 @@ def _tree_cpu(root_pid: int) -> float:
 def _named_cpu(name: str) -> float:
     """CPU seconds (user + system) of every process called `name` alive now (PostgreSQL's backends,
     Redis), whoever started it."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() != name:
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / TICKS
-    return total
+    return sum(cpu for _, called, cpu in _processes().values() if called == name)
 
 
 def _machine_cpu() -> tuple[float, float]:
