@@ -87,9 +87,10 @@ def viewer_for(user: Any) -> Viewer:
     row = (
         Agent.objects.filter(user_id=user.pk)
         .annotate(team_ids=ArrayAgg("teams__id", filter=Q(teams__isnull=False), default=[]))
-        .values("role", "team_ids")
+        .values("role", "availability", "team_ids")
         .first()
     )
+    crm_selectors.remember_agent(user, *((row["role"], row["availability"]) if row else (None, None)))
     if row is None:
         # A tenant user without an Agent row gets the narrowest view.
         return Viewer(user=user, role=Agent.Role.AGENT)

@@ -16,6 +16,7 @@ from rest_framework import authentication, exceptions
 
 from crm import services
 from crm.models import ApiKey
+from crm.selectors import remember_agent
 
 
 class ApiKeyUser(AnonymousUser):
@@ -81,7 +82,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
                 "This API key's user is no longer active in this workspace."
             )
         # The user's role now, loaded with the key (crm.selectors.role_of_user reads this cache).
-        setattr(user, "_crm_role", agent.role)  # noqa: B010
+        remember_agent(user, agent.role, agent.availability)
         return user
 
     def authenticate_header(self, request: Any) -> str:

@@ -160,9 +160,22 @@ def role_of_user(user: Any) -> str | None:
     cached = getattr(user, "_crm_role", None)
     if cached is not None:
         return str(cached)
-    role = Agent.objects.filter(user_id=user.pk).values_list("role", flat=True).first()
+    row = Agent.objects.filter(user_id=user.pk).values_list("role", "availability").first()
+    remember_agent(user, *(row or (None, None)))
+    return user._crm_role
+
+
+def availability_of_user(user: Any) -> str | None:
+    """The user's availability here (online, busy, offline), read with their role: no query when either
+    was read for this request already."""
+    role_of_user(user)
+    return getattr(user, "_crm_availability", None)
+
+
+def remember_agent(user: Any, role: str | None, availability: str | None) -> None:
+    """Keep the agent row's role and availability on the request's user object (they are read together)."""
     user._crm_role = role
-    return role
+    user._crm_availability = availability
 
 
 def export_rows(queryset: QuerySet[Contact], *, attribute_keys: list[str]) -> Iterator[list[Any]]:

@@ -461,3 +461,8 @@ def test_the_account_menu_sets_availability_and_returns_to_the_page(
     with schema_context(tenant_a.schema_name):
         assert Agent.objects.get(user=agent_a).availability == "busy"
         assert _assignee(waiting) == agent_a.pk
+    # The header shows which availability is the agent's now, on the inbox and on the CRM's pages.
+    for path in ("/inbox/", "/contacts/"):
+        page = client.get(path).content.decode()
+        assert 'value="busy" class="link current" aria-pressed="true"' in page
+        assert 'value="online" class="link" aria-pressed="false"' in page

@@ -14,8 +14,9 @@ from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
 from django_tenants.utils import get_public_schema_name
 
+from crm.models import Agent
 from crm.permissions import RANK
-from crm.selectors import role_of_user
+from crm.selectors import availability_of_user, role_of_user
 
 register = template.Library()
 
@@ -68,6 +69,15 @@ def staff_role(context: template.Context) -> str:
     if request is None:
         return ""
     return role_of_user(getattr(request, "user", None)) or ""
+
+
+@register.simple_tag(takes_context=True)
+def availability_switch(context: template.Context) -> list[tuple[str, str, bool]]:
+    """The header's availability switch: (value, label, whether it is the signed-in person's now) for
+    each availability. Read with their role (staff_role), so it costs no query of its own."""
+    request = context.get("request")
+    current = availability_of_user(getattr(request, "user", None)) if request is not None else None
+    return [(value, str(label), value == current) for value, label in Agent.Availability.choices]
 
 
 @register.filter
