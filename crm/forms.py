@@ -16,6 +16,7 @@ from django.utils.safestring import SafeString, mark_safe
 from core.errors import ServiceError
 from crm import selectors
 from crm.models import Agent, ApiKey, AttributeDefinition, Company, Contact, Deal, Pipeline, Stage, Team
+from crm.services.regions import region_choices
 
 
 def agent_users() -> Any:
@@ -305,6 +306,19 @@ class RoleForm(ServiceForm):
 
 class AvailabilityForm(ServiceForm):
     availability = forms.ChoiceField(choices=Agent.Availability.choices)
+
+
+class PhoneRegionForm(ServiceForm):
+    phone_region = forms.ChoiceField(
+        label="Country of numbers written without a country code",
+        required=False,
+        help_text="Imports, searches and forms read such numbers as this country's.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = cast(forms.ChoiceField, self.fields["phone_region"])
+        field.choices = [("", "None: every number needs its country code"), *region_choices()]
 
 
 class TeamForm(ServiceForm):

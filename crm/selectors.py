@@ -11,16 +11,24 @@ from django.conf import settings
 from django.contrib.postgres.search import SearchQuery
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
+from django_tenants.utils import get_public_schema_name
 
 from crm.models import Agent, Company, Contact, Deal, Note, Pipeline, Stage, Tag, Task, Team
 from crm.phones import InvalidPhoneNumber, normalize_phone
 from tenants.db import connection
+from tenants.models import Tenant
 
 
 def default_phone_region() -> str | None:
-    """Numbers typed without a country code are read in the tenant's region (tenant.settings.phone_region)."""
+    """Numbers typed without a country code are read in the tenant's region (tenant.settings.phone_region).
+    A job runs in its tenant's schema without the tenant's row (tenants.jobs): its settings are read once
+    and kept on the connection's tenant for the rest of the job."""
     tenant = getattr(connection, "tenant", None)
-    tenant_settings = getattr(tenant, "settings", None) or {}
+    tenant_settings = getattr(tenant, "settings", None)
+    if tenant_settings is None and tenant is not None and tenant.schema_name != get_public_schema_name():
+        found = Tenant.objects.filter(schema_name=tenant.schema_name).values_list("settings", flat=True)
+        tenant_settings = tenant.settings = found.first() or {}
+    tenant_settings = tenant_settings or {}
     region = tenant_settings.get("phone_region") or settings.DEFAULT_PHONE_REGION
     return str(region).upper() if region else None
 

@@ -242,13 +242,26 @@ def contact_import(request: HttpRequest) -> HttpResponse:
         else:
             return redirect("crm:contact-import-status", pk=job.pk)
     recent = ContactImport.objects.defer("content").select_related("created_by")[:10]
-    return render(request, "crm/contacts/import.html", {"nav": "contacts", "form": form, "recent": recent})
+    context = {
+        "nav": "contacts",
+        "form": form,
+        "recent": recent,
+        "region": services.region_name(selectors.default_phone_region()),
+        "is_admin": can(request, "admin"),
+    }
+    return render(request, "crm/contacts/import.html", context)
 
 
 @member_required("supervisor")
 def contact_import_status(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(ContactImport.objects.defer("content"), pk=pk)
-    context = {"nav": "contacts", "job": job, "rejections": job.rejections.all()[:500]}
+    context = {
+        "nav": "contacts",
+        "job": job,
+        "rejections": job.rejections.all()[:500],
+        "ignored": services.ignored_columns(job),
+        "can_define": can(request, "admin"),
+    }
     template = (
         "crm/contacts/_import_progress.html"
         if request.headers.get("HX-Request")
@@ -533,7 +546,21 @@ def task_toggle(request: HttpRequest, pk: int) -> HttpResponse:
 @member_required()
 def settings_home(request: HttpRequest) -> HttpResponse:
     me = Agent.objects.filter(user_id=request.user.pk or 0).first()
-    if request.method == "POST" and me is not None:
+    region_form = forms.PhoneRegionForm(initial={"phone_region": selectors.default_phone_region() or ""})
+    if request.method == "POST" and "phone_region" in request.POST:
+        if not can(request, "admin"):
+            raise PermissionDenied
+        region_form = forms.PhoneRegionForm(request.POST)
+        if region_form.is_valid():
+            try:
+                tenant = request.tenant  # type: ignore[attr-defined]
+                services.set_phone_region(tenant=tenant, region=region_form.cleaned_data["phone_region"])
+            except ServiceError as exc:
+                region_form.add_service_error(exc)
+            else:
+                messages.success(request, "Phone numbers' country saved.")
+                return redirect("crm:settings")
+    elif request.method == "POST" and me is not None:
         form = forms.AvailabilityForm(request.POST)
         if form.is_valid():
             services.set_agent_availability(agent=me, availability=form.cleaned_data["availability"])
@@ -547,6 +574,7 @@ def settings_home(request: HttpRequest) -> HttpResponse:
             initial={"availability": me.availability if me else "offline"}
         ),
         "is_admin": can(request, "admin"),
+        "region_form": region_form,
     }
     return render(request, "crm/settings/home.html", context)
 

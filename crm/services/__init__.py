@@ -69,9 +69,11 @@ from crm.services.imports import (
     IMPORT_COLUMNS,
     MAX_IMPORT_BYTES,
     PROGRESS_EVERY,
+    ignored_columns,
     run_contact_import,
     start_contact_import,
 )
+from crm.services.regions import adopt_phone_region, region_choices, region_name, set_phone_region
 from crm.services.tags import clean_domain, save_company, save_tag, tags_by_name
 from crm.services.tasks import TASK_FIELDS, complete_task, create_task, update_task
 from crm.services.teams import save_team
@@ -93,6 +95,7 @@ __all__ = [
     "accept_invitation",
     "add_contact_tag",
     "add_note",
+    "adopt_phone_region",
     "api_keys_visible_to",
     "change_agent_role",
     "check_api_key_identity",
@@ -112,11 +115,14 @@ __all__ = [
     "delete_contact",
     "delete_pipeline",
     "hash_api_key",
+    "ignored_columns",
     "invitation_link",
     "invite_agent",
     "merge_contacts",
     "move_deal",
     "record_attribute_saved",
+    "region_choices",
+    "region_name",
     "remove_contact_tag",
     "rename_pipeline",
     "resend_invitation",
@@ -133,6 +139,7 @@ __all__ = [
     "set_agent_capacity",
     "set_contact_blocked",
     "set_marketing_consent",
+    "set_phone_region",
     "start_contact_import",
     "status_for",
     "tags_by_name",

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.db import transaction
+from django.db.models.functions import Left
 from django.utils import timezone
 
 from core import csvsafe
@@ -121,6 +122,43 @@ def run_contact_import(*, contact_import: ContactImport) -> ContactImport:
     return job
 
 
+# What spreadsheets write for consent: the states themselves (as exported), and the usual yes/no words.
+_YES = ("yes", "y", "true", "1", "opt_in", "optin", "subscribed")
+_NO = ("no", "n", "false", "0", "opt_out", "optout", "unsubscribed")
+CONSENT_WORDS = {
+    **dict.fromkeys(_YES, Contact.MarketingConsent.OPTED_IN),
+    **dict.fromkeys(_NO, Contact.MarketingConsent.OPTED_OUT),
+    **{state: state for state in Contact.MarketingConsent.values},
+}
+
+
+def _consent(cell: str) -> str:
+    word = cell.strip().lower().replace("-", "_").replace(" ", "_")
+    if word not in CONSENT_WORDS:
+        raise ServiceError(
+            "invalid_consent",
+            f"'{cell}' is not a consent state: use yes or no (or opted_in, opted_out, unknown).",
+            field="marketing_consent",
+        )
+    return str(CONSENT_WORDS[word])
+
+
+def ignored_columns(contact_import: ContactImport) -> list[str]:
+    """The file's columns an import does not read: neither a contact field nor an attribute defined in
+    this workspace (the export's own extra columns, which import back as they are, are not listed). Read
+    from the file's first line alone."""
+    head = (
+        ContactImport.objects.filter(pk=contact_import.pk)
+        .annotate(head=Left("content", 8192))
+        .values_list("head", flat=True)
+        .first()
+    )
+    header = next(csv.reader(io.StringIO(head or "")), [])
+    known = {*EXPORT_COLUMNS, *AttributeDefinition.objects.values_list("key", flat=True)}
+    columns = [name.strip().lower() for name in header]
+    return [name for name in dict.fromkeys(columns) if name and name not in known]
+
+
 def _row_data(row: Mapping[str | None, Any]) -> dict[str, Any]:
     return {str(k): v for k, v in row.items() if k is not None}
 
@@ -137,7 +175,7 @@ def _import_row(row: Mapping[str, Any], *, definitions: set[str], companies: dic
         if values.get(name):
             fields[name] = values[name]
     if "marketing_consent" in fields:
-        fields["marketing_consent"] = fields["marketing_consent"].lower().replace("-", "_").replace(" ", "_")
+        fields["marketing_consent"] = _consent(fields["marketing_consent"])
     attributes = {k: v for k, v in values.items() if k in definitions and v}
     if attributes:
         fields["attributes"] = attributes

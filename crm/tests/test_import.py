@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django_tenants.utils import schema_context
 
+from conftest import host_of, login
 from crm import services
 from crm.actors import import_contacts
 from crm.models import Contact, ContactImport
@@ -78,3 +80,40 @@ def test_an_import_through_the_api_shows_progress_and_rejections(
     rejected = client.get(f"/api/v1/contact-imports/{job_id}/rejections/").json()["results"]
     assert [r["row_number"] for r in rejected] == [3, 4, 5, 9]  # no tier definition: its column is ignored
     assert rejected[0]["data"]["name"] == "No Phone"
+
+
+def test_spreadsheet_consent_words_import_and_an_unknown_one_is_rejected_with_the_accepted_words(tenant_a):
+    csv_text = (
+        "phone,name,marketing_consent\n"
+        "+14155550111,Yes Person,Yes\n"
+        "+14155550112,No Person,no\n"
+        "+14155550113,True Person,TRUE\n"
+        "+14155550114,Exported,opted_out\n"
+        "+14155550115,Maybe,maybe\n"
+    )
+    with schema_context("alpha"):
+        job = services.start_contact_import(filename="c.csv", content=csv_text.encode(), created_by=None)
+        import_contacts(job.pk)
+        job.refresh_from_db()
+        consent = dict(Contact.objects.values_list("name", "marketing_consent"))
+        reasons = [r.reason for r in job.rejections.all()]
+    assert consent == {
+        "Yes Person": "opted_in",
+        "No Person": "opted_out",
+        "True Person": "opted_in",
+        "Exported": "opted_out",
+    }
+    assert len(reasons) == 1 and "'maybe' is not a consent state: use yes or no" in reasons[0]
+
+
+def test_the_import_page_names_the_columns_it_did_not_read(tenant_a, owner_a):
+    csv_text = "phone,name,city,tier,blocked,<b>x</b>\n+14155550121,Ann,Lisbon,gold,false,1\n"
+    with schema_context("alpha"):
+        services.save_attribute_definition(key="tier", label="Tier", type="text")
+        job = services.start_contact_import(filename="c.csv", content=csv_text.encode(), created_by=None)
+        import_contacts(job.pk)
+        assert services.ignored_columns(job) == ["city", "<b>x</b>"]
+    page = login(Client(HTTP_HOST=host_of(tenant_a)), tenant_a, owner_a).get(f"/contacts/import/{job.pk}/")
+    html = page.content.decode()
+    assert "Not imported: the columns <code>city</code>, <code>&lt;b&gt;x&lt;/b&gt;</code>" in html
+    assert "Add the attribute" in html

@@ -15,6 +15,7 @@ from core import audit
 from core.errors import ServiceError
 from crm.models import Agent
 from crm.phones import InvalidPhoneNumber, normalize_phone
+from crm.services import adopt_phone_region
 from tenants.db import connection
 from tenants.models import NumberRoute, Tenant
 from whatsapp import crypto, parsing
@@ -227,6 +228,8 @@ def _store_channel(
         channel, created = Channel.objects.update_or_create(
             phone_number_id=phone_number_id, defaults=defaults
         )
+        if created and display_phone:
+            adopt_phone_region(tenant=tenant, phone=display_phone)
         audit.record(
             "number.connected" if created else "number.reconnected",
             target=channel,

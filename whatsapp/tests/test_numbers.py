@@ -204,3 +204,12 @@ def test_the_tenant_admin_offers_the_app_secret_to_owners_only(client_a, tenant_
     assert _secret_of(PNID_A) == ""
     with schema_context(tenant_a.schema_name):
         assert Channel.objects.get(pk=channel_a.pk).name == "Sales"  # the rest was saved
+
+
+def test_the_first_number_connected_gives_the_workspace_its_phone_country(tenant_b, sandbox):
+    """Numbers a business's staff type without a country code are most likely from its own country."""
+    from tenants.models import Tenant
+
+    sandbox.add_number(PNID_B, waba_id=WABA_B, display_phone="+351 912 345 678")
+    connect_channel(tenant=tenant_b, phone_number_id=PNID_B, waba_id=WABA_B, access_token="token-beta")
+    assert Tenant.objects.get(pk=tenant_b.pk).settings["phone_region"] == "PT"
