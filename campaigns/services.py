@@ -232,6 +232,19 @@ def resolve_audience(*, audience: Any, category: str) -> Audience:
     return result
 
 
+# The skip reasons in words, for the pages (the export and the API keep the codes).
+SKIP_LABELS = {
+    "blocked": "Blocked",
+    "no_address": "No WhatsApp number",
+    "opted_out": "Opted out",
+    "no_consent": "No marketing consent",
+    "missing_parameter": "A parameter is empty",
+    "invalid_parameters": "Parameters do not fit the template",
+    "cancelled": "Campaign cancelled",
+    "no_contact": "Contact deleted",
+}
+
+
 def skip_reason(contact: Contact, *, marketing: bool, allow_unknown: bool) -> str:
     if contact.blocked:
         return "blocked"
@@ -366,6 +379,16 @@ def _template_for(channel: Channel, name: str, language: str) -> MessageTemplate
     return template
 
 
+def _named_in_order(template: MessageTemplate, parameters: dict[str, Any]) -> dict[str, Any]:
+    """A template with named placeholders ({{first_name}}) given its body values as a list (the page's
+    one value a line) takes them in the placeholders' order; any other shape is checked as it is."""
+    body = parameters.get("body")
+    names = template.body_placeholders()
+    if template.parameter_format == "NAMED" and isinstance(body, list) and len(body) == len(names):
+        return {**parameters, "body": dict(zip(names, body, strict=True))}
+    return parameters
+
+
 @transaction.atomic
 def create_campaign(
     *,
@@ -403,6 +426,7 @@ def create_campaign(
         parameters = {"body": parameters}
     if not isinstance(parameters, dict):
         raise CampaignError("invalid_parameters", "parameters is an object.", field="parameters")
+    parameters = _named_in_order(found, parameters)
     try:
         _prepare(channel, found, language, resolve_parameters(parameters, _Sample()))
     except MessageRejected as exc:

@@ -128,6 +128,7 @@ def campaign_preview(request: HttpRequest) -> HttpResponse:
     error = ""
     counts: dict[str, Any] | None = None
     limit: int | None = None
+    shape: dict[str, Any] | None = None
     try:
         name, language = (form.cleaned_data.get("template") or "|").partition("|")[::2]
         channel = form.cleaned_data.get("channel")
@@ -143,16 +144,44 @@ def campaign_preview(request: HttpRequest) -> HttpResponse:
                 None,
             )
             category = template.category if template else ""
+            if template is not None:
+                shape = _template_shape(template)
         counts = services.resolve_audience(audience=form.audience(), category=category).counts()
     except ServiceError as exc:
         error = exc.message
-    return render(request, "campaigns/_preview.html", {"counts": counts, "error": error, "limit": limit})
+    context = {"counts": counts, "error": error, "limit": limit, "template": shape}
+    return render(request, "campaigns/_preview.html", context)
+
+
+def _template_shape(template: Any) -> dict[str, Any]:
+    """What the form must fill for the chosen template: its body text and placeholders, and the kind of
+    its header (a media header needs a link or an uploaded id)."""
+    header = template.header_format()
+    return {
+        "body": (template.component("BODY") or {}).get("text", ""),
+        "placeholders": template.body_placeholders(),
+        "named": template.parameter_format == "NAMED",
+        "media_header": header.lower() if header in ("IMAGE", "VIDEO", "DOCUMENT") else "",
+    }
+
+
+def _audience_now(campaign: Campaign) -> dict[str, Any] | None:
+    """Before it starts (a draft, or scheduled), who the campaign would reach now: its recipients are
+    fixed only when it starts."""
+    if campaign.status not in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED):
+        return None
+    try:
+        counts = services.resolve_audience(audience=campaign.audience, category=campaign.category).counts()
+    except ServiceError as exc:
+        return {"error": exc.message}
+    return {"counts": counts}
 
 
 def _detail_context(campaign: Campaign) -> dict[str, Any]:
     counts = services.counters(campaign)
     done = counts["total"] - counts["pending"] - counts["queued"]
     return {
+        "audience_now": _audience_now(campaign),
         "nav": "campaigns",
         "campaign": campaign,
         "counts": counts,

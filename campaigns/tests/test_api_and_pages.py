@@ -165,7 +165,7 @@ def test_the_pages_create_a_campaign_show_its_progress_and_export_it_safely(
     }
     preview = owner_client.post("/campaigns/preview/", form)
     assert b"<strong data-eligible>2</strong>" in preview.content
-    assert b"opted_out: 1" in preview.content
+    assert b"Opted out: 1" in preview.content
     response = owner_client.post("/campaigns/new/", form)
     assert response.status_code == 302, response.content.decode()[:3000]
     with schema_context(tenant_a.schema_name):
@@ -173,6 +173,11 @@ def test_the_pages_create_a_campaign_show_its_progress_and_export_it_safely(
     detail = owner_client.get(f"/campaigns/{campaign.pk}/")
     assert b"&lt;b&gt;Spring&lt;/b&gt;" in detail.content and b"<b>Spring</b>" not in detail.content
     assert b'data-campaign="%d"' % campaign.pk in detail.content
+    # A draft's page says whom it would reach now (its recipients are settled when it starts).
+    assert (
+        b"<strong data-eligible>2</strong> contacts will receive it; 1 skipped (Opted out: 1)"
+        in detail.content
+    )
     with TestCase.captureOnCommitCallbacks(execute=True):
         assert owner_client.post(f"/campaigns/{campaign.pk}/start/").status_code == 302
     with schema_context(tenant_a.schema_name):
@@ -191,6 +196,9 @@ def test_the_pages_create_a_campaign_show_its_progress_and_export_it_safely(
     assert '\'=HYPERLINK("http://evil","x")' in names
     with schema_context(tenant_a.schema_name):
         assert len(rows) - 1 == Recipient.objects.filter(campaign=campaign).count() == 3
+    started = owner_client.get(f"/campaigns/{campaign.pk}/").content
+    assert b"data-eligible" not in started
+    assert b'<li title="opted_out">Opted out: 1</li>' in started
 
 
 def test_the_campaign_list_costs_the_same_queries_for_one_campaign_or_many(
@@ -239,3 +247,53 @@ def test_owners_allow_unknown_consent_for_marketing_and_supervisors_cannot(
     assert owner_client.post("/campaigns/settings/", {}).status_code == 403
     with schema_context(tenant_a.schema_name):
         assert services.campaign_settings().marketing_to_unknown is True
+
+
+NAMED_WELCOME = {
+    "name": "named_welcome",
+    "language": "en",
+    "status": "APPROVED",
+    "category": "UTILITY",
+    "parameter_format": "NAMED",
+    "components": [
+        {"type": "HEADER", "format": "IMAGE"},
+        {"type": "BODY", "text": "Hi {{first_name}}, your <b>{{plan}}</b> plan starts today."},
+    ],
+}
+
+
+def test_the_form_shows_the_chosen_template_s_text_and_what_it_takes(
+    owner_client, templates, audience, tenant_a, sandbox
+):
+    from campaigns.tests.conftest import ORDER_NOTE, SPRING_SALE
+    from whatsapp.services import sync_templates
+    from whatsapp.testing import WABA_A
+
+    sandbox.set_templates(WABA_A, [SPRING_SALE, ORDER_NOTE, NAMED_WELCOME])
+    with schema_context(tenant_a.schema_name):
+        sync_templates(channel=templates)
+    form = {"name": "x", "channel": templates.pk, "template": "spring_sale|en", "tags": "vip"}
+    spring = owner_client.post("/campaigns/preview/", form).content.decode()
+    assert "Hi {{1}}, {{2}} off everything this week." in spring
+    assert "The body takes 2 parameters: one a line under Body, in order." in spring
+    named = owner_client.post(
+        "/campaigns/preview/", {**form, "template": "named_welcome|en"}
+    ).content.decode()
+    assert "your &lt;b&gt;{{plan}}&lt;/b&gt; plan" in named  # the template's text is escaped
+    assert "The body takes 2 parameters (first_name, plan)" in named
+    assert "Its header needs an image: a link or an uploaded media id." in named
+
+    # The page's one value a line fills a named template's placeholders in their order.
+    created = owner_client.post(
+        "/campaigns/new/",
+        {
+            **form,
+            "template": "named_welcome|en",
+            "body": "{{contact.first_name}}\nGold",
+            "header_link": "https://example.com/welcome.png",
+        },
+    )
+    assert created.status_code == 302, created.content.decode()[:2000]
+    with schema_context(tenant_a.schema_name):
+        campaign = Campaign.objects.get(template_name="named_welcome")
+    assert campaign.parameters["body"] == {"first_name": "{{contact.first_name}}", "plan": "Gold"}
