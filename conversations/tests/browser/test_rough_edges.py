@@ -63,7 +63,14 @@ def test_the_crm_pages_fit_a_375_px_screen_and_the_menu_opens(browser, live: Liv
     context, page = _phone_page(browser, live)
     try:
         sign_in(page, next_url="/contacts/")
-        for path in ["/contacts/", "/companies/", "/deals/", "/settings/team/", f"/contacts/{contact_pk}/"]:
+        for path in [
+            "/contacts/",
+            "/companies/",
+            "/deals/",
+            "/settings/",
+            "/settings/team/",
+            f"/contacts/{contact_pk}/",
+        ]:
             page.goto(path)
             width = _fits(page)
             assert width <= PHONE["width"], f"{path} is {width} px wide"
