@@ -67,3 +67,11 @@ def test_the_first_number_gives_the_workspace_its_country_and_later_ones_do_not_
     services.adopt_phone_region(tenant=tenant_a, phone="+34612345678")
     services.adopt_phone_region(tenant=tenant_a, phone="+351912345678")
     assert Tenant.objects.get(pk=tenant_a.pk).settings["phone_region"] == "ES"
+
+
+def test_the_country_names_do_not_load_phonenumbers_locale_tables():
+    """phonenumbers' own country names come with every locale's (~100 MB in each process)."""
+    import sys
+
+    assert dict(services.region_choices())["KR"] == "South Korea (+82)"
+    assert "phonenumbers.geodata.locale" not in sys.modules
