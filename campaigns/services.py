@@ -14,7 +14,9 @@ them cancelled with CANCELLED_TITLE.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +41,7 @@ from core.errors import ServiceError
 from crm import outgoing_events
 from crm.models import Contact, ContactImport
 from crm.services.contacts import clean_phone
-from crm.services.imports import run_contact_import
+from crm.services.imports import MAX_IMPORT_BYTES, run_contact_import
 from tenants.db import connection
 from whatsapp.models import BusinessAccount, MessageTemplate
 
@@ -275,32 +277,41 @@ def update_campaign_settings(*, marketing_to_unknown: bool) -> CampaignSettings:
     return row
 
 
-def import_audience_csv(*, filename: str, content: bytes | str, created_by: Any) -> dict[str, Any]:
-    """Create or update the CSV's contacts through the contact import (synchronously: the audience is
-    the file's phones, counted right away) and return the audience that selects them."""
+def read_audience_csv(content: bytes | str) -> tuple[str, list[str], int]:
+    """An audience CSV's text, its valid phone numbers (E.164, each once, in file order) and the number
+    of rows without a valid one. Reads only: nothing is stored."""
     if isinstance(content, bytes):
+        if len(content) > MAX_IMPORT_BYTES:
+            raise CampaignError("file_too_large", "The file is larger than 10 MB.", field="file")
         try:
             content = content.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise CampaignError("invalid_encoding", "The file must be UTF-8 CSV.", field="file") from exc
-    import csv
-    import io
-
     reader = csv.DictReader(io.StringIO(content))
     reader.fieldnames = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
     if "phone" not in reader.fieldnames:
         raise CampaignError("missing_phone_column", "The CSV needs a 'phone' column.", field="file")
     phones: list[str] = []
+    invalid = 0
     for row in reader:
+        if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+            continue
         try:
             phones.append(clean_phone((row.get("phone") or "").strip()))
         except ServiceError:
-            continue
+            invalid += 1
+    return content, list(dict.fromkeys(phones)), invalid
+
+
+def import_audience_csv(*, filename: str, content: bytes | str, created_by: Any) -> dict[str, Any]:
+    """Create or update the CSV's contacts through the contact import (synchronously: the audience is
+    the file's phones, counted right away) and return the audience that selects them."""
+    text, phones, _ = read_audience_csv(content)
     job = ContactImport.objects.create(
-        filename=filename[:200], content=content, total_rows=len(phones), created_by=created_by
+        filename=filename[:200], content=text, total_rows=len(phones), created_by=created_by
     )
     run_contact_import(contact_import=job)
-    return {"phones": list(dict.fromkeys(phones))}
+    return {"phones": phones}
 
 
 # --- messaging limit and window -------------------------------------------------------------------------

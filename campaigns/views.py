@@ -8,9 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from campaigns import selectors, services
@@ -98,23 +100,26 @@ def campaign_create(request: HttpRequest) -> HttpResponse:
     form = CampaignForm(request.POST, request.FILES, zone=zone)
     if form.is_valid():
         try:
-            audience, channel, name, language = _build(request, form)
-            campaign = services.create_campaign(
-                name=form.cleaned_data["name"],
-                channel=channel,
-                template=name,
-                language=language,
-                audience=audience,
-                parameters=form.parameters(),
-                schedule_at=form.schedule(),
-                window_start=form.cleaned_data.get("window_start"),
-                window_end=form.cleaned_data.get("window_end"),
-                created_by=acting_user(request),
-            )
+            # One transaction: a campaign refused (its parameters, say) leaves no contacts from its CSV.
+            with transaction.atomic():
+                audience, channel, name, language = _build(request, form)
+                campaign = services.create_campaign(
+                    name=form.cleaned_data["name"],
+                    channel=channel,
+                    template=name,
+                    language=language,
+                    audience=audience,
+                    parameters=form.parameters(),
+                    schedule_at=form.schedule(),
+                    window_start=form.cleaned_data.get("window_start"),
+                    window_end=form.cleaned_data.get("window_end"),
+                    created_by=acting_user(request),
+                )
         except ServiceError as exc:
             form.add_error(None, exc.message)
         else:
-            messages.success(request, f"Draft saved: {campaign.total} contacts in the audience.")
+            people = ngettext("%(n)d contact", "%(n)d contacts", campaign.total) % {"n": campaign.total}
+            messages.success(request, f"Draft saved: {people} in the audience.")
             return redirect("campaign-detail", pk=campaign.pk)
     return render(request, "campaigns/form.html", _form_context(request, form), status=400)
 
@@ -123,12 +128,13 @@ def campaign_create(request: HttpRequest) -> HttpResponse:
 @member_required("admin")
 def campaign_preview(request: HttpRequest) -> HttpResponse:
     """The audience's count for the form (htmx): who is reached and who is skipped, and why."""
-    form = CampaignForm(request.POST, zone=None)
+    form = CampaignForm(request.POST, request.FILES, zone=None)
     form.is_valid()
     error = ""
     counts: dict[str, Any] | None = None
     limit: int | None = None
     shape: dict[str, Any] | None = None
+    upload: dict[str, int] | None = None
     try:
         name, language = (form.cleaned_data.get("template") or "|").partition("|")[::2]
         channel = form.cleaned_data.get("channel")
@@ -146,10 +152,17 @@ def campaign_preview(request: HttpRequest) -> HttpResponse:
             category = template.category if template else ""
             if template is not None:
                 shape = _template_shape(template)
-        counts = services.resolve_audience(audience=form.audience(), category=category).counts()
+        csv_file = form.cleaned_data.get("csv")
+        if csv_file:
+            # The file's contacts are created or updated only when the draft is saved: until then, what
+            # it holds (the audience is then the file's numbers).
+            _, phones, invalid = services.read_audience_csv(csv_file.read())
+            upload = {"numbers": len(phones), "invalid": invalid}
+        else:
+            counts = services.resolve_audience(audience=form.audience(), category=category).counts()
     except ServiceError as exc:
         error = exc.message
-    context = {"counts": counts, "error": error, "limit": limit, "template": shape}
+    context = {"counts": counts, "error": error, "limit": limit, "template": shape, "upload": upload}
     return render(request, "campaigns/_preview.html", context)
 
 
@@ -165,10 +178,10 @@ def _template_shape(template: Any) -> dict[str, Any]:
     }
 
 
-def _audience_now(campaign: Campaign) -> dict[str, Any] | None:
-    """Before it starts (a draft, or scheduled), who the campaign would reach now: its recipients are
-    fixed only when it starts."""
-    if campaign.status not in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED):
+def _audience_now(campaign: Campaign, recipients: int) -> dict[str, Any] | None:
+    """Before its recipients are fixed (a draft: they are when it is started or scheduled), who the
+    campaign would reach now."""
+    if campaign.status != Campaign.Status.DRAFT or recipients:
         return None
     try:
         counts = services.resolve_audience(audience=campaign.audience, category=campaign.category).counts()
@@ -181,7 +194,7 @@ def _detail_context(campaign: Campaign) -> dict[str, Any]:
     counts = services.counters(campaign)
     done = counts["total"] - counts["pending"] - counts["queued"]
     return {
-        "audience_now": _audience_now(campaign),
+        "audience_now": _audience_now(campaign, counts["total"]),
         "nav": "campaigns",
         "campaign": campaign,
         "counts": counts,

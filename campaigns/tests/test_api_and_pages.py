@@ -297,3 +297,48 @@ def test_the_form_shows_the_chosen_template_s_text_and_what_it_takes(
     with schema_context(tenant_a.schema_name):
         campaign = Campaign.objects.get(template_name="named_welcome")
     assert campaign.parameters["body"] == {"first_name": "{{contact.first_name}}", "plan": "Gold"}
+
+
+def test_a_csv_on_the_form_is_summarised_before_saving_and_a_refused_campaign_keeps_none_of_its_contacts(
+    owner_client, templates, tenant_a
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from crm.models import Contact
+
+    rows = (
+        "phone,name,marketing_consent\n+34612345001,Lucia,yes\n+34612345002,Mateo,yes\n"
+        "+34612345001,Lucia,yes\nnope,Bad,yes\n"
+    )
+    form = {"name": "CSV", "channel": templates.pk, "template": "spring_sale|en"}
+
+    def upload() -> SimpleUploadedFile:
+        return SimpleUploadedFile("a.csv", rows.encode(), content_type="text/csv")
+
+    preview = owner_client.post("/campaigns/preview/", {**form, "csv": upload()}).content.decode()
+    assert "The file has <strong>2</strong> numbers and 1 row without a valid one (skipped)." in preview
+    assert "audience is empty" not in preview
+    refused = owner_client.post("/campaigns/new/", {**form, "body": "only one", "csv": upload()})
+    assert refused.status_code == 400 and "body takes 2 parameters" in refused.content.decode()
+    with schema_context(tenant_a.schema_name):
+        assert not Contact.objects.filter(phone__startswith="+3461234500").exists()  # the preview stored none
+    saved = owner_client.post(
+        "/campaigns/new/", {**form, "body": "{{contact.first_name}}\n10%", "csv": upload()}
+    )
+    assert saved.status_code == 302
+    with schema_context(tenant_a.schema_name):
+        assert Contact.objects.filter(phone__startswith="+3461234500").count() == 2
+        campaign = Campaign.objects.get(name="CSV")
+    page = owner_client.get(f"/campaigns/{campaign.pk}/").content.decode()
+    assert "<strong data-eligible>2</strong> contacts will receive it." in page
+    assert "Draft saved: 2 contacts in the audience." in page
+
+
+def test_one_contact_is_one_contact(owner_client, templates, tenant_a):
+    with schema_context(tenant_a.schema_name):
+        make_contact("+14155550171", name="Solo", tags=("solo",))
+    form = {"name": "x", "channel": templates.pk, "template": "spring_sale|en", "tags": "solo"}
+    assert (
+        "<strong data-eligible>1</strong> contact will receive it."
+        in owner_client.post("/campaigns/preview/", form).content.decode()
+    )
