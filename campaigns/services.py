@@ -14,9 +14,7 @@ them cancelled with CANCELLED_TITLE.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +39,7 @@ from core.errors import ServiceError
 from crm import outgoing_events
 from crm.models import Contact, ContactImport
 from crm.services.contacts import clean_phone
-from crm.services.imports import MAX_IMPORT_BYTES, run_contact_import
+from crm.services.imports import read_contacts_csv, run_contact_import
 from tenants.db import connection
 from whatsapp.models import BusinessAccount, MessageTemplate
 
@@ -280,17 +278,7 @@ def update_campaign_settings(*, marketing_to_unknown: bool) -> CampaignSettings:
 def read_audience_csv(content: bytes | str) -> tuple[str, list[str], int]:
     """An audience CSV's text, its valid phone numbers (E.164, each once, in file order) and the number
     of rows without a valid one. Reads only: nothing is stored."""
-    if isinstance(content, bytes):
-        if len(content) > MAX_IMPORT_BYTES:
-            raise CampaignError("file_too_large", "The file is larger than 10 MB.", field="file")
-        try:
-            content = content.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise CampaignError("invalid_encoding", "The file must be UTF-8 CSV.", field="file") from exc
-    reader = csv.DictReader(io.StringIO(content))
-    reader.fieldnames = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
-    if "phone" not in reader.fieldnames:
-        raise CampaignError("missing_phone_column", "The CSV needs a 'phone' column.", field="file")
+    content, reader = read_contacts_csv(content)
     phones: list[str] = []
     invalid = 0
     for row in reader:

@@ -27,9 +27,9 @@ IMPORT_COLUMNS = ("phone", "name", "email", "company", "tags", "marketing_consen
 EXPORT_COLUMNS = (*IMPORT_COLUMNS, "blocked", "owner", "created_at", "last_inbound_at")
 
 
-@transaction.atomic
-def start_contact_import(*, filename: str, content: bytes | str, created_by: User | None) -> ContactImport:
-    """Stores the file and enqueues the job after commit; the job reports progress on the row."""
+def read_contacts_csv(content: bytes | str) -> tuple[str, csv.DictReader[str]]:
+    """A contacts CSV's text and a reader of its rows (header names trimmed and lower-cased): at most
+    10 MB, UTF-8, with a 'phone' column. Reads only."""
     if isinstance(content, bytes):
         if len(content) > MAX_IMPORT_BYTES:
             raise ServiceError("file_too_large", "The file is larger than 10 MB.", field="file")
@@ -37,11 +37,18 @@ def start_contact_import(*, filename: str, content: bytes | str, created_by: Use
             content = content.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise ServiceError("invalid_encoding", "The file must be UTF-8 CSV.", field="file") from exc
-    reader = csv.reader(io.StringIO(content))
-    header = [h.strip().lower() for h in next(reader, [])]
-    if "phone" not in header:
+    reader = csv.DictReader(io.StringIO(content))
+    reader.fieldnames = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
+    if "phone" not in reader.fieldnames:
         raise ServiceError("missing_phone_column", "The CSV needs a 'phone' column.", field="file")
-    total = sum(1 for row in reader if any(cell.strip() for cell in row))
+    return content, reader
+
+
+@transaction.atomic
+def start_contact_import(*, filename: str, content: bytes | str, created_by: User | None) -> ContactImport:
+    """Stores the file and enqueues the job after commit; the job reports progress on the row."""
+    content, reader = read_contacts_csv(content)
+    total = sum(1 for row in reader if any((v or "").strip() for v in row.values() if isinstance(v, str)))
     job = ContactImport.objects.create(
         filename=filename[:200],
         content=content,

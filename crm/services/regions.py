@@ -11,7 +11,6 @@ import pycountry
 from django.db import transaction
 
 from core.errors import ServiceError
-from tenants.db import connection
 from tenants.models import Tenant
 
 
@@ -46,9 +45,6 @@ def set_phone_region(*, tenant: Any, region: str) -> None:
     locked.settings = settings
     locked.save(update_fields=["settings"])
     tenant.settings = settings
-    current = getattr(connection, "tenant", None)
-    if current is not None and getattr(current, "pk", None) == tenant.pk:
-        current.settings = settings  # this request's tenant reads the new region at once
 
 
 def adopt_phone_region(*, tenant: Any, phone: str) -> None:
