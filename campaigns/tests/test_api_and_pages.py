@@ -5,13 +5,13 @@ import io
 from typing import Any
 
 import pytest
-from django.test import TestCase
+from django.test import Client, TestCase
 from django_tenants.utils import schema_context
 
 from campaigns import services
 from campaigns.models import Campaign, Recipient
 from campaigns.tests.conftest import make_contact
-from conftest import login, make_agent
+from conftest import host_of, login, make_agent
 from conversations.models import Message
 from whatsapp.testing import run_jobs
 
@@ -342,3 +342,35 @@ def test_one_contact_is_one_contact(owner_client, templates, tenant_a):
         "<strong data-eligible>1</strong> contact will receive it."
         in owner_client.post("/campaigns/preview/", form).content.decode()
     )
+
+
+def test_a_csv_posted_to_the_preview_by_a_lower_role_or_too_big_or_not_utf8_stores_nothing(
+    owner_client, templates, tenant_a
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from crm.models import Contact, ContactImport
+    from crm.services import MAX_IMPORT_BYTES
+
+    def upload(content: bytes) -> SimpleUploadedFile:
+        return SimpleUploadedFile("a.csv", content, content_type="text/csv")
+
+    form = {"name": "x", "channel": templates.pk, "template": "spring_sale|en", "body": "a\nb"}
+    good = b"phone,name\n+34612345009,Eve\n"
+    supervisor = make_agent(tenant_a, email="sup-csv@alpha.test", role="supervisor")
+    lower = login(Client(HTTP_HOST=host_of(tenant_a)), tenant_a, supervisor.user)
+    assert lower.post("/campaigns/preview/", {**form, "csv": upload(good)}).status_code == 403
+    assert lower.post("/campaigns/new/", {**form, "csv": upload(good)}).status_code == 403
+    big = good + b"+34612345010,Big\n" * (MAX_IMPORT_BYTES // 17 + 1)
+    too_big = owner_client.post("/campaigns/preview/", {**form, "csv": upload(big)}).content.decode()
+    assert "The file is larger than 10 MB." in too_big
+    latin = owner_client.post(
+        "/campaigns/preview/", {**form, "csv": upload("phone\n+34612345011,Jos\xe9\n".encode("latin-1"))}
+    )
+    assert "The file must be UTF-8 CSV." in latin.content.decode()
+    refused = owner_client.post("/campaigns/new/", {**form, "csv": upload(big)})
+    assert refused.status_code == 400 and "larger than 10 MB" in refused.content.decode()
+    with schema_context(tenant_a.schema_name):
+        assert not Contact.objects.filter(phone__startswith="+3461234501").exists()
+        assert not Contact.objects.filter(phone="+34612345009").exists()
+        assert not ContactImport.objects.exists() and not Campaign.objects.exists()
