@@ -137,11 +137,15 @@ class _Drain:
                     own = sorted(self.handed)
                     self.handed.clear()
                 if time.monotonic() - started > DRAIN_SECONDS:
-                    # Hand over to a new job rather than run into the actor's time limit.
+                    # Hand over to a new job rather than run into the actor's time limit. Always a new
+                    # job, not a wake: the wake flag may belong to a job that this drain took over while
+                    # busy (it returned without a round), and events committed after this round started
+                    # would then wait for the sweeper.
                     with self.lock:
-                        self.handed.update(own)
+                        own = sorted(self.handed | set(own))
+                        self.handed.clear()
                         self.busy = False
-                    wake_webhook_processing()
+                    enqueue_webhook_events(event_ids=own)
                     return failed
         except BaseException:
             with self.lock:

@@ -503,3 +503,40 @@ def test_a_job_arriving_while_the_drain_is_busy_is_served_by_its_next_round(monk
     # The second round took event 2 (and looked for fresh events) instead of ending.
     assert rounds == [[1], [2]]
     assert not drain.busy
+
+
+def test_a_drain_that_hands_over_leaves_a_job_for_events_committed_during_its_last_round(
+    monkeypatch, channel_a, tenant_a
+):
+    """Under load a drain runs rounds back to back until DRAIN_SECONDS, then hands over to a new job.
+    Events committed during its last round set the wake flag and queue a job; when that job reaches
+    this busy drain it returns at once without a round, so the flag it leaves must not stop the
+    hand-over from queueing a job (the events would wait for the sweeper: seen in the campaign
+    benchmark as statuses stuck pending after the last webhook)."""
+    from tenants.jobs import broker
+    from tenants.models import WebhookEvent
+    from whatsapp import actors, services
+    from whatsapp.testing import queued_jobs, run_jobs
+
+    real = services.process_webhook_events
+    late: list[int] = []
+
+    def process(**kwargs: object) -> services.EventsOutcome:
+        outcome = real(**kwargs)  # type: ignore[arg-type]
+        if not late:
+            # The web stores an event meanwhile and wakes processing; the job it queued is taken by
+            # this process's busy drain (handed over, no round of its own).
+            late.extend(_events(payloads.text_event(phone_number_id=PNID_A, wa_id=CUSTOMER, text="late")))
+            assert actors.wake_webhook_processing()
+            broker.flush_all()
+            assert actors._drain.run([]) == []
+        return outcome
+
+    monkeypatch.setattr(services, "process_webhook_events", process)
+    monkeypatch.setattr(actors, "DRAIN_SECONDS", 0.0)
+    assert actors._drain.run([]) == []
+
+    assert queued_jobs() == ["process_webhook_events"]
+    monkeypatch.setattr(services, "process_webhook_events", real)
+    run_jobs()
+    assert WebhookEvent.objects.get(pk=late[0]).status == "processed"
