@@ -34,4 +34,10 @@ def normalize_phone(raw: str, *, default_region: str | None = None) -> str:
             continue
         if phonenumbers.is_possible_number(parsed) and phonenumbers.is_valid_number(parsed):
             return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if len(candidates) == 1 and not text.startswith(("+", "00")):
+        # Read as international only: with no workspace country a local number can't be read.
+        raise InvalidPhoneNumber(
+            f"'{raw}' is not a valid phone number. Write it with its country code (+…), or set the "
+            "workspace's country in Settings → Phone numbers to read numbers without one."
+        )
     raise InvalidPhoneNumber(f"'{raw}' is not a valid phone number.")

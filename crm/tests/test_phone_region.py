@@ -30,7 +30,10 @@ def test_an_admin_sets_the_country_and_an_import_reads_local_numbers_in_it(tenan
     assert "Every number needs its country code" in page
     with schema_context(tenant_a.schema_name):
         phones, reasons = _import()
-    assert phones == ["+14155550131"] and "'912 345 678' is not a valid phone number." in reasons
+    assert phones == ["+14155550131"] and reasons == [
+        "'912 345 678' is not a valid phone number. Write it with its country code (+…), or set the "
+        "workspace's country in Settings → Phone numbers to read numbers without one."
+    ]
 
     response = client.post("/settings/", {"phone_region": "PT"})
     assert response.status_code == 302
