@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, QuerySet
 
 from campaigns.models import Campaign, Recipient
 from conversations.models import Channel
+from crm.models import Contact
 from whatsapp.models import MessageTemplate
 
 
@@ -38,6 +39,28 @@ def replies(campaign: Campaign, limit: int = 50) -> QuerySet[Recipient]:
         .select_related("contact", "message")
         .order_by("-updated_at")[:limit]
     )
+
+
+def opted_out(campaign: Campaign) -> QuerySet[Recipient]:
+    """Recipients who opted out of marketing after the campaign's message reached them (STOP, a stop
+    word, the template's opt-out button, or a change on their contact): the campaign's unsubscribes."""
+    return Recipient.objects.filter(
+        campaign=campaign,
+        message__sent_at__isnull=False,
+        contact__marketing_consent=Contact.MarketingConsent.OPTED_OUT,
+        contact__marketing_consent_at__gte=F("message__sent_at"),
+    )
+
+
+def opted_out_after(recipient: Recipient) -> Any:
+    """When the recipient opted out, if that came after their campaign message was sent (the export's
+    column; the recipient's contact and message are loaded with it)."""
+    contact, message = recipient.contact, recipient.message
+    if message is None or message.sent_at is None or contact.marketing_consent_at is None:
+        return None
+    if contact.marketing_consent != Contact.MarketingConsent.OPTED_OUT:
+        return None
+    return contact.marketing_consent_at if contact.marketing_consent_at >= message.sent_at else None
 
 
 def export_rows(campaign: Campaign) -> Any:

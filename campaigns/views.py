@@ -37,6 +37,7 @@ EXPORT_HEADER = [
     "sent_at",
     "delivered_at",
     "read_at",
+    "opted_out_at",
 ]
 
 
@@ -203,6 +204,10 @@ def _detail_context(campaign: Campaign) -> dict[str, Any]:
         "failures": selectors.failures_by_code(campaign),
         "skips": selectors.skips_by_reason(campaign),
         "replies": selectors.replies(campaign),
+        "opted_out": selectors.opted_out(campaign).count(),
+        "opted_out_recent": selectors.opted_out(campaign)
+        .select_related("contact")
+        .order_by("-contact__marketing_consent_at")[:50],
         "limit": services.messaging_limit(campaign.channel),
     }
 
@@ -267,6 +272,7 @@ def campaign_export(request: HttpRequest, pk: int) -> StreamingHttpResponse:
                     m.sent_at.isoformat() if m and m.sent_at else "",
                     m.delivered_at.isoformat() if m and m.delivered_at else "",
                     m.read_at.isoformat() if m and m.read_at else "",
+                    opted.isoformat() if (opted := selectors.opted_out_after(r)) else "",
                 ]
             )
 

@@ -374,3 +374,52 @@ def test_a_csv_posted_to_the_preview_by_a_lower_role_or_too_big_or_not_utf8_stor
         assert not Contact.objects.filter(phone__startswith="+3461234501").exists()
         assert not Contact.objects.filter(phone="+34612345009").exists()
         assert not ContactImport.objects.exists() and not Campaign.objects.exists()
+
+
+def test_the_page_and_the_export_count_who_opted_out_after_the_campaign_reached_them(
+    owner_client, templates, audience, tenant_a, sandbox
+):
+    import datetime as dt
+
+    from crm.models import Contact
+    from whatsapp import payloads
+    from whatsapp.testing import PNID_A, post_webhook
+
+    with schema_context(tenant_a.schema_name):
+        campaign = services.create_campaign(
+            name="Spring",
+            channel=templates,
+            template="spring_sale",
+            language="en",
+            audience={"tags": ["vip"]},
+            parameters={"body": ["{{contact.first_name}}", "20%"]},
+        )
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            services.start_campaign(campaign=campaign)
+        run_jobs()
+        sent_at = {
+            m.conversation.contact.name: m.sent_at
+            for m in Message.objects.select_related("conversation__contact")
+        }
+        assert all(sent_at.values()) and len(sent_at) == 2
+        # Opted out before the message went (changed on the contact since): not this campaign's doing.
+        Contact.objects.filter(name__startswith="=HYPERLINK").update(
+            marketing_consent="opted_out",
+            marketing_consent_at=min(sent_at.values()) - dt.timedelta(minutes=5),
+        )
+    page = owner_client.get(f"/campaigns/{campaign.pk}/").content.decode()
+    assert "Opted out after receiving it: <span data-opted-out>0</span>" in page
+
+    # Ann answers the campaign with STOP.
+    reply = payloads.text_event(phone_number_id=PNID_A, wa_id="15550000001", text="STOP")
+    assert post_webhook(Client(HTTP_HOST="localhost"), reply).status_code == 200
+    run_jobs()
+
+    page = owner_client.get(f"/campaigns/{campaign.pk}/").content.decode()
+    assert "Opted out after receiving it: <span data-opted-out>1</span>" in page
+    assert ">Ann Lee</a>" in page and "HYPERLINK" not in page.split("Opted out after receiving it")[1]
+    export = owner_client.get(f"/campaigns/{campaign.pk}/export.csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode())))
+    opted = {row["name"]: row["opted_out_at"] for row in rows}
+    assert opted["Ann Lee"] and not opted["Out"]
+    assert not opted['\'=HYPERLINK("http://evil","x")']
