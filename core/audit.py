@@ -79,6 +79,7 @@ ACTIONS: dict[str, str] = {
     "tenant.suspended": "Workspace suspended",
     "tenant.reactivated": "Workspace reactivated",
     "tenant.deleted": "Workspace deleted",
+    "tenant.deletion_failed": "Workspace deletion failed",
     "tenant.restored": "Workspace restored",
 }
 

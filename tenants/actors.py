@@ -33,6 +33,15 @@ def purge_deleted_tenants() -> None:
     purge_due_tenants()
 
 
+# The platform admin's Delete (tenants.lifecycle.request_deletion): the export may take as long as a
+# backup. Not retried: a failure is in the audit log and the tenant stays suspended until Delete again.
+@dramatiq.actor(queue_name="default", max_retries=0, time_limit=6 * 3600 * 1000)
+def delete_requested_tenant(tenant_id: int, actor_id: int | None = None) -> None:
+    from tenants.lifecycle import finish_requested_deletion
+
+    finish_requested_deletion(tenant_id=tenant_id, actor_id=actor_id)
+
+
 # Sent after each tenant creation and every 5 minutes (PERIODIC_JOBS): replaces claimed spares and those
 # a migration made stale. Concurrent runs are harmless (the second returns at once).
 @dramatiq.actor(queue_name="default", max_retries=3)

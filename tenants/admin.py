@@ -94,19 +94,22 @@ class TenantAdmin(admin.ModelAdmin):
         )
 
     @admin.action(
-        description="Delete the selected tenants (suspend and export now, drop after the grace period)"
+        description="Delete the selected tenants (suspend now, export in the background, drop after the "
+        "grace period)"
     )
     def delete_tenants(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         for tenant in queryset:
             try:
-                result = lifecycle.delete_tenant(tenant=tenant, actor=request.user)
+                lifecycle.request_deletion(tenant=tenant, actor=request.user)
             except ServiceError as exc:
                 self.message_user(request, f"{tenant.slug}: {exc.message}", messages.ERROR)
                 continue
             self.message_user(
                 request,
-                f"{tenant.slug} suspended and exported ({result.export}); its data is dropped after "
-                f"{tenant.purge_after:%Y-%m-%d %H:%M} UTC unless restored before.",
+                f"{tenant.slug} suspended. Its export is being written in the background; then its data "
+                f"is dropped after {lifecycle.grace_period().days} days unless restored before (Purge "
+                "after shows the date once the export is stored; if the export fails, the audit log says "
+                "why and the tenant stays suspended).",
             )
 
     @admin.action(description="Restore the selected tenants being deleted")

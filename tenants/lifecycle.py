@@ -10,6 +10,10 @@ Deleting is reversible for TENANT_DELETION_GRACE_DAYS (default 30):
    media objects and its public rows (domains, number routes). The platform operator can force the
    drop at once (`remove_tenant --force`), after the export.
 
+The platform admin's Delete suspends the tenant at once and leaves the rest (the export, which takes as
+long as the tenant is large, and the scheduling) to a job (`request_deletion`); if the export fails, the
+tenant stays suspended, nothing is scheduled, and the audit log says why (`tenant.deletion_failed`).
+
 Restoring within the grace period un-suspends it and puts the webhook events stored meanwhile for its
 numbers back to pending, so the sweeper processes them: nothing a customer sent is lost. After the
 purge, `import_tenant` brings the tenant back from its deletion export.
@@ -23,6 +27,7 @@ from typing import Any
 
 import structlog
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -33,6 +38,7 @@ from core.errors import ServiceError
 from tenants.backup import media_storage, walk_tenant_files
 from tenants.backup_storage import DELETION, store_backup
 from tenants.models import NumberRoute, Tenant, WebhookEvent
+from tenants.services import set_tenant_active
 
 log = structlog.get_logger("tenants.lifecycle")
 
@@ -81,6 +87,47 @@ def delete_tenant(*, tenant: Tenant, force: bool = False, actor: Any = None) -> 
     if force:
         purge_tenant(tenant=tenant)
     return Deletion(tenant=tenant, export=export, purged=force)
+
+
+def request_deletion(*, tenant: Tenant, actor: Any = None) -> None:
+    """The platform admin's Delete: suspended now (its hosts answer the suspended page, its webhooks wait),
+    exported and scheduled for the drop by a job (finish_requested_deletion): a large tenant's export
+    takes longer than a request may."""
+    if tenant.deletion_requested_at is not None:
+        raise ServiceError(
+            "deletion_scheduled",
+            f"{tenant.slug} is already being deleted "
+            f"(dropped after {tenant.purge_after:%Y-%m-%d %H:%M} UTC).",
+            status=409,
+        )
+    from tenants.actors import delete_requested_tenant
+    from tenants.jobs import send_in_schema
+
+    set_tenant_active(tenant=tenant, active=False)
+    actor_id = getattr(actor, "pk", None)
+    tenant_id = tenant.pk
+    transaction.on_commit(
+        lambda: send_in_schema(delete_requested_tenant, get_public_schema_name(), tenant_id, actor_id)
+    )
+    log.info("tenant_deletion_requested", tenant=tenant.slug)
+
+
+def finish_requested_deletion(*, tenant_id: int, actor_id: int | None = None) -> Deletion | None:
+    """The job behind request_deletion. Nothing happens if the tenant was reactivated meanwhile (the
+    operator changed their mind) or is being deleted already. A failed export leaves it suspended and
+    not scheduled, with the reason in the platform audit log: Delete can be tried again."""
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None or tenant.is_active or tenant.deletion_requested_at is not None:
+        log.info("tenant_deletion_skipped", tenant_id=tenant_id)
+        return None
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
+    try:
+        return delete_tenant(tenant=tenant, actor=actor)
+    except Exception as exc:
+        log.exception("tenant_deletion_failed", tenant=tenant.slug)
+        reason = exc.message if isinstance(exc, ServiceError) else repr(exc)
+        _audit("tenant.deletion_failed", tenant, actor, error=reason[:500])
+        return None
 
 
 def restore_tenant(*, tenant: Tenant, actor: Any = None) -> int:

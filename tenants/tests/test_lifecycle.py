@@ -184,14 +184,37 @@ def test_the_platform_admin_offers_no_one_click_delete(operator: Any, make_tenan
     assert schema_exists(tenant.schema_name) and Tenant.objects.filter(pk=tenant.pk).exists()
 
 
+def _run_deletion_jobs() -> int:
+    """The queued background deletions, run as the worker would (other queued jobs are dropped)."""
+    import dramatiq
+
+    from tenants.actors import delete_requested_tenant
+    from tenants.jobs import broker
+
+    ran = 0
+    for queue in broker.queues.values():
+        while not queue.empty():
+            message = dramatiq.Message.decode(queue.get_nowait())
+            if message.actor_name == delete_requested_tenant.actor_name:
+                delete_requested_tenant.fn(*message.args, **message.kwargs)
+                ran += 1
+    return ran
+
+
 def test_the_admin_actions_delete_and_restore(operator: Any, make_tenant: Any) -> None:
     tenant = make_tenant()
     response = operator.post(
         "/admin/tenants/tenant/", {"action": "delete_tenants", "_selected_action": [tenant.pk]}, follow=True
     )
-    assert "suspended and exported" in response.content.decode()
+    assert "suspended. Its export is being written in the background" in response.content.decode()
+    tenant.refresh_from_db()
+    # Suspended at once; exported and scheduled by the job (a large tenant's export outlasts a request).
+    assert not tenant.is_active and tenant.deletion_requested_at is None and tenant.purge_after is None
+    assert Client(HTTP_HOST=f"{tenant.slug}.localhost").get("/login/").status_code == 403
+    assert _run_deletion_jobs() == 1
     tenant.refresh_from_db()
     assert not tenant.is_active and tenant.purge_after is not None
+    assert len(backups_of(tenant.slug, reason=DELETION)) == 1
 
     # Reactivate is not the way back (it would leave the drop scheduled).
     operator.post("/admin/tenants/tenant/", {"action": "reactivate", "_selected_action": [tenant.pk]})
@@ -204,6 +227,40 @@ def test_the_admin_actions_delete_and_restore(operator: Any, make_tenant: Any) -
     assert "restored" in response.content.decode()
     tenant.refresh_from_db()
     assert tenant.is_active and tenant.purge_after is None
+
+
+def test_a_background_deletion_that_fails_leaves_the_tenant_suspended_and_says_why(
+    operator: Any, make_tenant: Any, monkeypatch: Any
+) -> None:
+    from core.models import AuditEvent
+
+    tenant = make_tenant()
+
+    def broken(**_: Any) -> str:
+        raise ServiceError("pg_command_failed", "pg_dump failed: disk full", status=500)
+
+    monkeypatch.setattr(lifecycle, "store_backup", broken)
+    operator.post("/admin/tenants/tenant/", {"action": "delete_tenants", "_selected_action": [tenant.pk]})
+    assert _run_deletion_jobs() == 1
+    tenant.refresh_from_db()
+    assert not tenant.is_active and tenant.deletion_requested_at is None and tenant.purge_after is None
+    assert schema_exists(tenant.schema_name)
+    failed = AuditEvent.objects.get(
+        target_type="tenant", target_id=str(tenant.pk), action="tenant.deletion_failed"
+    )
+    assert failed.details["error"] == "pg_dump failed: disk full" and "ops" in failed.actor_label
+
+
+def test_a_tenant_reactivated_before_its_background_deletion_ran_is_not_deleted(
+    operator: Any, make_tenant: Any
+) -> None:
+    tenant = make_tenant()
+    operator.post("/admin/tenants/tenant/", {"action": "delete_tenants", "_selected_action": [tenant.pk]})
+    operator.post("/admin/tenants/tenant/", {"action": "reactivate", "_selected_action": [tenant.pk]})
+    assert _run_deletion_jobs() == 1
+    tenant.refresh_from_db()
+    assert tenant.is_active and tenant.deletion_requested_at is None
+    assert backups_of(tenant.slug, reason=DELETION) == []
 
 
 def test_deletions_and_restores_are_in_the_platform_audit_log(make_tenant: Any) -> None:
