@@ -195,6 +195,7 @@ def _run_deletion_jobs() -> int:
     for queue in broker.queues.values():
         while not queue.empty():
             message = dramatiq.Message.decode(queue.get_nowait())
+            queue.task_done()  # or a later broker.join() waits for it forever
             if message.actor_name == delete_requested_tenant.actor_name:
                 delete_requested_tenant.fn(*message.args, **message.kwargs)
                 ran += 1
