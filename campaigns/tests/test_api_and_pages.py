@@ -37,6 +37,18 @@ def audience(templates: Any, tenant_a: Any) -> None:
         make_contact("+15550000003", name="Out", tags=("vip",), consent="opted_out")
 
 
+def _spring(templates: Any, **options: Any) -> Campaign:
+    """The spring_sale campaign to the vip tag (the audience fixture)."""
+    defaults: dict[str, Any] = {"name": "S", "parameters": {"body": ["a", "b"]}}
+    return services.create_campaign(
+        channel=templates,
+        template="spring_sale",
+        language="en",
+        audience={"tags": ["vip"]},
+        **{**defaults, **options},
+    )
+
+
 def test_the_api_creates_starts_and_reports_a_campaign(owner_client, templates, audience, tenant_a, sandbox):
     channels = owner_client.get("/api/v1/whatsapp/channels/").json()
     ids = [c["id"] for c in channels.get("results", channels)]
@@ -94,15 +106,7 @@ def test_agents_cannot_see_campaigns_and_supervisors_cannot_control_them(
     client_a, templates, audience, tenant_a, owner_a
 ):
     with schema_context(tenant_a.schema_name):
-        campaign = services.create_campaign(
-            name="S",
-            channel=templates,
-            template="spring_sale",
-            language="en",
-            audience={"tags": ["vip"]},
-            parameters={"body": ["a", "b"]},
-            created_by=owner_a,
-        )
+        campaign = _spring(templates, created_by=owner_a)
     agent = make_agent(tenant_a, email="agent@alpha.test", role="agent")
     login(client_a, tenant_a, agent.user)
     assert client_a.get("/api/v1/campaigns/").status_code == 403
@@ -127,14 +131,7 @@ def test_another_tenant_s_campaign_is_a_404(
     client_b, tenant_b, owner_b, templates, audience, tenant_a, owner_a
 ):
     with schema_context(tenant_a.schema_name):
-        campaign = services.create_campaign(
-            name="S",
-            channel=templates,
-            template="spring_sale",
-            language="en",
-            audience={"tags": ["vip"]},
-            parameters={"body": ["a", "b"]},
-        )
+        campaign = _spring(templates)
     login(client_b, tenant_b, owner_b)
     for url in (
         f"/api/v1/campaigns/{campaign.pk}/",
@@ -206,14 +203,7 @@ def test_the_campaign_list_costs_the_same_queries_for_one_campaign_or_many(
 ):
     def create() -> None:
         with schema_context(tenant_a.schema_name):
-            campaign = services.create_campaign(
-                name="S",
-                channel=templates,
-                template="spring_sale",
-                language="en",
-                audience={"tags": ["vip"]},
-                parameters={"body": ["a", "b"]},
-            )
+            campaign = _spring(templates)
             services.start_campaign(campaign=campaign)
 
     create()
@@ -386,14 +376,7 @@ def test_the_page_and_the_export_count_who_opted_out_after_the_campaign_reached_
     from whatsapp.testing import PNID_A, post_webhook
 
     with schema_context(tenant_a.schema_name):
-        campaign = services.create_campaign(
-            name="Spring",
-            channel=templates,
-            template="spring_sale",
-            language="en",
-            audience={"tags": ["vip"]},
-            parameters={"body": ["{{contact.first_name}}", "20%"]},
-        )
+        campaign = _spring(templates, parameters={"body": ["{{contact.first_name}}", "20%"]})
         with TestCase.captureOnCommitCallbacks(execute=True):
             services.start_campaign(campaign=campaign)
         run_jobs()
@@ -410,6 +393,8 @@ def test_the_page_and_the_export_count_who_opted_out_after_the_campaign_reached_
     page = owner_client.get(f"/campaigns/{campaign.pk}/").content.decode()
     assert "Opted out after receiving it: <span data-opted-out>0</span>" in page
 
+    with schema_context(tenant_a.schema_name):  # a hostile name is shown as text on the list
+        Contact.objects.filter(name="Ann Lee").update(name="Ann <img src=x onerror=alert(1)>")
     # Ann answers the campaign with STOP.
     reply = payloads.text_event(phone_number_id=PNID_A, wa_id="15550000001", text="STOP")
     assert post_webhook(Client(HTTP_HOST="localhost"), reply).status_code == 200
@@ -417,9 +402,25 @@ def test_the_page_and_the_export_count_who_opted_out_after_the_campaign_reached_
 
     page = owner_client.get(f"/campaigns/{campaign.pk}/").content.decode()
     assert "Opted out after receiving it: <span data-opted-out>1</span>" in page
-    assert ">Ann Lee</a>" in page and "HYPERLINK" not in page.split("Opted out after receiving it")[1]
+    listed = page.split("Opted out after receiving it")[1]
+    assert ">Ann &lt;img src=x onerror=alert(1)&gt;</a>" in listed and "<img src=x" not in page
+    assert "HYPERLINK" not in listed
     export = owner_client.get(f"/campaigns/{campaign.pk}/export.csv")
     rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode())))
     opted = {row["name"]: row["opted_out_at"] for row in rows}
-    assert opted["Ann Lee"] and not opted["Out"]
+    assert opted["Ann <img src=x onerror=alert(1)>"] and not opted["Out"]
     assert not opted['\'=HYPERLINK("http://evil","x")']
+
+
+def test_who_opted_out_is_not_shown_to_agents_or_another_tenant(
+    client_a, client_b, tenant_b, owner_b, templates, audience, tenant_a
+):
+    with schema_context(tenant_a.schema_name):
+        campaign = _spring(templates)
+    agent = make_agent(tenant_a, email="agent-optout@alpha.test", role="agent").user
+    login(client_a, tenant_a, agent)
+    assert client_a.get(f"/campaigns/{campaign.pk}/").status_code == 403
+    assert client_a.get(f"/campaigns/{campaign.pk}/export.csv").status_code == 403
+    login(client_b, tenant_b, owner_b)
+    assert client_b.get(f"/campaigns/{campaign.pk}/").status_code == 404
+    assert client_b.get(f"/campaigns/{campaign.pk}/export.csv").status_code == 404

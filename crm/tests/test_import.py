@@ -117,3 +117,14 @@ def test_the_import_page_names_the_columns_it_did_not_read(tenant_a, owner_a):
     html = page.content.decode()
     assert "Not imported: the columns <code>city</code>, <code>&lt;b&gt;x&lt;/b&gt;</code>" in html
     assert "Add the attribute" in html
+
+
+def test_a_hostile_phone_cell_is_shown_as_text_in_the_rejection(tenant_a, owner_a):
+    csv_text = "phone,name\n<script>alert(1)</script>,Mallory\n"
+    with schema_context("alpha"):
+        job = services.start_contact_import(filename="c.csv", content=csv_text.encode(), created_by=None)
+        import_contacts(job.pk)
+    html = login(Client(HTTP_HOST=host_of(tenant_a)), tenant_a, owner_a).get(f"/contacts/import/{job.pk}/")
+    page = html.content.decode()
+    assert "&#x27;&lt;script&gt;alert(1)&lt;/script&gt;&#x27; is not a valid phone number." in page
+    assert "<script>alert(1)</script>" not in page
