@@ -58,18 +58,23 @@ class Deletion:
     purged: bool
 
 
-def delete_tenant(*, tenant: Tenant, force: bool = False, actor: Any = None) -> Deletion:
-    """Suspend the tenant, export it, and schedule (or, forced, do) the drop of its schema.
-
-    The export comes first: if it fails the tenant is left as it was and the error is raised, so no
-    tenant is ever dropped without its archive."""
-    if tenant.deletion_requested_at is not None and not force:
+def _refuse_if_scheduled(tenant: Tenant) -> None:
+    if tenant.deletion_requested_at is not None:
         raise ServiceError(
             "deletion_scheduled",
             f"{tenant.slug} is already being deleted "
             f"(dropped after {tenant.purge_after:%Y-%m-%d %H:%M} UTC).",
             status=409,
         )
+
+
+def delete_tenant(*, tenant: Tenant, force: bool = False, actor: Any = None) -> Deletion:
+    """Suspend the tenant, export it, and schedule (or, forced, do) the drop of its schema.
+
+    The export comes first: if it fails the tenant is left as it was and the error is raised, so no
+    tenant is ever dropped without its archive."""
+    if not force:
+        _refuse_if_scheduled(tenant)
     was = (tenant.is_active, tenant.deletion_requested_at, tenant.purge_after)
     now = timezone.now()
     tenant.is_active = False
@@ -93,13 +98,7 @@ def request_deletion(*, tenant: Tenant, actor: Any = None) -> None:
     """The platform admin's Delete: suspended now (its hosts answer the suspended page, its webhooks wait),
     exported and scheduled for the drop by a job (finish_requested_deletion): a large tenant's export
     takes longer than a request may."""
-    if tenant.deletion_requested_at is not None:
-        raise ServiceError(
-            "deletion_scheduled",
-            f"{tenant.slug} is already being deleted "
-            f"(dropped after {tenant.purge_after:%Y-%m-%d %H:%M} UTC).",
-            status=409,
-        )
+    _refuse_if_scheduled(tenant)
     from tenants.actors import delete_requested_tenant
     from tenants.jobs import send_in_schema
 
